@@ -1,0 +1,292 @@
+"""The pairing state machine: a pure transition function (state, event) → (state, effects).
+
+No I/O happens here. The daemon feeds it events that its adapters (gate client, timers, control
+socket) produce, persists the effects that change stored state *before* acting on the others,
+and renders the screen from the resulting state.
+
+Every network effect carries the machine's `generation`; so does the event that answers it. A
+change of course (new server, credentials dropped, retry started) bumps the generation, so a late
+answer to a question the machine no longer asks is ignored, and the daemon cancels what is still
+running for an older generation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from agent.hostaddr import ServerAddress
+from agent.settings import ServerPin
+
+# --------------------------------------------------------------------------- phases
+
+
+@dataclass(frozen=True)
+class NoServer:
+    """No server address set: the technician must set one in advanced administration."""
+
+
+@dataclass(frozen=True)
+class Connecting:
+    """Talking to the gate (hello, or check-in when paired)."""
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    reason: str
+
+
+@dataclass(frozen=True)
+class UnknownTerminal:
+    """The server has no terminal with this serial; the operator must create it."""
+
+
+@dataclass(frozen=True)
+class AwaitingApproval:
+    request_id: str
+    code: str
+    pin: ServerPin  # the server this request was made with; persisted only on approval
+
+
+@dataclass(frozen=True)
+class InService:
+    pass
+
+
+@dataclass(frozen=True)
+class CertificateMismatch:
+    reason: str
+
+
+Phase = (
+    NoServer | Connecting | Unreachable | UnknownTerminal | AwaitingApproval | InService
+    | CertificateMismatch
+)
+
+
+@dataclass(frozen=True)
+class AgentState:
+    phase: Phase
+    server: ServerAddress | None = None
+    paired: bool = False
+    generation: int = 0
+    failures: int = 0  # consecutive failed attempts, for backoff
+
+    @property
+    def name(self) -> str:
+        return type(self.phase).__name__
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Started:
+    server: ServerAddress | None
+    paired: bool
+
+
+@dataclass(frozen=True)
+class ServerSet:
+    server: ServerAddress
+
+
+@dataclass(frozen=True)
+class PairingOffered:
+    generation: int
+    request_id: str
+    code: str
+    pin: ServerPin
+
+
+@dataclass(frozen=True)
+class TerminalUnknown:
+    generation: int
+
+
+@dataclass(frozen=True)
+class ApprovalPending:
+    generation: int
+
+
+@dataclass(frozen=True)
+class Approved:
+    generation: int
+
+
+@dataclass(frozen=True)
+class PairingRequestGone:
+    generation: int
+
+
+@dataclass(frozen=True)
+class CheckedIn:
+    generation: int
+
+
+@dataclass(frozen=True)
+class SessionAlive:
+    generation: int
+
+
+@dataclass(frozen=True)
+class Unpaired:
+    """The server says this terminal is not (or no longer) paired."""
+
+    generation: int
+
+
+@dataclass(frozen=True)
+class GateUnreachable:
+    generation: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ServerKeyMismatch:
+    generation: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RetryDue:
+    generation: int
+
+
+Event = (
+    Started | ServerSet | PairingOffered | TerminalUnknown | ApprovalPending | Approved
+    | PairingRequestGone | CheckedIn | SessionAlive | Unpaired | GateUnreachable
+    | ServerKeyMismatch | RetryDue
+)
+
+# --------------------------------------------------------------------------- effects
+
+
+@dataclass(frozen=True)
+class SaveServer:
+    server: ServerAddress
+
+
+@dataclass(frozen=True)
+class SavePairing:
+    pin: ServerPin
+
+
+@dataclass(frozen=True)
+class DropCredentials:
+    pass
+
+
+@dataclass(frozen=True)
+class StartPairing:
+    generation: int
+
+
+@dataclass(frozen=True)
+class PollApproval:
+    generation: int
+    request_id: str
+    pin: ServerPin
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    generation: int
+
+
+@dataclass(frozen=True)
+class WatchSession:
+    generation: int
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    generation: int
+    attempt: int
+
+
+PERSISTENT_EFFECTS = (SaveServer, SavePairing, DropCredentials)
+Effect = (
+    SaveServer | SavePairing | DropCredentials | StartPairing | PollApproval | CheckIn
+    | WatchSession | RetryLater
+)
+Transition = tuple[AgentState, list[Effect]]
+
+
+def initial_state() -> AgentState:
+    return AgentState(phase=NoServer())
+
+
+def _contact(state: AgentState) -> Transition:
+    """Start a fresh attempt to reach the gate: check in when paired, else ask to pair."""
+    gen = state.generation + 1
+    new = replace(state, phase=Connecting(), generation=gen)
+    return new, [CheckIn(gen) if state.paired else StartPairing(gen)]
+
+
+def _failed(state: AgentState, phase: Phase) -> Transition:
+    failures = state.failures + 1
+    new = replace(state, phase=phase, failures=failures)
+    return new, [RetryLater(state.generation, failures)]
+
+
+def _set_server(state: AgentState, server: ServerAddress) -> Transition:
+    same = state.server == server
+    if same and state.paired and not isinstance(state.phase, CertificateMismatch):
+        # Re-entering the address the terminal is paired with is not a server change: keep the
+        # credentials and simply try again now.
+        return _contact(replace(state, failures=0))
+    # A new server (or, after a certificate mismatch, the technician deciding to trust the
+    # server as it is now): forget the old pairing and pair afresh.
+    effects: list[Effect] = [SaveServer(server)]
+    if state.paired:
+        effects.append(DropCredentials())
+    new, contact = _contact(replace(state, server=server, paired=False, failures=0))
+    return new, effects + contact
+
+
+def transition(state: AgentState, event: Event) -> Transition:
+    match event:
+        case Started(server=None):
+            return replace(state, phase=NoServer(), server=None, paired=False), []
+        case Started(server=server, paired=paired):
+            return _contact(replace(state, server=server, paired=paired))
+        case ServerSet(server=server):
+            return _set_server(state, server)
+
+    # Every other event answers an effect; ignore answers to questions no longer asked.
+    if getattr(event, "generation", None) != state.generation:
+        return state, []
+
+    match event:
+        case PairingOffered(request_id=request_id, code=code, pin=pin):
+            new = replace(state, phase=AwaitingApproval(request_id, code, pin), failures=0)
+            return new, [PollApproval(state.generation, request_id, pin)]
+        case ApprovalPending() if isinstance(state.phase, AwaitingApproval):
+            phase = state.phase
+            return state, [PollApproval(state.generation, phase.request_id, phase.pin)]
+        case Approved() if isinstance(state.phase, AwaitingApproval):
+            pin = state.phase.pin
+            new, contact = _contact(replace(state, paired=True, failures=0))
+            return new, [SavePairing(pin), *contact]
+        case PairingRequestGone():
+            return _contact(state)
+        case CheckedIn():
+            return replace(state, phase=InService(), failures=0), [WatchSession(state.generation)]
+        case SessionAlive() if isinstance(state.phase, InService):
+            return state, [WatchSession(state.generation)]
+        case Unpaired():
+            new, contact = _contact(replace(state, paired=False, failures=0))
+            return new, [DropCredentials(), *contact] if state.paired else contact
+        case TerminalUnknown():
+            effects: list[Effect] = [DropCredentials()] if state.paired else []
+            new, retry = _failed(replace(state, paired=False), UnknownTerminal())
+            return new, effects + retry
+        case GateUnreachable(reason=reason):
+            return _failed(state, Unreachable(reason))
+        case ServerKeyMismatch(reason=reason):
+            return _failed(state, CertificateMismatch(reason))
+        case RetryDue() if isinstance(
+            state.phase, Unreachable | UnknownTerminal | CertificateMismatch
+        ):
+            return _contact(state)
+    return state, []

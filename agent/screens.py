@@ -1,0 +1,109 @@
+"""The screen model: what the kiosk shows, as data (DESIGN.md §5).
+
+The agent never draws. It derives one model from its state; the display renders it and the tests
+read it. Wording follows the operator's pairing guide so that a technician holding the guide
+recognises each screen.
+"""
+
+from __future__ import annotations
+
+from agent.hardware import TerminalFacts
+from agent.pairing import (
+    AgentState,
+    AwaitingApproval,
+    CertificateMismatch,
+    Connecting,
+    InService,
+    NoServer,
+    Unreachable,
+    UnknownTerminal,
+)
+
+SCREEN_IDS = (
+    "set_server",
+    "connecting",
+    "server_unreachable",
+    "terminal_unpaired",
+    "upgrading",
+    "unknown_terminal",
+    "pairing_code",
+    "vpn_error",
+    "certificate_mismatch",
+    "in_service",
+)
+
+
+def screen_model(state: AgentState, facts: TerminalFacts) -> dict:
+    """The model for `state`, without the seq/changed_at stamps the screen bus adds."""
+    server = str(state.server) if state.server else None
+    model = {
+        "screen": "",
+        "title": "",
+        "text": "",
+        "pairing_code": None,
+        "serial": facts.serial,
+        "version": facts.version,
+        "server": server,
+        "progress": None,
+        "step": None,
+        "steps": None,
+        "detail": None,
+    }
+    phase = state.phase
+    match phase:
+        case NoServer():
+            model.update(
+                screen="set_server",
+                title="Server not set",
+                text="Set the terminal server's host/IP in advanced administration.",
+            )
+        case Connecting():
+            model.update(
+                screen="connecting",
+                title="Connecting",
+                text=f"Contacting the server at {server}…",
+            )
+        case Unreachable(reason=reason):
+            model.update(
+                screen="server_unreachable",
+                title="Server unreachable",
+                text=f"Cannot reach the server at {server}. Retrying automatically.",
+                detail=reason,
+            )
+        case UnknownTerminal():
+            model.update(
+                screen="unknown_terminal",
+                title="Unknown terminal",
+                text=(
+                    f"The server does not know terminal {facts.serial}. Create the terminal on "
+                    "the server; this terminal keeps trying."
+                ),
+            )
+        case AwaitingApproval(code=code):
+            model.update(
+                screen="pairing_code",
+                title="Terminal not paired",
+                text=(
+                    "Approve the pairing request for this terminal in the terminal list on the "
+                    "server, and check that it shows this code:"
+                ),
+                pairing_code=code,
+            )
+        case InService():
+            model.update(
+                screen="in_service",
+                title="In service",
+                text=f"Paired and connected to {server}.",
+            )
+        case CertificateMismatch(reason=reason):
+            model.update(
+                screen="certificate_mismatch",
+                title="SERVER CERTIFICATE MISMATCH",
+                text=(
+                    f"The server at {server} no longer presents the key this terminal paired "
+                    "with. The connection may be intercepted. If the server was replaced on "
+                    "purpose, set the server address again in advanced administration."
+                ),
+                detail=reason,
+            )
+    return model

@@ -1,0 +1,79 @@
+"""Signed gate requests (docs/protocol.md §2): the terminal proves it holds its identity key.
+
+Both the terminal (sign) and the server (verify) use this module, so the canonical string is
+defined once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+HEADER_SERIAL = "X-BATM-Serial"
+HEADER_TIMESTAMP = "X-BATM-Timestamp"
+HEADER_SIGNATURE = "X-BATM-Signature"
+MAX_CLOCK_SKEW = 300  # seconds
+
+
+class SignatureError(Exception):
+    """The request is not signed by the key it claims."""
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64url(text: str) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError("expected base64url text")
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        return base64.urlsafe_b64decode(padded.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ValueError("not valid base64url") from exc
+
+
+def canonical(method: str, path_with_query: str, timestamp: str, body: bytes) -> bytes:
+    body_hash = hashlib.sha256(body).hexdigest()
+    fields = ["batm-req-v1", method.upper(), path_with_query, timestamp, body_hash]
+    return "\n".join(fields).encode()
+
+
+def sign_headers(
+    key: Ed25519PrivateKey, serial: str, method: str, path_with_query: str, body: bytes,
+    now: float | None = None,
+) -> dict[str, str]:
+    timestamp = str(int(time.time() if now is None else now))
+    signature = key.sign(canonical(method, path_with_query, timestamp, body))
+    return {
+        HEADER_SERIAL: serial,
+        HEADER_TIMESTAMP: timestamp,
+        HEADER_SIGNATURE: b64url(signature),
+    }
+
+
+def verify(
+    public_key_raw: bytes, method: str, path_with_query: str, body: bytes,
+    timestamp: str | None, signature: str | None, now: float | None = None,
+) -> None:
+    """Raise SignatureError with a reason unless the request is properly signed."""
+    if not timestamp or not signature:
+        raise SignatureError("the request is not signed")
+    if not timestamp.isdigit():
+        raise SignatureError("the signature timestamp is not a number")
+    now = time.time() if now is None else now
+    if abs(now - int(timestamp)) > MAX_CLOCK_SKEW:
+        raise SignatureError("the signature timestamp is too far from the server's clock")
+    try:
+        key = Ed25519PublicKey.from_public_bytes(public_key_raw)
+        key.verify(unb64url(signature), canonical(method, path_with_query, timestamp, body))
+    except (InvalidSignature, ValueError) as exc:
+        raise SignatureError("the signature does not match the terminal's key") from exc
+
+
+def fingerprint(public_key_raw: bytes) -> str:
+    return hashlib.sha256(public_key_raw).hexdigest()[:16]
