@@ -15,8 +15,8 @@ from agent.pairing import (
     Connecting,
     InService,
     NoServer,
-    Unreachable,
     UnknownTerminal,
+    Unreachable,
 )
 
 SCREEN_IDS = (

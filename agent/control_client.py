@@ -1,0 +1,234 @@
+"""Client side of the agent's control socket (docs/protocol.md §4): blocking, for tools and tests.
+
+The CLI, the serial console and the HIL rig use it; the display has its own threaded link.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from agent.control import encode_line, socket_path
+
+
+class ControlError(Exception):
+    """Talking to the agent failed; str() is a sentence for a person."""
+
+
+class AgentUnreachable(ControlError):
+    """There is no agent listening (not running, restarting, or no permission)."""
+
+
+class ConnectionLost(ControlError):
+    """The agent closed the connection (it stopped or restarted)."""
+
+
+class ControlTimeout(ControlError):
+    """The agent did not answer in time."""
+
+
+class AgentError(ControlError):
+    """The agent answered {"ok": false}; str() is its error sentence."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__(str(answer.get("error") or "the agent refused the request"))
+        self.answer = answer
+
+
+class ControlClient:
+    """A blocking connection to the agent's control socket.
+
+    `target` is a state directory or the socket path itself. `timeout` bounds connecting and each
+    request (None: wait forever).
+    """
+
+    MAX_ANSWER = 4 * 1024 * 1024
+
+    def __init__(self, target: str | os.PathLike[str], timeout: float | None = 5.0) -> None:
+        self.path = socket_path(target)
+        self.timeout = timeout
+        self._buffer = bytearray()
+        self._sock = self._connect()
+
+    @classmethod
+    def connect(
+        cls, target: str | os.PathLike[str], timeout: float | None = 5.0
+    ) -> ControlClient:
+        return cls(target, timeout)
+
+    def _connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(os.fsencode(self.path))
+        except (FileNotFoundError, NotADirectoryError):
+            sock.close()
+            raise AgentUnreachable(
+                f"the agent is not running (no control socket at {self.path})"
+            ) from None
+        except ConnectionRefusedError:
+            sock.close()
+            raise AgentUnreachable(
+                f"the agent is not running (nothing listens on {self.path})"
+            ) from None
+        except PermissionError:
+            sock.close()
+            raise AgentUnreachable(
+                f"no permission to use the control socket {self.path} "
+                "(run as root or as a member of the agent's group)"
+            ) from None
+        except TimeoutError:
+            sock.close()
+            raise AgentUnreachable(
+                f"the agent did not accept a connection on {self.path}"
+            ) from None
+        except OSError as exc:
+            sock.close()
+            raise AgentUnreachable(f"cannot connect to the agent at {self.path}: {exc}") from None
+        return sock
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one request and return the agent's answer (which may say "ok": false)."""
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        self._send(message)
+        return self._read_message(deadline)
+
+    def call(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        """Like request(), but an {"ok": false} answer raises AgentError."""
+        answer = self.request({"cmd": cmd, **fields})
+        if answer.get("ok") is not True:
+            raise AgentError(answer)
+        return answer
+
+    def screens(
+        self, deadline: float | None = None, first_deadline: float | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Subscribe and yield screen models: the current one, then every change.
+
+        `deadline` is a time.monotonic() value after which ControlTimeout is raised;
+        `first_deadline` (default: `deadline`) bounds the wait for the first, current screen. The
+        connection is the subscription's from then on: do not call request() on it again.
+        """
+        self._send({"cmd": "subscribe"})
+        first = self._read_message(deadline if first_deadline is None else first_deadline)
+        if first.get("ok") is not True:
+            raise AgentError(first)
+        yield self._screen_of(first)
+        while True:
+            event = self._read_message(deadline)
+            if event.get("event") == "screen":
+                yield self._screen_of(event)
+
+    def _screen_of(self, message: dict[str, Any]) -> dict[str, Any]:
+        screen = message.get("screen")
+        if not isinstance(screen, dict):
+            raise ControlError("the agent sent a screen that is not a JSON object")
+        return screen
+
+    def _send(self, message: dict[str, Any]) -> None:
+        try:
+            self._sock.sendall(encode_line(message))
+        except OSError as exc:
+            raise ConnectionLost(f"the agent closed the connection ({exc.strerror})") from None
+
+    def _read_message(self, deadline: float | None) -> dict[str, Any]:
+        line = self._read_line(deadline)
+        try:
+            message = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ControlError("the agent sent an answer that is not JSON") from None
+        if not isinstance(message, dict):
+            raise ControlError("the agent sent an answer that is not a JSON object")
+        return message
+
+    def _read_line(self, deadline: float | None) -> bytes:
+        while True:
+            newline = self._buffer.find(b"\n")
+            if newline >= 0:
+                line = bytes(self._buffer[:newline])
+                del self._buffer[: newline + 1]
+                return line
+            if len(self._buffer) > self.MAX_ANSWER:
+                raise ControlError("the agent sent an answer longer than 4 MiB")
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ControlTimeout("the agent did not answer in time")
+                self._sock.settimeout(remaining)
+            else:
+                self._sock.settimeout(None)
+            try:
+                chunk = self._sock.recv(65536)
+            except TimeoutError:
+                raise ControlTimeout("the agent did not answer in time") from None
+            except OSError as exc:
+                raise ConnectionLost(f"the agent closed the connection ({exc.strerror})") from None
+            if not chunk:
+                raise ConnectionLost("the agent closed the connection")
+            self._buffer += chunk
+
+
+class WaitTimeout(ControlError):
+    """wait_for_screen() gave up; `last_screen` is the last model seen (or None)."""
+
+    def __init__(self, message: str, last_screen: dict[str, Any] | None) -> None:
+        super().__init__(message)
+        self.last_screen = last_screen
+
+
+def wait_for_screen(
+    target: str | os.PathLike[str], screen_id: str, timeout: float
+) -> dict[str, Any]:
+    """Block until the agent shows `screen_id`; return that screen model.
+
+    Watches the subscription (no polling). If the agent is down or restarts, reconnects until the
+    timeout, since a restart is exactly when an upgrade's next screen appears. Raises WaitTimeout.
+    """
+    deadline = time.monotonic() + timeout
+    last_screen: dict[str, Any] | None = None
+    problem: str | None = None
+    backoff = 0.05
+    attempts = 0
+    while True:
+        now = time.monotonic()
+        if attempts and now >= deadline:
+            break
+        attempts += 1
+        # The first look always gets time for one answer, so a zero timeout means "showing now?".
+        first_deadline = max(deadline, now + 2.0) if attempts == 1 else deadline
+        try:
+            with ControlClient(target, timeout=min(max(deadline - now, 0.5), 5.0)) as client:
+                backoff = 0.05
+                problem = None
+                for screen in client.screens(deadline, first_deadline):
+                    last_screen = screen
+                    if screen.get("screen") == screen_id:
+                        return screen
+        except (AgentUnreachable, ConnectionLost) as exc:
+            problem = str(exc)
+        except ControlTimeout:
+            break
+        # Reconnecting, not polling the screen: the agent is (re)starting.
+        time.sleep(max(0.0, min(backoff, deadline - time.monotonic())))
+        backoff = min(backoff * 2, 0.5)
+    message = f"timed out after {timeout:g} s waiting for screen {screen_id!r}"
+    if last_screen is not None:
+        message += f"; the last screen seen was {last_screen.get('screen')!r}"
+        if problem is not None:
+            message += f", then {problem}"
+    else:
+        message += f"; {problem}" if problem is not None else "; no screen was seen"
+    raise WaitTimeout(message, last_screen)

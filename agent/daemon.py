@@ -1,0 +1,240 @@
+"""The agent daemon: the imperative shell around the pure pairing machine.
+
+One asyncio loop. Adapters (gate client, timers, control socket) turn the outside world into
+events; `dispatch` runs the transition, persists what must survive a power cut *before* acting,
+publishes the screen, then starts the network effects as tasks tagged with their generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent import pairing as pm
+from agent.atomic import ensure_private_dir
+from agent.backoff import retry_delay
+from agent.control import ControlServer
+from agent.gate_client import (
+    CertificateMismatchError,
+    GateClient,
+    GateUnreachableError,
+    NotPairedError,
+    RequestGoneError,
+    UnknownTerminalError,
+)
+from agent.hardware import TerminalFacts, read_facts
+from agent.hostaddr import parse_server_address
+from agent.identity import Identity, load_or_create
+from agent.screen_bus import ScreenBus
+from agent.screens import screen_model
+from agent.sd_notify import sd_notify
+from agent.settings import ServerPin, Settings, SettingsStore
+
+log = logging.getLogger("batm-agent")
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    state_dir: Path
+    hardware_dir: Path | None
+    slots_dir: Path
+    retry_max: float = 30.0
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, facts: TerminalFacts):
+        self.config = config
+        self.facts = facts
+        self.started_at = time.monotonic()
+        ensure_private_dir(config.state_dir, mode=0o750)  # group: the display reads the socket
+        self.store = SettingsStore(config.state_dir)
+        self.settings: Settings = self.store.load()
+        self.identity: Identity = load_or_create(config.state_dir)
+        self.state = pm.initial_state()
+        self.bus = ScreenBus()
+        self._events: asyncio.Queue[pm.Event] = asyncio.Queue()
+        self._tasks: dict[asyncio.Task, int] = {}
+        self._client: GateClient | None = None
+        self._client_key: tuple | None = None
+
+    # ------------------------------------------------------------------ control backend
+
+    def status(self) -> dict:
+        return {
+            "serial": self.facts.serial,
+            "version": self.facts.version,
+            "state": self.state.name,
+            "screen": self.bus.current.get("screen") if self.bus.current else None,
+            "server": str(self.state.server) if self.state.server else None,
+            "paired": self.state.paired,
+            "server_key_fingerprint": (
+                self.settings.pin.spki_sha256[:16] if self.settings.pin else None
+            ),
+            "identity_fingerprint": self.identity.fingerprint,
+            "pid": os.getpid(),
+            "uptime": round(time.monotonic() - self.started_at, 1),
+        }
+
+    def set_server(self, address: str) -> str:
+        server = parse_server_address(address)  # AddressError says what is wrong
+        self.dispatch(pm.ServerSet(server))
+        return str(server)
+
+    # ------------------------------------------------------------------ the loop
+
+    def dispatch(self, event: pm.Event) -> None:
+        old = self.state
+        new, effects = pm.transition(old, event)
+        # Persist first: a power cut after this line must not lose what the screen will claim.
+        for effect in effects:
+            if isinstance(effect, pm.PERSISTENT_EFFECTS):
+                self._persist(effect)
+        self.state = new
+        if new.generation != old.generation:
+            self._cancel_older_than(new.generation)
+        if type(new.phase) is not type(old.phase) or new.phase != old.phase:
+            log.info("%s -> %s (%s)", old.name, new.name, type(event).__name__)
+        self.bus.publish(screen_model(new, self.facts))
+        for effect in effects:
+            if not isinstance(effect, pm.PERSISTENT_EFFECTS):
+                task = asyncio.get_running_loop().create_task(self._perform(effect))
+                self._tasks[task] = effect.generation
+                task.add_done_callback(self._tasks.pop)
+
+    def _persist(self, effect: pm.Effect) -> None:
+        match effect:
+            case pm.SaveServer(server=server):
+                self.settings = Settings(server=server, pin=self.settings.pin,
+                                         paired_at=self.settings.paired_at,
+                                         extra=self.settings.extra)
+            case pm.SavePairing(pin=pin):
+                self.settings = Settings(server=self.settings.server, pin=pin,
+                                         paired_at=time.time(), extra=self.settings.extra)
+            case pm.DropCredentials():
+                self.settings = Settings(server=self.settings.server, extra=self.settings.extra)
+        self.store.save(self.settings)
+
+    def _cancel_older_than(self, generation: int) -> None:
+        for task, gen in list(self._tasks.items()):
+            if gen < generation:
+                task.cancel()
+
+    def _gate(self, pin: ServerPin | None, fresh: bool = False) -> GateClient:
+        """The client for the current server and trust anchor (kept so connections are reused)."""
+        key = (self.state.server, pin)
+        if fresh or self._client is None or self._client_key != key:
+            if self._client is not None:
+                asyncio.get_running_loop().create_task(self._client.aclose())
+            self._client = GateClient(self.state.server, self.identity, self.facts, pin)
+            self._client_key = key
+        return self._client
+
+    def _adopt(self, client: GateClient, pin: ServerPin) -> None:
+        """After a hello the TOFU client is bound to the server's key: reuse it for that pin."""
+        if self._client is client:
+            self._client_key = (self.state.server, pin)
+
+    async def _perform(self, effect: pm.Effect) -> None:
+        gen = effect.generation
+        try:
+            event = await self._network_effect(effect)
+        except UnknownTerminalError:
+            event = pm.TerminalUnknown(gen)
+        except NotPairedError:
+            event = pm.Unpaired(gen)
+        except RequestGoneError:
+            event = pm.PairingRequestGone(gen)
+        except CertificateMismatchError as exc:
+            event = pm.ServerKeyMismatch(gen, str(exc))
+        except GateUnreachableError as exc:
+            event = pm.GateUnreachable(gen, str(exc))
+        if event is not None:
+            await self._events.put(event)
+
+    async def _network_effect(self, effect: pm.Effect) -> pm.Event | None:
+        gen = effect.generation
+        match effect:
+            case pm.StartPairing():
+                client = self._gate(pin=None, fresh=True)
+                offer = await client.start_pairing()
+                self._adopt(client, offer.pin)
+                return pm.PairingOffered(gen, offer.request_id, offer.code, offer.pin)
+            case pm.PollApproval(request_id=request_id, pin=pin):
+                approved = await self._gate(pin).poll_approval(request_id)
+                return pm.Approved(gen) if approved else pm.ApprovalPending(gen)
+            case pm.CheckIn():
+                await self._gate(self.settings.pin).check_in()
+                return pm.CheckedIn(gen)
+            case pm.WatchSession():
+                still_paired = await self._gate(self.settings.pin).watch_session()
+                return pm.SessionAlive(gen) if still_paired else pm.Unpaired(gen)
+            case pm.RetryLater(attempt=attempt):
+                await asyncio.sleep(retry_delay(attempt, self.config.retry_max))
+                return pm.RetryDue(gen)
+        return None
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        control = ControlServer(self.config.state_dir / "control.sock", self)
+        await control.start()
+        self.dispatch(pm.Started(self.settings.server, self.settings.paired))
+        sd_notify("READY=1")
+        log.info(
+            "terminal %s version %s ready (identity %s)",
+            self.facts.serial, self.facts.version, self.identity.fingerprint,
+        )
+        stopper = loop.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                getter = loop.create_task(self._events.get())
+                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    self.dispatch(getter.result())
+                else:
+                    getter.cancel()
+        finally:
+            sd_notify("STOPPING=1")
+            for task in list(self._tasks):
+                task.cancel()
+            await control.close()
+            if self._client is not None:
+                with contextlib.suppress(Exception):
+                    await self._client.aclose()
+            log.info("stopped")
+
+
+def run(args) -> int:
+    """Entry point for `batm-agent run` (args from agent.cli)."""
+    logging.basicConfig(
+        level=getattr(logging, str(getattr(args, "log_level", "INFO")).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config = DaemonConfig(
+        state_dir=Path(args.state_dir),
+        hardware_dir=Path(args.hardware_dir) if args.hardware_dir else None,
+        slots_dir=Path(args.slots_dir),
+        retry_max=float(args.retry_max),
+    )
+    from agent.hardware import HardwareError
+
+    try:
+        facts = read_facts(config.hardware_dir, config.slots_dir)
+    except HardwareError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    try:
+        daemon = Daemon(config, facts)
+    except OSError as exc:
+        log.error("cannot start: %s: %s", exc.filename or config.state_dir, exc.strerror)
+        return 1
+    asyncio.run(daemon.run())
+    return 0

@@ -1,0 +1,286 @@
+"""The gate adapter: HTTPS to the server's gate (docs/protocol.md §2).
+
+Trust: before pairing the terminal knows nothing about the server, so it connects without
+verification (trust on first use) and takes the server's key from the TLS handshake itself —
+that key goes into the pairing code, so an interceptor is exposed when the operator compares
+codes. From the hello on, every answer must come from that same key; once paired the chain is
+also verified against the server's CA. Any other key is a `CertificateMismatchError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import ssl
+from dataclasses import dataclass
+
+import httpx
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+
+from agent import pairing_code
+from agent.hardware import TerminalFacts
+from agent.hostaddr import ServerAddress
+from agent.identity import Identity
+from agent.settings import ServerPin
+from agent.signing import b64url, sign_headers, unb64url
+
+CONNECT_TIMEOUT = 3.0
+REQUEST_TIMEOUT = 10.0
+LONG_POLL_SECONDS = 25
+
+
+class GateError(Exception):
+    """Base of the adapter's errors; str() is a sentence for the screen's detail line."""
+
+
+class GateUnreachableError(GateError):
+    pass
+
+
+class CertificateMismatchError(GateError):
+    pass
+
+
+class UnknownTerminalError(GateError):
+    pass
+
+
+class NotPairedError(GateError):
+    pass
+
+
+class RequestGoneError(GateError):
+    pass
+
+
+@dataclass(frozen=True)
+class PairingOffer:
+    request_id: str
+    code: str
+    pin: ServerPin
+
+
+def spki_der(cert: x509.Certificate) -> bytes:
+    return cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _tls_context(pin: ServerPin | None) -> ssl.SSLContext:
+    if pin is None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # trust on first use; the pairing code checks it
+    else:
+        context = ssl.create_default_context(cadata=pin.ca_pem)
+        context.check_hostname = False  # terminals are pointed at IPs; the key pin is stricter
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def _peer_certificate(response: httpx.Response) -> x509.Certificate:
+    stream = response.extensions.get("network_stream")
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if not der:
+        raise CertificateMismatchError("the server presented no TLS certificate")
+    return x509.load_der_x509_certificate(der)
+
+
+def _root_os_error(exc: BaseException) -> OSError | None:
+    seen: set[int] = set()
+    cursor: BaseException | None = exc
+    while cursor is not None and id(cursor) not in seen:
+        seen.add(id(cursor))
+        if isinstance(cursor, OSError) and cursor.errno:
+            return cursor
+        cursor = cursor.__cause__ or cursor.__context__
+    return None
+
+
+_ERRNO_TEXT = {
+    errno.ECONNREFUSED: "connection refused (is the server running, and is the port right?)",
+    errno.EHOSTUNREACH: "no route to the server (check the network)",
+    errno.ENETUNREACH: "network unreachable (check the network cable or Wi-Fi)",
+    errno.ETIMEDOUT: "no answer (connection timed out)",
+    errno.ECONNRESET: "the server closed the connection",
+}
+
+
+def _describe(exc: Exception) -> str:
+    """A sentence a technician can act on, not an exception repr."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "no answer (connection timed out)"
+    os_error = _root_os_error(exc)
+    if os_error is not None and os_error.errno in _ERRNO_TEXT:
+        return _ERRNO_TEXT[os_error.errno]
+    if isinstance(exc, httpx.ConnectError) and "Name or service not known" in str(exc):
+        return "host name not found (check the server address and DNS)"
+    if isinstance(exc, httpx.TimeoutException):
+        return "the server stopped answering (timed out)"
+    if os_error is not None:
+        return os_error.strerror or str(os_error)
+    return str(exc) or type(exc).__name__
+
+
+class GateClient:
+    """One client per (server, trust anchor); the daemon makes a new one when either changes."""
+
+    def __init__(
+        self, server: ServerAddress, identity: Identity, facts: TerminalFacts,
+        pin: ServerPin | None,
+    ):
+        self.server = server
+        self.identity = identity
+        self.facts = facts
+        self.pin = pin
+        self._expected_spki_sha256 = pin.spki_sha256 if pin else None
+        self._client = httpx.AsyncClient(
+            base_url=f"https://{server.url_host}:{server.port}",
+            verify=_tls_context(pin),
+            timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT),
+            headers={"User-Agent": f"batm-agent/{facts.version}"},
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # ------------------------------------------------------------------ transport
+
+    async def _request(
+        self, method: str, path: str, body: dict | None = None, signed: bool = True,
+        timeout: float | None = None,
+    ) -> tuple[int, dict, x509.Certificate]:
+        content = json.dumps(body).encode() if body is not None else b""
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if signed:
+            headers |= sign_headers(
+                self.identity.private_key, self.facts.serial, method, path, content
+            )
+        extra = {"timeout": httpx.Timeout(timeout, connect=CONNECT_TIMEOUT)} if timeout else {}
+        try:
+            response = await self._client.request(
+                method, path, content=content, headers=headers, **extra
+            )
+        except httpx.ConnectError as exc:
+            if isinstance(exc.__context__, ssl.SSLCertVerificationError) or (
+                "CERTIFICATE_VERIFY_FAILED" in str(exc)
+            ):
+                raise CertificateMismatchError(
+                    "the server's certificate is not signed by the CA this terminal paired with"
+                ) from exc
+            raise GateUnreachableError(_describe(exc)) from exc
+        except httpx.HTTPError as exc:
+            raise GateUnreachableError(_describe(exc)) from exc
+        cert = _peer_certificate(response)
+        self._check_key(cert)
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        return response.status_code, data, cert
+
+    def _check_key(self, cert: x509.Certificate) -> None:
+        if self._expected_spki_sha256 is None:
+            return
+        seen = hashlib.sha256(spki_der(cert)).hexdigest()
+        if seen != self._expected_spki_sha256:
+            raise CertificateMismatchError(
+                f"the server's key changed (expected {self._expected_spki_sha256[:16]}…, "
+                f"got {seen[:16]}…)"
+            )
+
+    @staticmethod
+    def _unexpected(status: int, data: dict) -> GateUnreachableError:
+        message = data.get("message") or data.get("error") or "no explanation"
+        return GateUnreachableError(f"the server answered {status}: {message}")
+
+    # ------------------------------------------------------------------ pairing
+
+    async def start_pairing(self) -> PairingOffer:
+        """Hello, then reveal: returns the request and the code this terminal computed."""
+        nonce = pairing_code.new_nonce()
+        hello = {
+            "serial": self.facts.serial,
+            "version": self.facts.version,
+            "hardware": self.facts.model,
+            "identity_key": b64url(self.identity.public_raw),
+            "commitment": pairing_code.commitment(nonce),
+        }
+        status, data, cert = await self._request("POST", "/api/v1/hello", hello, signed=False)
+        if status == 404 and data.get("error") == "unknown_terminal":
+            raise UnknownTerminalError(data.get("message", "unknown terminal"))
+        if status != 200 or data.get("status") != "pairing":
+            raise self._unexpected(status, data)
+        try:
+            request_id = str(data["request_id"])
+            server_nonce = unb64url(data["server_nonce"])
+            ca = x509.load_pem_x509_certificate(str(data["ca_cert"]).encode())
+        except (KeyError, ValueError, TypeError) as exc:
+            raise GateUnreachableError(f"the server's hello answer is malformed ({exc})") from exc
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise CertificateMismatchError(
+                "the server's TLS certificate is not issued by the CA it sent"
+            ) from exc
+        server_spki = spki_der(cert)
+        pin = ServerPin(
+            ca_pem=ca.public_bytes(serialization.Encoding.PEM).decode(),
+            spki_sha256=hashlib.sha256(server_spki).hexdigest(),
+        )
+        # From here on, every answer must come from the key the code is computed with.
+        self._expected_spki_sha256 = pin.spki_sha256
+        try:
+            code = pairing_code.derive(self.identity.public_raw, server_spki, server_nonce, nonce)
+        except ValueError as exc:
+            raise GateUnreachableError(f"the server's hello answer is malformed ({exc})") from exc
+        status, data, _ = await self._request(
+            "POST", f"/api/v1/pairing/{request_id}/reveal", {"terminal_nonce": b64url(nonce)}
+        )
+        if status == 404:
+            raise RequestGoneError("the pairing request expired")
+        if status != 200:
+            raise self._unexpected(status, data)
+        return PairingOffer(request_id=request_id, code=code, pin=pin)
+
+    async def poll_approval(self, request_id: str, wait: int = LONG_POLL_SECONDS) -> bool:
+        """True once approved; False when the long poll ended without a decision."""
+        status, data, _ = await self._request(
+            "GET", f"/api/v1/pairing/{request_id}?wait={wait}", timeout=wait + REQUEST_TIMEOUT
+        )
+        if status == 404:
+            raise RequestGoneError("the pairing request is no longer open")
+        if status != 200:
+            raise self._unexpected(status, data)
+        return data.get("status") == "approved"
+
+    # ------------------------------------------------------------------ paired session
+
+    async def check_in(self) -> None:
+        status, data, _ = await self._request(
+            "POST", "/api/v1/checkin", {"version": self.facts.version}
+        )
+        if status == 200 and data.get("status") == "paired":
+            return
+        if status == 404 and data.get("error") == "unknown_terminal":
+            raise UnknownTerminalError(data.get("message", "unknown terminal"))
+        if status in (401, 403):
+            raise NotPairedError(data.get("message", "not paired"))
+        raise self._unexpected(status, data)
+
+    async def watch_session(self, wait: int = LONG_POLL_SECONDS) -> bool:
+        """True while still paired (the long poll timed out); False once unpaired."""
+        status, data, _ = await self._request(
+            "GET", f"/api/v1/session?wait={wait}", timeout=wait + REQUEST_TIMEOUT
+        )
+        if status in (401, 403):
+            return False
+        if status != 200:
+            raise self._unexpected(status, data)
+        return data.get("status") != "unpaired"
