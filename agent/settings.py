@@ -1,8 +1,8 @@
 """The agent's settings store: server address and pairing credentials, one JSON file.
 
-Every save is atomic and keeps the previous good file as `settings.json.bak`, so a file damaged
-from outside (a technician's editor, a bad SD card sector) costs at most the last change: load()
-moves the damaged file aside, says what was wrong, and falls back to the backup.
+Every save is atomic and is mirrored to `settings.json.bak`, so a file damaged from outside (a
+technician's editor, a bad SD card sector) costs nothing: load() moves the damaged file aside,
+says what was wrong, and falls back to the mirror, which holds the last good settings.
 """
 
 from __future__ import annotations
@@ -140,11 +140,5 @@ class SettingsStore:
 
     def save(self, settings: Settings) -> None:
         data = (json.dumps(settings.to_json(), indent=2, sort_keys=True) + "\n").encode()
-        if self.path.exists():
-            # Keep the current file as the last good one before replacing it.
-            try:
-                self._read(self.path)
-                atomic_write(self.backup, self.path.read_bytes())
-            except SettingsError:
-                pass
         atomic_write(self.path, data)
+        atomic_write(self.backup, data)

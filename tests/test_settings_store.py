@@ -23,12 +23,11 @@ def test_round_trip_and_private_mode(tmp_path):
 
 def test_corrupt_file_falls_back_to_last_good_and_is_kept_aside(tmp_path, caplog):
     store = SettingsStore(tmp_path)
-    good = Settings(server=ServerAddress("192.0.2.1", 8443))
-    store.save(good)
-    store.save(Settings(server=ServerAddress("192.0.2.2", 8443)))
+    store.save(Settings(server=ServerAddress("192.0.2.1", 8443)))
+    store.save(Settings(server=ServerAddress("192.0.2.2", 8443), pin=PIN))
     store.path.write_text('{"format": 1, "server": ')  # torn by something outside the agent
     loaded = store.load()
-    assert loaded.server == ServerAddress("192.0.2.1", 8443)
+    assert loaded == Settings(server=ServerAddress("192.0.2.2", 8443), pin=PIN)
     assert "not valid JSON" in caplog.text
     assert list(tmp_path.glob("settings.json.corrupt-*"))
     assert SettingsStore(tmp_path).load() == loaded  # the fallback was written back

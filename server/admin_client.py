@@ -1,0 +1,159 @@
+"""How the CLI reaches the admin operations: the running server's admin socket, or the database.
+
+A running server owns the state (and must wake long-polls on approve/unpair), so the CLI talks
+to it through data_dir/admin.sock whenever it answers. With no server (no socket, or connection
+refused: a stale socket after a crash) the CLI runs the same Service on the database directly,
+so an operator can prepare terminals before the first start.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
+
+import httpx
+
+from agent.atomic import ensure_private_dir
+from server.errors import ServiceError
+from server.paths import ADMIN_SOCKET, DB_FILE
+
+TIMEOUT = 10.0
+
+
+class AdminBackend(Protocol):
+    def create_terminal(self, serial: str, scenario: str, location: str | None) -> dict: ...
+    def list_terminals(self) -> list[dict]: ...
+    def get_terminal(self, serial: str) -> dict: ...
+    def unpair(self, serial: str) -> dict: ...
+    def delete_terminal(self, serial: str) -> None: ...
+    def list_pairing_requests(self) -> list[dict]: ...
+    def approve(self, serial: str, code: str) -> dict: ...
+    def close(self) -> None: ...
+
+
+class SocketBackend:
+    """The admin API of a running server, over its Unix socket."""
+
+    def __init__(self, socket_path: Path):
+        self._client = httpx.Client(
+            transport=httpx.HTTPTransport(uds=os.fspath(socket_path)),
+            base_url="http://batm-admin",
+            timeout=TIMEOUT,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, method: str, path: str, body: dict | None = None):
+        try:
+            response = self._client.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise ServiceError(503, "unreachable", f"the server's admin API failed: {exc}") from exc
+        if response.status_code == 204:
+            return None
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.status_code >= 400:
+            if isinstance(data, dict) and "message" in data:
+                raise ServiceError(response.status_code, str(data.get("error")), data["message"])
+            raise ServiceError(
+                response.status_code, "http_error",
+                f"the server answered {response.status_code}: {response.text[:200]}",
+            )
+        return data
+
+    def create_terminal(self, serial: str, scenario: str, location: str | None) -> dict:
+        body = {"serial": serial, "scenario": scenario, "location": location}
+        return self._call("POST", "/api/v1/terminals", body)
+
+    def list_terminals(self) -> list[dict]:
+        return self._call("GET", "/api/v1/terminals")
+
+    def get_terminal(self, serial: str) -> dict:
+        return self._call("GET", f"/api/v1/terminals/{_path_part(serial)}")
+
+    def unpair(self, serial: str) -> dict:
+        return self._call("POST", f"/api/v1/terminals/{_path_part(serial)}/unpair")
+
+    def delete_terminal(self, serial: str) -> None:
+        self._call("DELETE", f"/api/v1/terminals/{_path_part(serial)}")
+
+    def list_pairing_requests(self) -> list[dict]:
+        return self._call("GET", "/api/v1/pairing-requests")
+
+    def approve(self, serial: str, code: str) -> dict:
+        return self._call(
+            "POST", f"/api/v1/pairing-requests/{_path_part(serial)}/approve", {"code": code}
+        )
+
+
+def _path_part(serial: str) -> str:
+    # Serials are validated by the server; quoting keeps a bad one from changing the route.
+    return quote(serial, safe="")
+
+
+class DirectBackend:
+    """The Service on the database, for when no server runs."""
+
+    def __init__(self, data_dir: Path):
+        # Imported here: a CLI talking to a running server need not load SQLAlchemy.
+        from server.db import open_database
+        from server.service import Service
+
+        self._sessions = open_database(data_dir)
+        self._service = Service(self._sessions)
+
+    def close(self) -> None:
+        from server.db import close_database
+
+        close_database(self._sessions)
+
+    def __getattr__(self, name: str):
+        return getattr(self._service, name)
+
+
+def _server_answers(socket_path: Path) -> bool:
+    if not socket_path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(TIMEOUT)
+        try:
+            probe.connect(os.fspath(socket_path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False  # a stale socket: the server is gone
+        except PermissionError as exc:
+            raise ServiceError(
+                403, "forbidden", f"no permission to use the server's admin socket {socket_path}"
+            ) from exc
+    return True
+
+
+def open_backend(data_dir: Path, *, may_create: bool = False) -> AdminBackend:
+    """The running server if there is one, else the database (made only if `may_create`)."""
+    data_dir = Path(data_dir)
+    if _server_answers(data_dir / ADMIN_SOCKET):
+        return SocketBackend(data_dir / ADMIN_SOCKET)
+    if not (data_dir / DB_FILE).exists():
+        if not may_create:
+            raise ServiceError(
+                404, "no_data",
+                f"no batm-server is running with data dir {data_dir} and it holds no database; "
+                "check --data-dir",
+            )
+        try:
+            ensure_private_dir(data_dir)
+        except OSError as exc:
+            raise ServiceError(
+                500, "no_data", f"cannot create the data dir {data_dir}: {exc.strerror}"
+            ) from exc
+    try:
+        return DirectBackend(data_dir)
+    except Exception as exc:  # SQLAlchemy wraps OS errors in many ways; say what failed
+        raise ServiceError(
+            500, "database", f"cannot open the database in {data_dir}: {exc}"
+        ) from exc

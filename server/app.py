@@ -1,0 +1,265 @@
+"""`batm-server run`: the gate (HTTPS, TCP) and the admin API (Unix socket) in one asyncio loop.
+
+One loop, so that an approval on the admin API wakes the terminal's long-poll on the gate at once
+through the in-process Notifier. The runner owns the listening sockets (bound before uvicorn
+starts, so the admin socket is 0600 before anyone can connect, and port 0 works for tests) and
+the signals (uvicorn's own capture is per server and would fight over SIGTERM).
+
+While running, data_dir/server.json says where to reach the server; a lock file makes sure only
+one server uses a data dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from agent.atomic import atomic_write, ensure_private_dir
+from agent.hostaddr import AddressError, ServerAddress, parse_server_address, validate_host
+from agent.sd_notify import sd_notify
+from server.admin_api import create_admin_app
+from server.ca import CertificateError, ensure_certificates
+from server.db import close_database, open_database
+from server.gate import create_gate_app
+from server.local_addresses import default_advertised
+from server.notify import Notifier
+from server.paths import ADMIN_SOCKET, LOCK_FILE, SERVER_INFO
+from server.service import Service
+
+log = logging.getLogger("batm-server")
+
+DEFAULT_LISTEN = "0.0.0.0:8443"
+MAX_UNIX_PATH = 107  # sun_path is 108 bytes including the terminating NUL
+SHUTDOWN_GRACE = 5  # seconds; long-polls are woken at once, so this is only a safety net
+
+
+class StartupError(Exception):
+    """The server cannot start; str() says why, for the operator."""
+
+
+def parse_listen(text: str) -> ServerAddress:
+    """HOST:PORT to listen on; port 0 (any free port) is allowed, unlike for a server address."""
+    stripped = text.strip()
+    if stripped.endswith(":0") and not stripped.endswith("::0"):
+        address = parse_server_address(stripped[:-2] + ":1")
+        return ServerAddress(address.host, 0)
+    return parse_server_address(stripped)
+
+
+def parse_advertise(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise AddressError("--advertise needs at least one address or host name")
+    return [validate_host(name) for name in names]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    data_dir: Path
+    listen: ServerAddress
+    advertise: list[str] | None = None  # None: every address of the listen host + loopback
+
+
+class _Uvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield  # the runner handles SIGTERM/SIGINT for both servers
+
+
+class BatmServer:
+    """Start with `await run()` (or `run_in_thread()` in tests); stop with `stop()`."""
+
+    def __init__(self, settings: ServerSettings):
+        self.settings = settings
+        self.data_dir = Path(settings.data_dir)
+        self.notifier = Notifier()
+        self.ready = threading.Event()
+        self.gate_address: ServerAddress | None = None
+        self.service: Service | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._gate_sock: socket.socket | None = None
+
+    @property
+    def admin_socket(self) -> Path:
+        return self.data_dir / ADMIN_SOCKET
+
+    @property
+    def info_file(self) -> Path:
+        return self.data_dir / SERVER_INFO
+
+    def stop(self) -> None:
+        """Ask the server to shut down; safe from any thread and from signal handlers."""
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: already down
+                self._loop.call_soon_threadsafe(self._stop.set)
+
+    # ------------------------------------------------------------------ setup steps
+
+    def _lock(self) -> int:
+        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StartupError(
+                f"another batm-server is already running with data dir {self.data_dir}"
+            ) from None
+        return fd
+
+    def _gate_socket(self) -> socket.socket:
+        host, port = self.settings.listen.host, self.settings.listen.port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            return socket.create_server(
+                (host, port), family=family, dualstack_ipv6=(host == "::")
+            )
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {self.settings.listen}: {exc.strerror}") from exc
+
+    def _admin_socket(self) -> socket.socket:
+        path = self.admin_socket
+        if len(os.fsencode(path)) > MAX_UNIX_PATH:
+            raise StartupError(
+                f"the admin socket path {path} is longer than {MAX_UNIX_PATH} bytes; "
+                "use a shorter --data-dir"
+            )
+        path.unlink(missing_ok=True)  # stale from a crash: the lock says nobody else uses it
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(os.fspath(path))
+        os.chmod(path, 0o600)  # before listen(): nobody can connect until then
+        sock.listen(128)
+        return sock
+
+    # ------------------------------------------------------------------ the run
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            ensure_private_dir(self.data_dir)
+        except OSError as exc:
+            raise StartupError(f"cannot use the data dir {self.data_dir}: {exc}") from exc
+        lock_fd = self._lock()
+        sockets: list[socket.socket] = []
+        try:
+            self.info_file.unlink(missing_ok=True)  # stale from a crash: not ready yet
+            names = self.settings.advertise or default_advertised(self.settings.listen.host)
+            try:
+                certs = ensure_certificates(self.data_dir, names)
+            except (CertificateError, OSError) as exc:
+                raise StartupError(str(exc)) from exc
+            sessions = open_database(self.data_dir)
+            self.service = Service(
+                sessions, server_spki=certs.leaf_spki_der, ca_pem=certs.ca_pem,
+                notify=self.notifier.notify,
+            )
+            gate_sock = self._gate_sock = self._gate_socket()
+            sockets.append(gate_sock)
+            admin_sock = self._admin_socket()
+            sockets.append(admin_sock)
+            common = {
+                "log_config": None, "access_log": False, "lifespan": "off", "ws": "none",
+                "proxy_headers": False, "server_header": False,
+                "timeout_graceful_shutdown": SHUTDOWN_GRACE,
+            }
+            gate = _Uvicorn(uvicorn.Config(
+                create_gate_app(self.service, self.notifier),
+                ssl_certfile=os.fspath(certs.leaf_cert_path),
+                ssl_keyfile=os.fspath(certs.leaf_key_path),
+                **common,
+            ))
+            admin = _Uvicorn(uvicorn.Config(create_admin_app(self.service), **common))
+            await self._serve({gate: gate_sock, admin: admin_sock})
+            close_database(sessions)
+        finally:
+            for sock in sockets:
+                sock.close()
+            self.info_file.unlink(missing_ok=True)
+            self.admin_socket.unlink(missing_ok=True)
+            os.close(lock_fd)
+
+    async def _serve(self, servers: dict[_Uvicorn, socket.socket]) -> None:
+        assert self._stop is not None
+        tasks = [
+            asyncio.create_task(server.serve(sockets=[sock])) for server, sock in servers.items()
+        ]
+        stopper = asyncio.create_task(self._stop.wait())
+        # uvicorn has no "started" event; its flag is set within a few loop turns.
+        while not all(server.started for server in servers) and not any(t.done() for t in tasks):
+            await asyncio.sleep(0.01)
+        if all(server.started for server in servers):
+            self._announce()
+            await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        log.info("shutting down")
+        sd_notify("STOPPING=1")
+        self.notifier.close()  # long-polls answer now instead of holding up the shutdown
+        for server in servers:
+            server.should_exit = True
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        stopper.cancel()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise StartupError(f"a listener failed: {result!r}")
+
+    def _announce(self) -> None:
+        assert self._gate_sock is not None
+        port = self._gate_sock.getsockname()[1]
+        self.gate_address = ServerAddress(self.settings.listen.host, port)
+        info = {
+            "pid": os.getpid(),
+            "gate": str(self.gate_address),
+            "admin_socket": os.fspath(self.admin_socket.absolute()),
+        }
+        atomic_write(self.info_file, (json.dumps(info) + "\n").encode(), mode=0o644)
+        sd_notify("READY=1")
+        log.info("ready: gate on https://%s, admin API on %s", self.gate_address,
+                 self.admin_socket)
+        self.ready.set()
+
+
+class _OneLineFormatter(logging.Formatter):
+    def formatException(self, ei) -> str:
+        return super().formatException(ei).replace("\n", " | ")
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn says "Started/Finished server process" once per server; our own lines say more.
+    logging.getLogger("uvicorn").setLevel(logging.WARNING)
+
+
+def run_server(settings: ServerSettings) -> int:
+    """The `batm-server run` process: serve until SIGTERM/SIGINT; returns the exit status."""
+    configure_logging()
+    server = BatmServer(settings)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, server.stop)
+        await server.run()
+
+    try:
+        asyncio.run(main())
+    except StartupError as exc:
+        log.error("%s", exc)
+        return 1
+    log.info("stopped")
+    return 0

@@ -1,0 +1,155 @@
+"""`batm-server`: run the reference server and administer terminals and pairing requests.
+
+Exit status: 0 done, 1 refused or failed (one line on stderr saying why), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from agent.hostaddr import AddressError
+from server.admin_client import AdminBackend, open_backend
+from server.errors import ServiceError
+from server.paths import default_data_dir
+from server.tables import pairing_table, terminal_table
+
+PROG = "batm-server"
+
+
+def _data_dir_option(parser: argparse.ArgumentParser, top_level: bool) -> None:
+    # Accepted before and after the subcommand; SUPPRESS keeps a leaf's absent option from
+    # overwriting a value given at the top.
+    parser.add_argument(
+        "--data-dir", type=Path,
+        default=None if top_level else argparse.SUPPRESS,
+        help="the server's state directory (default: $BATM_DATA_DIR or /var/lib/batm-server)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="BATM reference server")
+    _data_dir_option(parser, top_level=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def leaf(group, name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = group.add_parser(name, help=help_text, description=help_text)
+        _data_dir_option(sub, top_level=False)
+        return sub
+
+    run = leaf(commands, "run", "run the gate (HTTPS) and the admin API (Unix socket)")
+    run.add_argument("--listen", default="0.0.0.0:8443", metavar="HOST:PORT",
+                     help="where the gate listens (default 0.0.0.0:8443; port 0 picks a free one)")
+    run.add_argument("--advertise", metavar="ADDR,...",
+                     help="addresses and names for the server certificate "
+                          "(default: every address of the listen host, 127.0.0.1, localhost)")
+
+    terminal = commands.add_parser("terminal", help="manage terminals").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    create = leaf(terminal, "create", "register a terminal so that it may pair")
+    create.add_argument("serial")
+    create.add_argument("--scenario", required=True, choices=["A", "B"],
+                        help="A: through the VPN, B: directly")
+    create.add_argument("--location", default=None)
+    listing = leaf(terminal, "list", "list terminals")
+    listing.add_argument("--json", action="store_true", help="print the admin API's JSON")
+    leaf(terminal, "unpair", "unpair a terminal (it drops its credentials)").add_argument("serial")
+    leaf(terminal, "delete", "forget a terminal").add_argument("serial")
+    leaf(terminal, "vpn", "generate a terminal's VPN configuration").add_argument("serial")
+
+    pairing = commands.add_parser("pairing", help="pairing requests").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    plist = leaf(pairing, "list", "list open pairing requests")
+    plist.add_argument("--json", action="store_true", help="print the admin API's JSON")
+    approve = leaf(pairing, "approve", "approve a terminal's pairing request")
+    approve.add_argument("serial")
+    approve.add_argument("--code", required=True,
+                         help="the code the terminal shows, like ABCD-1234")
+
+    firmware = commands.add_parser("firmware", help="firmware catalog").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    leaf(firmware, "add", "add a signed bundle to the catalog").add_argument("bundle")
+    return parser
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def _admin(args: argparse.Namespace, backend: AdminBackend) -> None:
+    key = (args.command, args.action)
+    if key == ("terminal", "create"):
+        terminal = backend.create_terminal(args.serial, args.scenario, args.location)
+        print(f"created terminal {terminal['serial']} (scenario {terminal['scenario']})")
+    elif key == ("terminal", "list"):
+        terminals = backend.list_terminals()
+        if args.json:
+            _print_json(terminals)
+        else:
+            print(terminal_table(terminals))
+    elif key == ("terminal", "unpair"):
+        backend.unpair(args.serial)
+        print(f"unpaired terminal {args.serial}")
+    elif key == ("terminal", "delete"):
+        backend.delete_terminal(args.serial)
+        print(f"deleted terminal {args.serial}")
+    elif key == ("pairing", "list"):
+        requests = backend.list_pairing_requests()
+        if args.json:
+            _print_json(requests)
+        else:
+            print(pairing_table(requests))
+    elif key == ("pairing", "approve"):
+        terminal = backend.approve(args.serial, args.code)
+        print(f"approved: terminal {terminal['serial']} is paired "
+              f"(identity {terminal['identity_fingerprint']})")
+    else:  # pragma: no cover - argparse only lets known commands through
+        raise AssertionError(key)
+
+
+def _not_implemented(what: str) -> int:
+    print(f"{PROG}: error: {what} is not implemented yet", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    data_dir: Path = args.data_dir or default_data_dir()
+
+    if args.command == "run":
+        from server.app import ServerSettings, parse_advertise, parse_listen, run_server
+
+        try:
+            listen = parse_listen(args.listen)
+        except AddressError as exc:
+            parser.error(f"--listen: {exc}")
+        try:
+            advertise = parse_advertise(args.advertise) if args.advertise is not None else None
+        except AddressError as exc:
+            parser.error(f"--advertise: {exc}")
+        return run_server(ServerSettings(data_dir, listen, advertise))
+    if (args.command, args.action) == ("terminal", "vpn"):
+        return _not_implemented("terminal vpn")
+    if args.command == "firmware":
+        return _not_implemented("firmware add")
+
+    try:
+        backend = open_backend(data_dir, may_create=(args.command, args.action) == (
+            "terminal", "create"))
+        try:
+            _admin(args, backend)
+        finally:
+            backend.close()
+    except ServiceError as exc:
+        print(f"{PROG}: error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The gate: the HTTPS API terminals talk to (docs/protocol.md §2).
+
+Thin on purpose: it reads the wire (body, signature headers, peer address), hands it to the
+Service, and turns long-polls into waits on the Notifier. All decisions live in service.py.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from agent import signing
+from server import wire
+from server.body_limit import BodyLimit
+from server.http_errors import install_error_handlers
+from server.notify import Notifier, pairing_topic, session_topic
+from server.service import Service, SignedRequest
+
+IDENTITY_KEY_BYTES = 32
+NONCE_BYTES = 32
+COMMITMENT_BYTES = 32  # SHA-256
+
+
+def _path_with_query(request: Request) -> str:
+    """The request target exactly as the terminal sent (and signed) it, undecoded."""
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw_path.decode("latin-1").split("?", 1)[0]
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
+async def _signed(request: Request) -> SignedRequest:
+    return SignedRequest(
+        method=request.method,
+        path_with_query=_path_with_query(request),
+        body=await request.body(),
+        serial=request.headers.get(signing.HEADER_SERIAL),
+        timestamp=request.headers.get(signing.HEADER_TIMESTAMP),
+        signature=request.headers.get(signing.HEADER_SIGNATURE),
+    )
+
+
+def _peer(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def create_gate_app(service: Service, notifier: Notifier) -> FastAPI:
+    app = FastAPI(title="batm gate", docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit)
+
+    @app.post("/api/v1/hello")
+    async def hello(request: Request) -> JSONResponse:
+        body = wire.json_object(await request.body())
+        serial = wire.text(body, "serial", max_len=64)
+        version = wire.integer(body, "version")
+        hardware = wire.text(body, "hardware", max_len=100)
+        identity_key = wire.b64url_bytes(body, "identity_key", IDENTITY_KEY_BYTES)
+        commitment = wire.hex_digest(body, "commitment", COMMITMENT_BYTES)
+        assert serial is not None and hardware is not None
+        answer = service.hello(
+            serial, version, hardware, identity_key, commitment, peer=_peer(request)
+        )
+        return JSONResponse(answer)
+
+    @app.post("/api/v1/pairing/{request_id}/reveal")
+    async def reveal(request_id: str, request: Request) -> JSONResponse:
+        signed = await _signed(request)
+        body = wire.json_object(signed.body)
+        nonce = wire.b64url_bytes(body, "terminal_nonce", NONCE_BYTES)
+        return JSONResponse(service.reveal(request_id, signed, nonce))
+
+    @app.get("/api/v1/pairing/{request_id}")
+    async def pairing_poll(request_id: str, request: Request) -> JSONResponse:
+        wait = wire.wait_seconds(request.query_params.get("wait"))
+        signed = await _signed(request)
+        # Listen before reading the state, so an approval in between is not missed.
+        with notifier.listen(pairing_topic(request_id)) as listener:
+            answer = service.pairing_status(request_id, signed)
+            if answer["status"] == "pending" and wait > 0 and await listener.wait(wait):
+                answer = service.pairing_status(request_id)  # 404 if replaced meanwhile
+        return JSONResponse(answer)
+
+    @app.post("/api/v1/checkin")
+    async def checkin(request: Request) -> JSONResponse:
+        signed = await _signed(request)
+        body = wire.json_object(signed.body)
+        version = wire.integer(body, "version")
+        return JSONResponse(service.checkin(signed, version))
+
+    @app.get("/api/v1/session")
+    async def session(request: Request) -> JSONResponse:
+        wait = wire.wait_seconds(request.query_params.get("wait"))
+        signed = await _signed(request)
+        serial = signed.serial or ""
+        with notifier.listen(session_topic(serial)) as listener:
+            answer, key = service.session_open(signed)
+            if answer["status"] == "paired" and wait > 0 and await listener.wait(wait):
+                answer = service.session_status(serial, key)
+        return JSONResponse(answer)
+
+    return app

@@ -1,0 +1,16 @@
+"""Where things live in the server's data dir (one place, so the CLI and the server agree)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_DATA_DIR = "/var/lib/batm-server"
+DB_FILE = "batm.db"  # SQLite, WAL
+ADMIN_SOCKET = "admin.sock"  # the admin API; how every command finds a running server
+SERVER_INFO = "server.json"  # written when ready, removed on exit: {"pid", "gate", "admin_socket"}
+LOCK_FILE = "server.lock"  # held while a server runs: one server per data dir
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("BATM_DATA_DIR") or DEFAULT_DATA_DIR)
