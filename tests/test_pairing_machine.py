@@ -124,7 +124,8 @@ def test_server_change_drops_credentials():
     state = paired_in_service()
     state, effects = run(state, pm.ServerSet(OTHER))
     assert state.server == OTHER and not state.paired
-    assert effects == [pm.SaveServer(OTHER), pm.DropCredentials(), pm.StartPairing(state.generation)]
+    expected = [pm.SaveServer(OTHER), pm.DropCredentials(), pm.StartPairing(state.generation)]
+    assert effects == expected
 
 
 def test_expired_request_starts_a_new_hello():
