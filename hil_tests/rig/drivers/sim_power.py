@@ -1,0 +1,51 @@
+"""SimPowerDriver: power and service faults through the simulator's supervisor (sim.sock)."""
+
+from __future__ import annotations
+
+from hil_tests.rig.trace import StepTrace, step
+from sim.jsonlines import call
+
+ACTION_TIMEOUT = 90.0
+
+
+class SimPowerDriver:
+    """Implements PowerProtocol (one terminal) and ServiceProtocol (the server)."""
+
+    def __init__(self, supervisor: str, serial: str, trace: StepTrace | None = None):
+        self.supervisor = supervisor
+        self.serial = serial
+        self.trace = trace
+
+    def _terminal(self, action: str) -> None:
+        call(self.supervisor, {"cmd": "terminal", "serial": self.serial, "action": action},
+             timeout=ACTION_TIMEOUT)
+
+    @step
+    def off(self) -> None:
+        self._terminal("stop")
+
+    @step
+    def on(self) -> None:
+        self._terminal("start")
+
+    @step
+    def cycle(self) -> None:
+        self._terminal("restart")
+
+    @step
+    def cut(self) -> None:
+        """SIGKILL: a power cut, nothing gets to clean up."""
+        self._terminal("kill")
+
+    @step
+    def wipe(self) -> None:
+        """Stop the agent, delete its state (keys, credentials), start it again."""
+        self._terminal("wipe")
+
+    @step
+    def stop_server(self) -> None:
+        call(self.supervisor, {"cmd": "server", "action": "stop"}, timeout=ACTION_TIMEOUT)
+
+    @step
+    def start_server(self) -> None:
+        call(self.supervisor, {"cmd": "server", "action": "start"}, timeout=ACTION_TIMEOUT)

@@ -1,0 +1,107 @@
+"""batm-sim: the simulated HIL rig.
+
+    batm-sim up --dir D [--terminals N] [--versions V,...] [--scenario A|B] [--serials S,...]
+    batm-sim down --dir D
+    batm-sim server stop|start|restart --dir D
+    batm-sim terminal stop|start|restart|kill|wipe SERIAL --dir D
+    batm-sim status --dir D
+    batm-sim demo [--dir D]
+
+See sim/README.md for the rig layout and the rig.json extensions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sim import lifecycle
+from sim.layout import parse_terminal_specs
+from sim.prereqs import PrerequisiteError
+from sim.rigfile import RigFileError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="batm-sim", description="The simulated HIL rig.")
+    sub = parser.add_subparsers(dest="verb", required=True)
+
+    up = sub.add_parser("up", help="start a rig in the background, write D/rig.json")
+    up.add_argument("--dir", required=True)
+    up.add_argument("--terminals", type=int, default=1)
+    up.add_argument("--versions", help="V or V1,V2,… (YYYYMMDD), default 20230801")
+    up.add_argument("--scenario", choices=["A", "B"], default="B")
+    up.add_argument("--serials", help="S1,S2,… (default SIM00001, SIM00002, …)")
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")
+    up.add_argument("--no-display", action="store_true",
+                    help="no Xvfb and no batm-display (faster; no screenshots)")
+    up.add_argument("--loopback", action="store_true",
+                    help="no namespaces even as root: everything on 127.0.0.1 (as without root)")
+    up.add_argument("--stand-ins", action="store_true",
+                    help="stand-in processes instead of the product (tests of the rig itself)")
+
+    down = sub.add_parser("down", help="stop the rig, remove its namespaces and links")
+    down.add_argument("--dir", required=True)
+
+    server = sub.add_parser("server", help="stop/start/restart the reference server")
+    server.add_argument("action", choices=["stop", "start", "restart"])
+    server.add_argument("--dir", required=True)
+
+    terminal = sub.add_parser("terminal", help="power actions on a terminal's agent")
+    terminal.add_argument("action", choices=["stop", "start", "restart", "kill", "wipe"])
+    terminal.add_argument("serial")
+    terminal.add_argument("--dir", required=True)
+
+    status = sub.add_parser("status", help="the supervisor's view of the rig's processes")
+    status.add_argument("--dir", required=True)
+
+    demo = sub.add_parser("demo", help="walk the pairing flow of the seeds, with screenshots")
+    demo.add_argument("--dir", default="demo-output")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (lifecycle.RigError, PrerequisiteError, RigFileError, ValueError) as exc:
+        print(f"batm-sim {args.verb}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.verb == "up":
+        specs = parse_terminal_specs(args.terminals, args.versions, args.serials)
+        result = lifecycle.up(args.dir, specs, args.scenario, args.stand_ins, args.timeout,
+                              display=not args.no_display, loopback=args.loopback)
+        for part in result.left_out:
+            print(f"left out: {part}", file=sys.stderr)
+        print(f"rig up in {result.seconds:.1f}s: {result.rig_file}")
+        return 0
+    if args.verb == "down":
+        for line in lifecycle.down(args.dir):
+            print(line)
+        print("rig down")
+        return 0
+    if args.verb == "server":
+        lifecycle.act(args.dir, {"cmd": "server", "action": args.action})
+        print(f"server {args.action}: ok")
+        return 0
+    if args.verb == "terminal":
+        lifecycle.act(args.dir, {"cmd": "terminal", "serial": args.serial, "action": args.action})
+        print(f"terminal {args.serial} {args.action}: ok")
+        return 0
+    if args.verb == "status":
+        print(json.dumps(lifecycle.act(args.dir, {"cmd": "status"}), indent=2))
+        return 0
+    if args.verb == "demo":
+        from sim.demo import run_demo
+
+        return run_demo(args.dir)
+    raise AssertionError(args.verb)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
