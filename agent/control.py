@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 SOCKET_NAME = "control.sock"
 SOCKET_MODE = 0o660  # the display user is in the agent's group
 MAX_LINE = 64 * 1024
-COMMANDS = ("ping", "status", "screen", "set_server", "subscribe")
+COMMANDS = ("ping", "status", "screen", "set_server", "subscribe", "admin_*")
+ADMIN_PREFIX = "admin_"  # the advanced administration: backend.admin.handle(cmd, request)
 
 
 class ControlBackend(Protocol):
@@ -44,6 +45,9 @@ class ControlBackend(Protocol):
     def set_server(self, address: str) -> str:
         """Store the server address; return it as "HOST:PORT". Raises AddressError."""
         ...
+
+    # Optional: `admin` (agent.admin_service.AdminService), whose handle(cmd, request) -> dict
+    # answers every "admin_*" command. A backend without it refuses them.
 
 
 def socket_path(target: str | os.PathLike[str]) -> Path:
@@ -249,6 +253,8 @@ class _Connection:
         cmd = request["cmd"]
         if not isinstance(cmd, str):
             return _error(f'the "cmd" field must be a string, not {_type_name(cmd)}')
+        if cmd.startswith(ADMIN_PREFIX):
+            return await self.cmd_admin(cmd, request)
         if cmd not in COMMANDS:
             return _error(f"unknown command {cmd!r} (known: {', '.join(COMMANDS)})")
         try:
@@ -256,6 +262,19 @@ class _Connection:
         except Exception as exc:
             log.exception("control command %r failed", cmd)
             return _error(f"the agent failed to run {cmd!r}: {exc}")
+
+    async def cmd_admin(self, cmd: str, request: dict[str, Any]) -> dict[str, Any]:
+        admin = getattr(self.backend, "admin", None)
+        if admin is None:
+            return _error("this agent has no advanced administration")
+        try:
+            answer = await _maybe_await(admin.handle(cmd, request))
+        except Exception as exc:
+            log.exception("control command %r failed", cmd)
+            return _error(f"the agent failed to run {cmd!r}: {exc}")
+        if not isinstance(answer, dict) or not isinstance(answer.get("ok"), bool):
+            return _error(f"the agent produced no answer to {cmd!r}")
+        return answer
 
     async def cmd_ping(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent import pairing as pm
+from agent.admin_service import AdminService, reboot_terminal
 from agent.atomic import ensure_private_dir
 from agent.backoff import retry_delay
 from agent.control import ControlServer
@@ -62,6 +63,8 @@ class Daemon:
         self._tasks: dict[asyncio.Task, int] = {}
         self._client: GateClient | None = None
         self._client_key: tuple | None = None
+        self.admin = AdminService(config.state_dir, status=self.status, set_server=self.set_server,
+                                  reboot=reboot_terminal, slots_dir=config.slots_dir)
 
     # ------------------------------------------------------------------ control backend
 

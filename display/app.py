@@ -1,12 +1,15 @@
 """batm-display: the kiosk window.  Shows the agent's current screen model, nothing else.
 
     batm-display [--state-dir D] [--screenshot-dir DIR] [--size 800x480] [--fullscreen]
+                 [--rotation 0|90|180|270] [--admin-idle SECONDS] [--allow-fallback-driver]
 
-Runs as an unprivileged user: it only reads the agent's control socket.  The UI thread redraws
-only when the model changes and otherwise sleeps in select() (display/wakeup.py says why not
-pygame.event.wait(): in pygame-ce that polls every millisecond), so an idle kiosk costs no CPU.
-Three sources feed it events: the agent link thread (screen models), a signal thread
-(SIGTERM/SIGINT become a stop event) and SDL itself (window events).
+Runs as an unprivileged user: it only talks to the agent's control socket.  The UI thread redraws
+only when what is shown changes and otherwise sleeps in select() (display/wakeup.py says why not
+pygame.event.wait(): in pygame-ce that polls every millisecond), so an idle kiosk costs no CPU;
+it wakes early only for a timer that is running (a long press being held, the admin's idle
+timeout, a lockout countdown).  Four sources feed it events: the agent link thread (screen
+models), the admin request thread (answers), a signal thread (SIGTERM/SIGINT become a stop
+event) and SDL itself (window events, touch, mouse, keyboard).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 DEFAULT_STATE_DIR = "/var/lib/batm-agent"
@@ -45,66 +49,33 @@ def build_parser() -> argparse.ArgumentParser:
                         help="window size (default 800x480)")
     parser.add_argument("--fullscreen", action="store_true",
                         help="fill the screen (kiosk mode, mouse pointer hidden)")
+    parser.add_argument("--rotation", type=int, choices=(0, 90, 180, 270),
+                        default=_env_rotation(),
+                        help="how the panel is mounted: the picture is turned clockwise by this "
+                             "many degrees and touches are turned back "
+                             "(default $BATM_DISPLAY_ROTATION or 0)")
+    parser.add_argument("--admin-idle", type=float, default=60.0, metavar="SECONDS",
+                        help="leave the advanced administration after this long without a "
+                             "touch (default %(default)s)")
+    parser.add_argument("--allow-fallback-driver", action="store_true",
+                        help="run even if SDL did not give the wanted video driver (kmsdrm "
+                             "on a Pi without X) or gave one that shows nothing")
     return parser
 
 
-class Display:
-    """The UI-thread state: the current model, and drawing it when it changes."""
+def _env_rotation() -> int:
+    value = os.environ.get("BATM_DISPLAY_ROTATION", "0").strip() or "0"
+    return int(value) if value in ("0", "90", "180", "270") else 0
 
-    def __init__(self, window, screenshots=None):
-        from display.model import ScreenModel
-        from display.screens import STARTING
 
-        self.window = window
-        self.screenshots = screenshots
-        self.model = None
-        self.last_known = ScreenModel()  # serial/version for the display's own screens
-        self.show(ScreenModel(screen=STARTING))
+def __getattr__(name: str):
+    # `from display.app import Display` keeps working, without importing pygame before main()
+    # has set SDL's environment.
+    if name == "Display":
+        from display.host import Display
 
-    def show(self, model) -> bool:
-        """Draw model if it differs from what is shown; returns whether it redrew."""
-        import pygame
-
-        from display.render import render
-
-        if self.model is not None and model.visual_key() == self.model.visual_key():
-            return False
-        self.model = model
-        render(self.window, model)
-        pygame.display.flip()
-        if self.screenshots is not None:
-            try:
-                self.screenshots.save(self.window, model.screen)
-            except (OSError, pygame.error) as exc:  # a full disk must not stop the kiosk
-                print(f"batm-display: screenshot not saved: {exc}", file=sys.stderr, flush=True)
-        return True
-
-    def agent_screen(self, raw) -> None:
-        from display.model import parse_screen
-
-        model = parse_screen(raw)
-        if model.serial or model.version:
-            self.last_known = model
-        self.show(model)
-
-    def agent_down(self, reason: str) -> None:
-        from display.model import ScreenModel, clean_text
-        from display.screens import AGENT_UNREACHABLE
-
-        self.show(ScreenModel(screen=AGENT_UNREACHABLE, serial=self.last_known.serial,
-                              version=self.last_known.version, server=self.last_known.server,
-                              detail=clean_text(reason)))
-
-    def redraw(self) -> None:
-        """After a resize the window surface is new: draw the same model again."""
-        import pygame
-
-        from display.render import render
-
-        self.window = pygame.display.get_surface()
-        if self.model is not None:
-            render(self.window, self.model)
-        pygame.display.flip()
+        return Display
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _block_signals() -> None:
@@ -133,10 +104,18 @@ def main(argv: list[str] | None = None) -> int:
     # A fixed X11 WM_CLASS, whatever the interpreter is called, so the HIL rig can find the
     # window with `xdotool search --class batm-display`.
     os.environ.setdefault("SDL_VIDEO_X11_WMCLASS", "batm-display")
+    from display.video import driver_problem, wanted_driver
+
+    wanted, explicit = wanted_driver(os.environ)
+    if wanted and not explicit:
+        os.environ["SDL_VIDEODRIVER"] = wanted  # a Pi without X: the panel through KMS/DRM
     import pygame
 
     from display import fonts
+    from display.admin.requests import AgentRequester
     from display.agent_link import AgentLink
+    from display.host import Display
+    from display.input import InputMapper
     from display.screenshots import ScreenshotWriter
     from display.wakeup import Waker, wait_plan
 
@@ -147,8 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         size = args.size if (not args.fullscreen or argv_has_size(argv)) else (0, 0)
         window = pygame.display.set_mode(size, flags)
     except pygame.error as exc:
-        print(f"batm-display: cannot open a window: {exc} (is DISPLAY or a KMS/DRM device "
-              "available to this user?)", file=sys.stderr)
+        asked = f"; asked SDL for the {wanted!r} video driver" if wanted else ""
+        print(f"batm-display: cannot open a window: {exc}{asked} (is DISPLAY or a KMS/DRM "
+              "device available to this user?)", file=sys.stderr)
+        return 1
+    driver = pygame.display.get_driver()
+    problem = driver_problem(wanted, explicit, driver)
+    if problem and not args.allow_fallback_driver:
+        print(f"batm-display: refusing to start: {problem} (--allow-fallback-driver runs "
+              "anyway)", file=sys.stderr)
+        pygame.quit()
         return 1
     pygame.display.set_caption("BATM terminal")
     if args.fullscreen:
@@ -161,66 +148,102 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             print(f"batm-display: --screenshot-dir {args.screenshot_dir}: {exc.strerror}",
                   file=sys.stderr)
+            pygame.quit()
             return 2
 
     agent_event = pygame.event.custom_type()
+    answer_event = pygame.event.custom_type()
     stop_event = pygame.event.custom_type()
     waker = Waker()
-    select_fds, select_timeout = wait_plan(pygame.display.get_driver(),
-                                           pygame.display.get_wm_info())
+    select_fds, select_timeout = wait_plan(driver, pygame.display.get_wm_info())
     wakes_on = "window system socket" if select_fds else (
         f"a {select_timeout} s timer" if select_timeout else "agent events only")
-    print(f"batm-display: SDL video driver {pygame.display.get_driver()}, "
-          f"window {window.get_width()}x{window.get_height()}, idle wake-ups: {wakes_on}, "
-          f"agent socket {args.state_dir / 'control.sock'}", flush=True)
+    print(f"batm-display: SDL video driver {driver}"
+          f"{f' ({problem}; allowed)' if problem else ''}, "
+          f"window {window.get_width()}x{window.get_height()}, rotation {args.rotation}, "
+          f"idle wake-ups: {wakes_on}, agent socket {args.state_dir / 'control.sock'}",
+          flush=True)
 
     def post(event_type: int, **attributes) -> None:
-        # Called from the link and signal threads: pygame.event.post is thread-safe, and the
-        # waker gets the UI thread out of select() to look at the queue.
+        # Called from the other threads: pygame.event.post is thread-safe, and the waker gets
+        # the UI thread out of select() to look at the queue.
         try:
             pygame.event.post(pygame.event.Event(event_type, **attributes))
         except pygame.error:  # pygame already shut down: nothing left to tell
             return
         waker.wake()
 
-    # Only the events this loop acts on are queued; mouse motion and the like are dropped.
-    # Set before the threads start: blocking a type also flushes queued events of that type.
+    # Only the events this loop acts on are queued (TEXTINPUT is not: KEYDOWN carries the
+    # character, and taking both would type it twice). Set before the threads start: blocking
+    # a type also flushes queued events of that type.
     pygame.event.set_blocked(None)
-    pygame.event.set_allowed([pygame.QUIT, pygame.WINDOWEXPOSED, pygame.WINDOWSIZECHANGED,
-                              agent_event, stop_event])
+    pygame.event.set_allowed([
+        pygame.QUIT, pygame.WINDOWEXPOSED, pygame.WINDOWSIZECHANGED, agent_event, answer_event,
+        stop_event, pygame.FINGERDOWN, pygame.FINGERMOTION, pygame.FINGERUP,
+        pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP, pygame.MOUSEMOTION, pygame.KEYDOWN])
     _start_signal_thread(lambda signum: post(stop_event, signum=signum))
-    display = Display(window, screenshots)
+    requester = AgentRequester(
+        args.state_dir / "control.sock",
+        lambda on_answer, answer: post(answer_event, on_answer=on_answer, answer=answer))
+    display = Display(window, screenshots, rotation=args.rotation, send=requester.send,
+                      idle_timeout=args.admin_idle)
+    mapper = InputMapper(window.get_size(), args.rotation)
     link = AgentLink.for_state_dir(
         args.state_dir,
         on_screen=lambda raw: post(agent_event, kind="screen", value=raw),
         on_down=lambda reason: post(agent_event, kind="down", value=reason),
     ).start()
     try:
-        running = True
-        while running:
+        while True:
             # get() pumps SDL (reads the window system) and returns everything queued,
-            # including what other threads posted; then sleep until there is more.
+            # including what other threads posted.
             for event in pygame.event.get():
                 if event.type in (pygame.QUIT, stop_event):
-                    running = False
-                    break
+                    return 0
                 if event.type == agent_event:
                     if event.kind == "screen":
                         display.agent_screen(event.value)
                     else:
                         display.agent_down(str(event.value))
+                elif event.type == answer_event:
+                    display.answer(event.on_answer, event.answer)
                 elif event.type == pygame.WINDOWSIZECHANGED:
                     display.redraw()
+                    mapper.window_size = display.window.get_size()
                 elif event.type == pygame.WINDOWEXPOSED:
                     pygame.display.flip()
-            else:  # the queue is empty (no break): sleep
-                waker.wait(select_fds, select_timeout)
+                else:
+                    _input(display, mapper.map(event))
+            now = time.monotonic()
+            display.tick(now)
+            # Drawing may have made SDL read the X connection dry into its own queue: look
+            # there before sleeping on the socket (peek pumps too).
+            if pygame.event.peek():
+                continue
+            waker.wait(select_fds, _timeout(select_timeout, display.next_deadline(), now))
     finally:
         link.stop()
+        requester.stop()
         waker.close()
         fonts.clear_cache()
         pygame.quit()
-    return 0
+
+
+def _input(display, mapped) -> None:
+    from display.input import Key, Pointer
+
+    if isinstance(mapped, Pointer):
+        display.pointer(mapped)
+    elif isinstance(mapped, Key):
+        display.key(mapped)
+
+
+def _timeout(select_timeout: float | None, deadline: float | None, now: float) -> float | None:
+    """How long to sleep: until the next timer of the display, or the wait plan's timeout."""
+    if deadline is None:
+        return select_timeout
+    left = max(0.0, deadline - now)
+    return left if select_timeout is None else min(left, select_timeout)
 
 
 def argv_has_size(argv: list[str] | None) -> bool:

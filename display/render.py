@@ -20,6 +20,7 @@ import pygame
 from display import fonts
 from display.layout import FittedText, fit, line_height_of, truncate
 from display.model import ScreenModel
+from display.qr import draw_qr, pairing_payload
 from display.screens import Body, spec_for, text_of, title_of
 from display.theme import BACKGROUND, PALETTES, SURFACE, TEXT, TEXT_MUTED, Palette, Tone
 
@@ -108,12 +109,19 @@ def _render(c: Canvas, model: ScreenModel) -> None:
     footer_top = _footer(c, model)
     bottom = footer_top - c.px(16)
 
+    # The pairing QR code: top right on a landscape panel (beside title and text, so the code
+    # tiles below keep the full width), at the bottom on a portrait one.
+    qr = _reserve_qr(c, model, spec.body, margin, bar_h + c.px(16), bottom)
+    beside = qr.w + c.px(24) if qr is not None and c.width >= c.height else 0
+    if qr is not None and not beside:
+        bottom = qr.y - c.px(12)
+
     # Icon and title side by side; the title may take two lines at a smaller size.
     y = bar_h + c.px(24)
     radius = c.px(26)
     _icon(c, spec.tone, palette, (margin + radius, y + radius), radius)
     title_x = margin + 2 * radius + c.px(18)
-    title_w = c.width - margin - title_x
+    title_w = c.width - margin - title_x - beside
     title = fit(lambda s: fonts.get(s, True), c.sizes(36, 32, 28, 24), title_of(model),
                 title_w, 2 * line_height_of(c.px(24)))
     title_top = y + max(0, (2 * radius - title.height) // 2)
@@ -141,8 +149,10 @@ def _render(c: Canvas, model: ScreenModel) -> None:
     text = text_of(model)
     text_room = max(line_height_of(text_sizes[-1]), bottom - y - body_h)
     if text:
-        fitted = fit(lambda s: fonts.get(s), text_sizes, text, content_w, text_room)
+        fitted = fit(lambda s: fonts.get(s), text_sizes, text, content_w - beside, text_room)
         y = c.lines(fitted, TEXT, margin, y, region="text") + c.px(18)
+    if beside:
+        y = max(y, qr.bottom + c.px(12))
 
     # The body sits in the middle of the space left, so the eye lands on it.
     body_y = y + max(0, (bottom - y - body_h) // 2)
@@ -150,6 +160,24 @@ def _render(c: Canvas, model: ScreenModel) -> None:
         _pairing_code(c, model, palette, margin, body_y, content_w)
     elif spec.body is Body.PROGRESS:
         _progress(c, model, palette, spec.warning, margin, body_y, content_w)
+    if qr is not None:
+        payload = pairing_payload((model.pairing_code or "").strip(), model.serial)
+        c.regions["qr"] = draw_qr(c.surface, qr, payload)
+
+
+def _reserve_qr(c: Canvas, model: ScreenModel, body: Body, margin: int, top: int,
+                bottom: int) -> pygame.Rect | None:
+    """Where the pairing QR code (code + serial, for the operator's phone) goes, if there is
+    room for one a phone can read (>= 120 design px)."""
+    if body is not Body.PAIRING_CODE or not (model.pairing_code or "").strip():
+        return None
+    if c.width >= c.height:
+        side = min(c.px(168), (bottom - top) // 2)
+        rect = pygame.Rect(c.width - margin - side, top, side, side)
+    else:
+        side = min(c.px(240), c.width - 2 * margin, (bottom - top) // 2)
+        rect = pygame.Rect((c.width - side) // 2, bottom - side, side, side)
+    return rect if side >= c.px(120) else None
 
 
 def _status_bar(c: Canvas, palette: Palette, label: str) -> int:

@@ -7,6 +7,7 @@ place (rename is atomic within a directory), so a file with the final name is al
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -34,7 +35,7 @@ class ScreenshotWriter:
 
     Numbering continues after the highest number already in the directory, so a restarted
     display (e.g. after a firmware upgrade) adds to the sequence instead of overwriting it.
-    latest.png always holds the current screen.
+    latest.png always holds the current screen; screen.json describes it (save_status).
     """
 
     def __init__(self, directory: Path):
@@ -50,4 +51,16 @@ class ScreenshotWriter:
         self.next_number += 1
         save_png_atomic(surface, path)
         save_png_atomic(surface, self.directory / "latest.png")
+        return path
+
+    def save_status(self, status: dict) -> Path:
+        """screen.json: what the current screen says, as data, for the HIL suite (an admin
+        page's title, message and field text; never PIN digits). Written atomically."""
+        path = self.directory / "screen.json"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(status, ensure_ascii=False, indent=1) + "\n")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path

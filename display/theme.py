@@ -19,6 +19,8 @@ RGB = tuple[int, int, int]
 BACKGROUND: RGB = (16, 22, 30)
 # Panels drawn on the background (footer strip, pairing-code tiles, progress-bar track).
 SURFACE: RGB = (34, 44, 57)
+# A button under the finger: the feedback that the touch was seen.
+SURFACE_PRESSED: RGB = (52, 66, 86)
 TEXT: RGB = (241, 245, 249)
 TEXT_MUTED: RGB = (168, 180, 194)
 
@@ -77,6 +79,8 @@ def text_pairs() -> list[tuple[str, RGB, RGB]]:
         ("text on surface", TEXT, SURFACE),
         ("muted on background", TEXT_MUTED, BACKGROUND),
         ("muted on surface", TEXT_MUTED, SURFACE),
+        ("text on pressed button", TEXT, SURFACE_PRESSED),
+        ("muted on pressed button", TEXT_MUTED, SURFACE_PRESSED),
     ]
     for tone, palette in PALETTES.items():
         pairs.append((f"{tone.value} accent on background", palette.accent, BACKGROUND))

@@ -120,3 +120,70 @@ def test_real_window_under_xvfb_writes_a_screenshot_per_screen_change(xvfb, tmp_
     assert proc.returncode == 0, err
     assert "SDL video driver x11" in out
     assert "Traceback" not in err
+
+
+def test_admin_in_the_real_window_with_touch_through_xdotool(xvfb, tmp_path):
+    """Long press in the corner, PIN on the pad, through X: the path a technician's finger
+    takes (the HIL suite does the whole flow on the rig)."""
+    if shutil.which("xdotool") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("xdotool not found (apt-get install xdotool)")
+        pytest.skip("xdotool not found (apt-get install xdotool)")
+    import json
+
+    from agent.admin_service import AdminService
+    from agent.control import ControlServerThread
+    from agent.hostaddr import parse_server_address
+    from agent.screen_bus import ScreenBus
+    from display.admin.samples import SAMPLES as ADMIN
+    from display.admin.widgets import layout
+
+    class Backend:
+        def __init__(self):
+            self.bus = ScreenBus(dict(SAMPLES["set_server"]))
+            self.admin = AdminService(tmp_path / "state", status=lambda: {},
+                                      set_server=lambda a: str(parse_server_address(a)),
+                                      reboot=lambda: None, scrypt_params={"n": 16, "r": 8, "p": 1})
+
+    state, shots = tmp_path / "state", tmp_path / "shots"
+    state.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "WAYLAND_DISPLAY")}
+    env.update(DISPLAY=xvfb, SDL_VIDEODRIVER="x11")
+
+    def status():
+        try:
+            return json.loads((shots / "screen.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def xdotool(*args):
+        return subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True,
+                              timeout=30).stdout
+
+    with ControlServerThread(state / "control.sock", Backend()):
+        proc = subprocess.Popen([*display_command(), "--state-dir", str(state),
+                                 "--screenshot-dir", str(shots)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until(lambda: status().get("screen") == "set_server", what="set_server")
+            window = xdotool("search", "--class", "batm-display").split()[0]
+            xdotool("mousemove", "--window", window, "20", "20", "mousedown", "1",
+                    "sleep", "3.2", "mouseup", "1")
+            wait_until(lambda: status().get("screen") == "admin_pin", what="the PIN pad")
+            pad = layout(ADMIN["admin_pin"], (800, 480))
+            taps = []
+            for key in ["digit:0"] * 6 + ["ok"]:
+                x, y = pad.button(key).rect.center
+                taps += ["mousemove", "--window", window, str(x), str(y), "click", "1"]
+            xdotool(*taps)
+            wait_until(lambda: status().get("screen") == "admin_change_pin",
+                       what="the must-change-PIN page")
+            assert "factory PIN" in status()["admin"]["prompt"]
+            before = main_thread_switches(proc.pid)
+            time.sleep(1.5)  # idle with the admin open: its 60 s timer must not poll
+            assert main_thread_switches(proc.pid) - before < 20
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err

@@ -1,0 +1,316 @@
+"""The advanced administration's backend: control-socket commands `admin_*` (listed below).
+
+The display is an unprivileged UI; the PIN, its lockout and the sessions live here, in the agent,
+so that a display restart (or a fake display on the control socket) gains nothing. agent/control.py
+routes every command whose name starts with "admin_" to AdminService.handle(cmd, message).
+
+    admin_state      {}                         → locked_for, must_change (no session needed)
+    admin_unlock     {pin}                      → session, must_change | error, locked_for
+    admin_set_pin    {session, old?, new}       → ok ("old" not needed while must_change)
+    admin_info       {session}                  → network, vpn, terminal
+    admin_set_server {session, address}         → server | error, reason
+    admin_reboot     {session}                  → ok, then the terminal reboots
+    admin_touch      {session}                  → keeps the session alive while someone types
+    admin_lock       {session}                  → ok; the session is gone
+
+Failures are {"ok": false, "error": sentence, "code": one of wrong_pin, locked, must_change,
+session, invalid_pin, invalid_address, bad_request, failed}. One session at a time (one screen):
+a new unlock ends the previous one. A session ends after `idle_timeout` seconds without a
+command. While the factory PIN is in use a session may only change the PIN (or lock).
+
+Everything here is synchronous and runs in the daemon's loop: the slowest step is one scrypt
+(~0.2 s on a Pi 4), and the lockout bounds how often it can be asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.admin_pin import MAX_FAILURES, PinError, PinFileDamaged, PinStore
+from agent.hostaddr import AddressError
+
+log = logging.getLogger("batm-agent.admin")
+
+IDLE_TIMEOUT = 90.0  # the display leaves after 60 s without touches and locks explicitly
+REBOOT_EXIT_CODE = 75  # EX_TEMPFAIL: "restart me" to a supervisor without systemd
+SESSION_FREE = ("admin_state", "admin_unlock")
+WHILE_MUST_CHANGE = ("admin_set_pin", "admin_lock", "admin_touch")
+
+
+def _fail(code: str, error: str, **extra: Any) -> dict[str, Any]:
+    return {"ok": False, "code": code, "error": error, **extra}
+
+
+class AdminService:
+    def __init__(
+        self,
+        state_dir: Path | str,
+        *,
+        status: Callable[[], dict],
+        set_server: Callable[[str], str],
+        reboot: Callable[[], None] | None = None,
+        slots_dir: Path | str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        idle_timeout: float = IDLE_TIMEOUT,
+        network: Callable[[], dict] | None = None,
+        vpn: Callable[[], dict] | None = None,
+        scrypt_params: dict | None = None,
+    ) -> None:
+        self.pins = PinStore(state_dir, clock=wall_clock, scrypt_params=scrypt_params)
+        self.status = status
+        self.set_server = set_server
+        self.reboot = reboot or reboot_terminal
+        self.slots_dir = Path(slots_dir) if slots_dir else None
+        self.clock = clock
+        self.idle_timeout = idle_timeout
+        self.network = network or read_network
+        self.vpn = vpn or (lambda: {"state": "not configured"})
+        self._session: str | None = None
+        self._session_seen = 0.0
+        self._session_must_change = False
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def handle(self, cmd: str, message: dict[str, Any]) -> dict[str, Any]:
+        handler = getattr(self, f"_cmd_{cmd.removeprefix('admin_')}", None)
+        if not cmd.startswith("admin_") or handler is None:
+            known = ", ".join(f"admin_{n[5:]}" for n in sorted(dir(self)) if n.startswith("_cmd_"))
+            return _fail("bad_request", f"unknown command {cmd!r} (admin commands: {known})")
+        try:
+            if cmd not in SESSION_FREE:
+                problem = self._check_session(message.get("session"), cmd)
+                if problem is not None:
+                    return problem
+            return handler(message)
+        except PinFileDamaged as exc:
+            log.error("%s", exc)
+            return _fail("failed", str(exc))
+
+    def _check_session(self, token: object, cmd: str) -> dict[str, Any] | None:
+        now = self.clock()
+        if self._session is not None and now - self._session_seen > self.idle_timeout:
+            log.info("admin session ended after %.0f s without use", now - self._session_seen)
+            self._session = None
+        if (not isinstance(token, str) or self._session is None
+                or not hmac.compare_digest(token.encode(), self._session.encode())):
+            return _fail("session", "the administration session has ended; enter the PIN again")
+        self._session_seen = now
+        if self._session_must_change and cmd not in WHILE_MUST_CHANGE:
+            return _fail("must_change", "the factory PIN must be changed first",
+                         must_change=True)
+        return None
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def _cmd_state(self, message: dict) -> dict:
+        return {"ok": True, "locked_for": round(self.pins.locked_for(), 1),
+                "must_change": self.pins.must_change()}
+
+    def _cmd_unlock(self, message: dict) -> dict:
+        pin = message.get("pin")
+        if not isinstance(pin, str):
+            return _fail("bad_request", 'admin_unlock needs a "pin" field (digits, as text)')
+        attempt = self.pins.verify(pin)
+        if attempt.ok:
+            self._session = secrets.token_urlsafe(24)
+            self._session_seen = self.clock()
+            self._session_must_change = attempt.must_change
+            log.info("advanced administration unlocked%s",
+                     " (factory PIN: must be changed)" if attempt.must_change else "")
+            return {"ok": True, "session": self._session, "must_change": attempt.must_change,
+                    "idle_timeout": self.idle_timeout}
+        self._session = None  # a wrong PIN also ends whatever session there was
+        if attempt.locked_for:
+            log.warning("advanced administration locked for %.0f s after wrong PINs",
+                        attempt.locked_for)
+            return _fail("locked", f"too many wrong PINs: locked for "
+                         f"{attempt.locked_for:.0f} s", locked_for=round(attempt.locked_for, 1))
+        log.warning("wrong advanced-administration PIN (%d left before a lockout)",
+                    attempt.tries_left)
+        return _fail("wrong_pin", f"wrong PIN ({attempt.tries_left} "
+                     f"{'try' if attempt.tries_left == 1 else 'tries'} left)",
+                     tries_left=attempt.tries_left, locked_for=0)
+
+    def _cmd_set_pin(self, message: dict) -> dict:
+        must_change = self._session_must_change
+        try:
+            self.pins.change(message.get("new"), message.get("old"), old_required=not must_change)
+        except PinError as exc:
+            locked = self.pins.locked_for()
+            if locked:
+                self._session = None
+                return _fail("locked", str(exc), locked_for=round(locked, 1))
+            return _fail("invalid_pin", str(exc))
+        self._session_must_change = False
+        log.info("advanced-administration PIN changed")
+        return {"ok": True, "must_change": False}
+
+    def _cmd_info(self, message: dict) -> dict:
+        return {"ok": True, "network": _guarded(self.network, "network"),
+                "vpn": _guarded(self.vpn, "vpn"), "terminal": self._terminal()}
+
+    def _terminal(self) -> dict:
+        status = self.status()
+        return {
+            "serial": status.get("serial"), "version": status.get("version"),
+            "active_slot": active_slot(self.slots_dir),
+            "pairing_state": status.get("state"), "paired": status.get("paired"),
+            "server": status.get("server"),
+            "server_key_fingerprint": status.get("server_key_fingerprint"),
+        }
+
+    def _cmd_set_server(self, message: dict) -> dict:
+        address = message.get("address")
+        if not isinstance(address, str):
+            return _fail("bad_request", 'admin_set_server needs an "address" field (HOST[:PORT])')
+        try:
+            server = self.set_server(address)
+        except AddressError as exc:
+            return _fail("invalid_address", f"invalid server address {address.strip()!r}: {exc}",
+                         reason=str(exc))
+        log.info("server set to %s from the advanced administration", server)
+        return {"ok": True, "server": server}
+
+    def _cmd_reboot(self, message: dict) -> dict:
+        log.warning("reboot requested from the advanced administration")
+        self._session = None
+        try:
+            self.reboot()
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            return _fail("failed", f"the terminal cannot reboot: {exc}")
+        return {"ok": True}
+
+    def _cmd_touch(self, message: dict) -> dict:
+        return {"ok": True, "idle_timeout": self.idle_timeout}
+
+    def _cmd_lock(self, message: dict) -> dict:
+        self._session = None
+        return {"ok": True}
+
+
+def _guarded(provider: Callable[[], dict], what: str) -> dict:
+    try:
+        return provider()
+    except Exception as exc:  # an info page must never cost the session
+        log.exception("cannot read %s information", what)
+        return {"error": f"cannot read {what} information: {exc}"}
+
+
+# -- the operating system --------------------------------------------------------------------
+
+def active_slot(slots_dir: Path | None) -> str | None:
+    """The name of the active firmware slot (directory backend: `active` -> a|b)."""
+    if slots_dir is None:
+        return None
+    try:
+        return Path(os.readlink(slots_dir / "active")).name
+    except OSError:
+        return None
+
+
+def _ip_json(*args: str) -> list | None:
+    ip = shutil.which("ip") or shutil.which("ip", path="/usr/sbin:/sbin")
+    if ip is None:
+        return None
+    try:
+        out = subprocess.run([ip, "-j", *args], capture_output=True, text=True, timeout=3)
+        data = json.loads(out.stdout) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    return data if isinstance(data, list) else None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _interfaces(sys_net: Path) -> list[dict]:
+    links = {}
+    for entry in _ip_json("addr", "show") or []:
+        if not isinstance(entry, dict) or "LOOPBACK" in entry.get("flags", []):
+            continue
+        addresses = [f"{a.get('local')}/{a.get('prefixlen')}" for a in entry.get("addr_info", [])
+                     if isinstance(a, dict) and a.get("local")]
+        links[str(entry.get("ifname"))] = {"name": str(entry.get("ifname")),
+                                            "link": str(entry.get("operstate", "unknown")).lower(),
+                                            "mac": entry.get("address"), "addresses": addresses}
+    try:
+        names = sorted(p.name for p in sys_net.iterdir())
+    except OSError:
+        names = []
+    for name in names:  # what `ip` did not report (no ip binary): link state from sysfs
+        if name == "lo" or name in links:
+            continue
+        links[name] = {"name": name, "link": _read(sys_net / name / "operstate") or "unknown",
+                       "mac": _read(sys_net / name / "address"), "addresses": []}
+    return list(links.values())
+
+
+def _gateway(proc_route: Path) -> tuple[str | None, str | None]:
+    try:
+        lines = proc_route.read_text().splitlines()[1:]
+    except OSError:
+        return None, None
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 3 and fields[1] == "00000000":
+            try:
+                gw = socket.inet_ntoa(struct.pack("<L", int(fields[2], 16)))
+            except (ValueError, struct.error):
+                continue
+            return gw, fields[0]
+    return None, None
+
+
+def _dns(resolv_conf: Path) -> list[str]:
+    text = _read(resolv_conf) or ""
+    return [parts[1] for line in text.splitlines()
+            if len(parts := line.split()) >= 2 and parts[0] == "nameserver"]
+
+
+def read_network(sys_net: Path = Path("/sys/class/net"), proc_route: Path = Path("/proc/net/route"),
+                 resolv_conf: Path = Path("/etc/resolv.conf")) -> dict:
+    """Interfaces (link state, MAC, addresses), default gateway and DNS servers, as far as the OS
+    tells; missing pieces are None/empty, never an error."""
+    gateway, gateway_dev = _gateway(proc_route)
+    return {"interfaces": _interfaces(sys_net), "gateway": gateway,
+            "gateway_interface": gateway_dev, "dns": _dns(resolv_conf)}
+
+
+def reboot_terminal() -> None:
+    """Reboot. Under systemd (INVOCATION_ID set): `systemctl reboot` (the agent's user needs a
+    polkit rule granting org.freedesktop.login1.reboot). Elsewhere (the simulator, a shell): the
+    agent exits with REBOOT_EXIT_CODE half a second later, after its answer went out, so that a
+    supervisor restarting it plays the reboot."""
+    if os.environ.get("INVOCATION_ID") and shutil.which("systemctl"):
+        result = subprocess.run(["systemctl", "reboot"], capture_output=True, text=True,
+                                timeout=30)
+        if result.returncode != 0:
+            raise RuntimeError(result.stderr.strip() or f"systemctl exited {result.returncode}")
+        return
+    log.warning("not under systemd: exiting with status %d instead of rebooting",
+                REBOOT_EXIT_CODE)
+    try:
+        asyncio.get_running_loop().call_later(0.5, os._exit, REBOOT_EXIT_CODE)
+    except RuntimeError:  # no loop (a tool calling this directly): exit now
+        os._exit(REBOOT_EXIT_CODE)
+
+
+__all__ = ["MAX_FAILURES", "AdminService", "read_network", "reboot_terminal"]
