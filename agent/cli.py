@@ -157,6 +157,30 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_event(args: argparse.Namespace) -> int:
+    data = None
+    if args.data is not None:
+        try:
+            data = json.loads(args.data)
+        except ValueError as exc:
+            raise CliError(f"--data is not valid JSON: {exc}") from None
+    with _client(args) as client:
+        event_id = client.call("record_event", type=args.type, data=data)["id"]
+    print(event_id)
+    return 0
+
+
+def cmd_emit_test_events(args: argparse.Namespace) -> int:
+    """N numbered events over one control connection (tests and the bench use it)."""
+    if args.count < 0:
+        raise CliError("the number of events must be zero or more")
+    with _client(args) as client:
+        for i in range(args.count):
+            client.call("record_event", type=args.type, data={"n": i, "run": args.run})
+    print(f"recorded {args.count} event(s)")
+    return 0
+
+
 # -- argument parsing ----------------------------------------------------------------------------
 
 
@@ -215,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default=os.environ.get("BATM_LOG_LEVEL", "info").lower(),
         choices=["debug", "info", "warning", "error"], help="default info",
     )
+    run.add_argument(
+        "--heartbeat", type=_positive_seconds, default=30.0, metavar="SECONDS",
+        help="status heartbeat on the master service (default 30)",
+    )
     run.set_defaults(handler=cmd_run)
 
     status = sub.add_parser("status", parents=[common], help="show the agent's status")
@@ -236,6 +264,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wait.add_argument("--json", action="store_true", help="print the screen model on success")
     wait.set_defaults(handler=cmd_wait)
+
+    event = sub.add_parser("event", parents=[common],
+                           help="record an event (stored, then sent to the master service)")
+    event.add_argument("type", metavar="TYPE", help="e.g. cash.dispensed")
+    event.add_argument("--data", metavar="JSON", help="the event's data, any JSON value")
+    event.set_defaults(handler=cmd_event)
+
+    emit = sub.add_parser("emit-test-events", parents=[common],
+                          help="record N numbered test events")
+    emit.add_argument("count", metavar="N", type=int)
+    emit.add_argument("--type", default="test", help="event type (default test)")
+    emit.add_argument("--run", default="", help="a label stored in each event's data")
+    emit.set_defaults(handler=cmd_emit_test_events)
     return parser
 
 

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 SOCKET_NAME = "control.sock"
 SOCKET_MODE = 0o660  # the display user is in the agent's group
 MAX_LINE = 64 * 1024
-COMMANDS = ("ping", "status", "screen", "set_server", "subscribe", "admin_*")
+COMMANDS = ("ping", "status", "screen", "set_server", "subscribe", "record_event", "admin_*")
 ADMIN_PREFIX = "admin_"  # the advanced administration: backend.admin.handle(cmd, request)
 
 
@@ -300,6 +300,17 @@ class _Connection:
         except AddressError as exc:
             return _error(f"invalid server address {address.strip()!r}: {exc}")
         return {"ok": True, "server": server}
+
+    async def cmd_record_event(self, request: dict[str, Any]) -> dict[str, Any]:
+        """{"type": str, "data": any JSON}: stored durably in the outbox, then published."""
+        record = getattr(self.backend, "record_event", None)
+        if record is None:
+            return _error("this agent records no events")
+        try:
+            event_id = await _maybe_await(record(request.get("type"), request.get("data")))
+        except ValueError as exc:  # agent.outbox.EventError: says what is wrong
+            return _error(str(exc))
+        return {"ok": True, "id": event_id}
 
     async def cmd_subscribe(self, request: dict[str, Any]) -> dict[str, Any] | None:
         if self.subscription_task is not None:

@@ -32,6 +32,8 @@ from agent.gate_client import (
 from agent.hardware import TerminalFacts, read_facts
 from agent.hostaddr import parse_server_address
 from agent.identity import Identity, load_or_create
+from agent.log_archive import file_handler
+from agent.master_session import MasterSession
 from agent.screen_bus import ScreenBus
 from agent.screens import screen_model
 from agent.sd_notify import sd_notify
@@ -46,6 +48,7 @@ class DaemonConfig:
     hardware_dir: Path | None
     slots_dir: Path
     retry_max: float = 30.0
+    heartbeat: float = 30.0  # status heartbeat on the master service, seconds
 
 
 class Daemon:
@@ -57,12 +60,18 @@ class Daemon:
         self.store = SettingsStore(config.state_dir)
         self.settings: Settings = self.store.load()
         self.identity: Identity = load_or_create(config.state_dir)
-        self.state = pm.initial_state()
+        self.state = pm.initial_state(uses_master=True)
         self.bus = ScreenBus()
         self._events: asyncio.Queue[pm.Event] = asyncio.Queue()
         self._tasks: dict[asyncio.Task, int] = {}
         self._client: GateClient | None = None
         self._client_key: tuple | None = None
+        self.master = MasterSession(
+            config.state_dir, facts, config.slots_dir, dispatch=self.dispatch,
+            agent_status=self.status, generation=lambda: self.state.generation,
+            gate=lambda: self._gate(self.settings.pin), reboot=reboot_terminal,
+            heartbeat=config.heartbeat,
+        )
         self.admin = AdminService(config.state_dir, status=self.status, set_server=self.set_server,
                                   reboot=reboot_terminal, slots_dir=config.slots_dir)
 
@@ -82,7 +91,12 @@ class Daemon:
             "identity_fingerprint": self.identity.fingerprint,
             "pid": os.getpid(),
             "uptime": round(time.monotonic() - self.started_at, 1),
+            "master": self.master.summary() if hasattr(self, "master") else None,
         }
+
+    def record_event(self, event_type: object, data: object = None) -> str:
+        """The control socket's record_event: stored durably, then published (outbox)."""
+        return self.master.record_event(event_type, data)
 
     def set_server(self, address: str) -> str:
         server = parse_server_address(address)  # AddressError says what is wrong
@@ -104,6 +118,7 @@ class Daemon:
         if type(new.phase) is not type(old.phase) or new.phase != old.phase:
             log.info("%s -> %s (%s)", old.name, new.name, type(event).__name__)
         self.bus.publish(screen_model(new, self.facts))
+        self.master.status_changed()
         for effect in effects:
             if not isinstance(effect, pm.PERSISTENT_EFFECTS):
                 task = asyncio.get_running_loop().create_task(self._perform(effect))
@@ -121,12 +136,14 @@ class Daemon:
                                          paired_at=time.time(), extra=self.settings.extra)
             case pm.DropCredentials():
                 self.settings = Settings(server=self.settings.server, extra=self.settings.extra)
+                self.master.drop_credentials()
         self.store.save(self.settings)
 
     def _cancel_older_than(self, generation: int) -> None:
         for task, gen in list(self._tasks.items()):
             if gen < generation:
                 task.cancel()
+        self.master.close_older(generation)
 
     def _gate(self, pin: ServerPin | None, fresh: bool = False) -> GateClient:
         """The client for the current server and trust anchor (kept so connections are reused)."""
@@ -172,11 +189,17 @@ class Daemon:
                 approved = await self._gate(pin).poll_approval(request_id)
                 return pm.Approved(gen) if approved else pm.ApprovalPending(gen)
             case pm.CheckIn():
-                await self._gate(self.settings.pin).check_in()
+                answer = await self._gate(self.settings.pin).check_in()
+                self.master.broker_moved(answer.get("broker"))
                 return pm.CheckedIn(gen)
             case pm.WatchSession():
                 still_paired = await self._gate(self.settings.pin).watch_session()
                 return pm.SessionAlive(gen) if still_paired else pm.Unpaired(gen)
+            case pm.ObtainMasterCredentials():
+                return await self.master.obtain(gen, self._gate(self.settings.pin))
+            case pm.ConnectMaster():
+                self.master.connect(gen, self.settings.pin)
+                return None
             case pm.RetryLater(attempt=attempt):
                 await asyncio.sleep(retry_delay(attempt, self.config.retry_max))
                 return pm.RetryDue(gen)
@@ -189,7 +212,9 @@ class Daemon:
             loop.add_signal_handler(sig, stop.set)
         control = ControlServer(self.config.state_dir / "control.sock", self)
         await control.start()
-        self.dispatch(pm.Started(self.settings.server, self.settings.paired))
+        self.dispatch(pm.Started(self.settings.server, self.settings.paired,
+                                 self.master.has_credentials()))
+        heartbeat = loop.create_task(self.master.heartbeat_loop())
         sd_notify("READY=1")
         log.info(
             "terminal %s version %s ready (identity %s)",
@@ -208,6 +233,8 @@ class Daemon:
             sd_notify("STOPPING=1")
             for task in list(self._tasks):
                 task.cancel()
+            heartbeat.cancel()
+            self.master.close()
             await control.close()
             if self._client is not None:
                 with contextlib.suppress(Exception):
@@ -221,11 +248,13 @@ def run(args) -> int:
         level=getattr(logging, str(getattr(args, "log_level", "INFO")).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("paho").setLevel(logging.WARNING)
     config = DaemonConfig(
         state_dir=Path(args.state_dir),
         hardware_dir=Path(args.hardware_dir) if args.hardware_dir else None,
         slots_dir=Path(args.slots_dir),
         retry_max=float(args.retry_max),
+        heartbeat=float(getattr(args, "heartbeat", None) or 30.0),
     )
     from agent.hardware import HardwareError
 
@@ -235,6 +264,8 @@ def run(args) -> int:
         log.error("cannot start: %s", exc)
         return 1
     try:
+        # Always a file to collect logs from (retrieve_logs), besides stderr/journald.
+        logging.getLogger().addHandler(file_handler(config.state_dir))
         daemon = Daemon(config, facts)
     except OSError as exc:
         log.error("cannot start: %s: %s", exc.filename or config.state_dir, exc.strerror)

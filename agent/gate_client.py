@@ -262,12 +262,13 @@ class GateClient:
 
     # ------------------------------------------------------------------ paired session
 
-    async def check_in(self) -> None:
+    async def check_in(self) -> dict:
+        """The answer ({"status": "paired", "broker"?: "HOST:PORT"}) when still paired."""
         status, data, _ = await self._request(
-            "POST", "/api/v1/checkin", {"version": self.facts.version}
+            "POST", "/api/v1/checkin", {"version": self.facts.version, "master": True}
         )
         if status == 200 and data.get("status") == "paired":
-            return
+            return data
         if status == 404 and data.get("error") == "unknown_terminal":
             raise UnknownTerminalError(data.get("message", "unknown terminal"))
         if status in (401, 403):
@@ -284,3 +285,37 @@ class GateClient:
         if status != 200:
             raise self._unexpected(status, data)
         return data.get("status") != "unpaired"
+
+    # ------------------------------------------------------------------ master service
+
+    async def master_credentials(self, password: str) -> dict:
+        """Hand the gate the MQTT password this terminal made; returns the broker answer."""
+        status, data, _ = await self._request(
+            "POST", "/api/v1/master/credentials", {"password": password}
+        )
+        if status == 200:
+            return data
+        if status == 404 and data.get("error") == "unknown_terminal":
+            raise UnknownTerminalError(data.get("message", "unknown terminal"))
+        if status in (401, 403):
+            raise NotPairedError(data.get("message", "not paired"))
+        raise self._unexpected(status, data)
+
+    async def upload_logs(self, command_id: str, archive: bytes) -> dict:
+        """Upload a log archive for a retrieve_logs command (signed like every request)."""
+        path = f"/api/v1/logs/{command_id}"
+        headers = {"Content-Type": "application/gzip"} | sign_headers(
+            self.identity.private_key, self.facts.serial, "POST", path, archive)
+        try:
+            response = await self._client.post(path, content=archive, headers=headers,
+                                               timeout=httpx.Timeout(60, connect=CONNECT_TIMEOUT))
+        except httpx.HTTPError as exc:
+            raise GateUnreachableError(_describe(exc)) from exc
+        self._check_key(_peer_certificate(response))
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if response.status_code != 201:
+            raise self._unexpected(response.status_code, data if isinstance(data, dict) else {})
+        return data

@@ -8,6 +8,14 @@ Every network effect carries the machine's `generation`; so does the event that 
 change of course (new server, credentials dropped, retry started) bumps the generation, so a late
 answer to a question the machine no longer asks is ignored, and the daemon cancels what is still
 running for an older generation.
+
+Master service (docs/protocol.md §6). A machine made with `initial_state(uses_master=True)` (the
+daemon's) is in service only once it is connected to the master service: after the check-in it
+hands the gate an MQTT password it made itself if it holds none (ObtainMasterCredentials), then
+connects (ConnectMaster). Losing the link shows "master service unreachable" and retries through
+a fresh check-in with backoff; a broker that rejects the credentials sends the terminal back to
+pairing at once, without retrying. A VPN step (scenario A) slots in between the credentials and
+ConnectMaster. Without `uses_master` the check-in alone means in service (a gate-only server).
 """
 
 from __future__ import annotations
@@ -48,6 +56,11 @@ class AwaitingApproval:
 
 
 @dataclass(frozen=True)
+class ConnectingMaster:
+    """Checked in; obtaining MQTT credentials and connecting to the master service."""
+
+
+@dataclass(frozen=True)
 class InService:
     pass
 
@@ -58,8 +71,8 @@ class CertificateMismatch:
 
 
 Phase = (
-    NoServer | Connecting | Unreachable | UnknownTerminal | AwaitingApproval | InService
-    | CertificateMismatch
+    NoServer | Connecting | Unreachable | UnknownTerminal | AwaitingApproval | ConnectingMaster
+    | InService | CertificateMismatch
 )
 
 
@@ -70,6 +83,8 @@ class AgentState:
     paired: bool = False
     generation: int = 0
     failures: int = 0  # consecutive failed attempts, for backoff
+    uses_master: bool = False  # in service means connected to the master service (MQTT)
+    has_master_credentials: bool = False
 
     @property
     def name(self) -> str:
@@ -83,6 +98,7 @@ class AgentState:
 class Started:
     server: ServerAddress | None
     paired: bool
+    has_master_credentials: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,10 +168,37 @@ class RetryDue:
     generation: int
 
 
+@dataclass(frozen=True)
+class MasterCredentialsIssued:
+    """The gate accepted the MQTT password the terminal made (and it is stored)."""
+
+    generation: int
+
+
+@dataclass(frozen=True)
+class MasterConnected:
+    generation: int
+
+
+@dataclass(frozen=True)
+class MasterLost:
+    generation: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class MasterRejected:
+    """The broker refused the credentials (bad username or password / not authorized)."""
+
+    generation: int
+    reason: str
+
+
 Event = (
     Started | ServerSet | PairingOffered | TerminalUnknown | ApprovalPending | Approved
     | PairingRequestGone | CheckedIn | SessionAlive | Unpaired | GateUnreachable
-    | ServerKeyMismatch | RetryDue
+    | ServerKeyMismatch | RetryDue | MasterCredentialsIssued | MasterConnected | MasterLost
+    | MasterRejected
 )
 
 # --------------------------------------------------------------------------- effects
@@ -204,16 +247,48 @@ class RetryLater:
     attempt: int
 
 
+@dataclass(frozen=True)
+class ObtainMasterCredentials:
+    """Make an MQTT password, hand it to the gate (signed), store it (0600)."""
+
+    generation: int
+
+
+@dataclass(frozen=True)
+class ConnectMaster:
+    """Open the MQTT link; it answers MasterConnected, MasterLost or MasterRejected."""
+
+    generation: int
+
+
+# DropCredentials also deletes the MQTT password: a terminal that is no longer paired holds
+# nothing that opens the master service.
 PERSISTENT_EFFECTS = (SaveServer, SavePairing, DropCredentials)
 Effect = (
     SaveServer | SavePairing | DropCredentials | StartPairing | PollApproval | CheckIn
-    | WatchSession | RetryLater
+    | WatchSession | RetryLater | ObtainMasterCredentials | ConnectMaster
 )
 Transition = tuple[AgentState, list[Effect]]
 
 
-def initial_state() -> AgentState:
-    return AgentState(phase=NoServer())
+def initial_state(uses_master: bool = False) -> AgentState:
+    return AgentState(phase=NoServer(), uses_master=uses_master)
+
+
+def _checked_in(state: AgentState) -> Transition:
+    """Checked in with the gate: in service, or on to the master service first."""
+    gen = state.generation
+    if not state.uses_master:
+        return replace(state, phase=InService(), failures=0), [WatchSession(gen)]
+    # The session watch runs from here on, so an unpair reaches the terminal in every later
+    # phase. (Scenario A: a VPN step goes between the credentials and ConnectMaster.)
+    nxt: Effect = ConnectMaster(gen) if state.has_master_credentials else (
+        ObtainMasterCredentials(gen))
+    return replace(state, phase=ConnectingMaster()), [WatchSession(gen), nxt]
+
+
+def _drop(state: AgentState) -> AgentState:
+    return replace(state, paired=False, has_master_credentials=False)
 
 
 def _contact(state: AgentState) -> Transition:
@@ -240,7 +315,7 @@ def _set_server(state: AgentState, server: ServerAddress) -> Transition:
     effects: list[Effect] = [SaveServer(server)]
     if state.paired:
         effects.append(DropCredentials())
-    new, contact = _contact(replace(state, server=server, paired=False, failures=0))
+    new, contact = _contact(replace(_drop(state), server=server, failures=0))
     return new, effects + contact
 
 
@@ -248,8 +323,9 @@ def transition(state: AgentState, event: Event) -> Transition:
     match event:
         case Started(server=None):
             return replace(state, phase=NoServer(), server=None, paired=False), []
-        case Started(server=server, paired=paired):
-            return _contact(replace(state, server=server, paired=paired))
+        case Started(server=server, paired=paired, has_master_credentials=has_master):
+            return _contact(replace(state, server=server, paired=paired,
+                                    has_master_credentials=paired and has_master))
         case ServerSet(server=server):
             return _set_server(state, server)
 
@@ -271,15 +347,26 @@ def transition(state: AgentState, event: Event) -> Transition:
         case PairingRequestGone():
             return _contact(state)
         case CheckedIn():
-            return replace(state, phase=InService(), failures=0), [WatchSession(state.generation)]
-        case SessionAlive() if isinstance(state.phase, InService):
+            return _checked_in(state)
+        case SessionAlive() if isinstance(state.phase, InService | ConnectingMaster):
             return state, [WatchSession(state.generation)]
+        case MasterCredentialsIssued() if isinstance(state.phase, ConnectingMaster):
+            new = replace(state, has_master_credentials=True)
+            return new, [ConnectMaster(state.generation)]
+        case MasterConnected() if isinstance(state.phase, ConnectingMaster):
+            return replace(state, phase=InService(), failures=0), []
+        case MasterLost(reason=reason) if isinstance(state.phase, ConnectingMaster | InService):
+            return _failed(state, Unreachable(f"master service unreachable: {reason}"))
+        case MasterRejected() if state.paired:
+            # Do not knock again with credentials the broker refused: pair afresh.
+            new, contact = _contact(replace(_drop(state), failures=0))
+            return new, [DropCredentials(), *contact]
         case Unpaired():
-            new, contact = _contact(replace(state, paired=False, failures=0))
+            new, contact = _contact(replace(_drop(state), failures=0))
             return new, [DropCredentials(), *contact] if state.paired else contact
         case TerminalUnknown():
             effects: list[Effect] = [DropCredentials()] if state.paired else []
-            new, retry = _failed(replace(state, paired=False), UnknownTerminal())
+            new, retry = _failed(_drop(state), UnknownTerminal())
             return new, effects + retry
         case GateUnreachable(reason=reason):
             return _failed(state, Unreachable(reason))

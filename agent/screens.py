@@ -13,6 +13,7 @@ from agent.pairing import (
     AwaitingApproval,
     CertificateMismatch,
     Connecting,
+    ConnectingMaster,
     InService,
     NoServer,
     UnknownTerminal,
@@ -62,6 +63,12 @@ def screen_model(state: AgentState, facts: TerminalFacts) -> dict:
                 screen="connecting",
                 title="Connecting",
                 text=f"Contacting the server at {server}…",
+            )
+        case ConnectingMaster():
+            model.update(
+                screen="connecting",
+                title="Connecting",
+                text=f"Paired with {server}; connecting to the master service…",
             )
         case Unreachable(reason=reason):
             model.update(

@@ -47,25 +47,39 @@ class SocketBackend:
     def close(self) -> None:
         self._client.close()
 
-    def _call(self, method: str, path: str, body: dict | None = None):
+    def _raw(self, method: str, path: str, body: dict | None = None,
+             timeout: float = TIMEOUT) -> httpx.Response:
         try:
-            response = self._client.request(method, path, json=body)
+            response = self._client.request(method, path, json=body, timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise ServiceError(503, "unreachable", f"the server's admin API failed: {exc}") from exc
+        if response.status_code >= 400:
+            self._refusal(response)
+        return response
+
+    def _call(self, method: str, path: str, body: dict | None = None, timeout: float = TIMEOUT):
+        try:
+            response = self._client.request(method, path, json=body, timeout=timeout)
         except httpx.HTTPError as exc:
             raise ServiceError(503, "unreachable", f"the server's admin API failed: {exc}") from exc
         if response.status_code == 204:
             return None
+        if response.status_code >= 400:
+            self._refusal(response)
+        return response.json()
+
+    @staticmethod
+    def _refusal(response: httpx.Response) -> None:
         try:
             data = response.json()
         except ValueError:
             data = None
-        if response.status_code >= 400:
-            if isinstance(data, dict) and "message" in data:
-                raise ServiceError(response.status_code, str(data.get("error")), data["message"])
-            raise ServiceError(
-                response.status_code, "http_error",
-                f"the server answered {response.status_code}: {response.text[:200]}",
-            )
-        return data
+        if isinstance(data, dict) and "message" in data:
+            raise ServiceError(response.status_code, str(data.get("error")), data["message"])
+        raise ServiceError(
+            response.status_code, "http_error",
+            f"the server answered {response.status_code}: {response.text[:200]}",
+        )
 
     def create_terminal(self, serial: str, scenario: str, location: str | None) -> dict:
         body = {"serial": serial, "scenario": scenario, "location": location}
@@ -91,6 +105,38 @@ class SocketBackend:
             "POST", f"/api/v1/pairing-requests/{_path_part(serial)}/approve", {"code": code}
         )
 
+    # -- master service
+
+    def status(self, serial: str, history: int = 0) -> dict:
+        return self._call("GET", f"/api/v1/terminals/{_path_part(serial)}/status"
+                                 f"?history={int(history)}")
+
+    def events(self, serial: str, limit: int = 100) -> dict:
+        return self._call("GET", f"/api/v1/terminals/{_path_part(serial)}/events?limit={limit}")
+
+    def issue_command(self, serial: str, command: str, args: dict) -> dict:
+        return self._call("POST", f"/api/v1/terminals/{_path_part(serial)}/commands",
+                          {"command": command, "args": args})
+
+    def command(self, serial: str, command_id: str, wait: float = 0) -> dict:
+        path = f"/api/v1/terminals/{_path_part(serial)}/commands/{_path_part(command_id)}"
+        if wait:
+            path += f"?wait={wait:g}"
+        return self._call("GET", path, timeout=wait + TIMEOUT)
+
+    def archives(self, serial: str) -> list[dict]:
+        return self._call("GET", f"/api/v1/terminals/{_path_part(serial)}/archives")
+
+    def download_archive(self, archive_id: str) -> bytes:
+        response = self._raw("GET", f"/api/v1/archives/{_path_part(archive_id)}")
+        return response.content
+
+    def broker_restart(self) -> dict:
+        return self._call("POST", "/api/v1/broker/restart", timeout=60)
+
+    def broker(self) -> dict:
+        return self._call("GET", "/api/v1/broker")
+
 
 def _path_part(serial: str) -> str:
     # Serials are validated by the server; quoting keeps a bad one from changing the route.
@@ -103,10 +149,28 @@ class DirectBackend:
     def __init__(self, data_dir: Path):
         # Imported here: a CLI talking to a running server need not load SQLAlchemy.
         from server.db import open_database
+        from server.master_records import MasterRecords
         from server.service import Service
 
         self._sessions = open_database(data_dir)
         self._service = Service(self._sessions)
+        self._records = MasterRecords(self._sessions, data_dir)
+
+    def status(self, serial: str, history: int = 0) -> dict:
+        return self._records.status(serial, history)
+
+    def events(self, serial: str, limit: int = 100) -> dict:
+        return self._records.events(serial, limit)
+
+    def archives(self, serial: str) -> list[dict]:
+        return self._records.archives(serial)
+
+    def _needs_server(self, *_args, **_kwargs):
+        raise ServiceError(503, "not_running",
+                           "this needs the running server (its broker reaches the terminals); "
+                           "no batm-server runs with this data dir")
+
+    issue_command = command = download_archive = broker_restart = broker = _needs_server
 
     def close(self) -> None:
         from server.db import close_database

@@ -30,10 +30,13 @@ from agent.atomic import atomic_write, ensure_private_dir
 from agent.hostaddr import AddressError, ServerAddress, parse_server_address, validate_host
 from agent.sd_notify import sd_notify
 from server.admin_api import create_admin_app
+from server.broker import DEFAULT_MQTT_PORT, Broker, BrokerError, BrokerSettings
 from server.ca import CertificateError, ensure_certificates
 from server.db import close_database, open_database
 from server.gate import create_gate_app
 from server.local_addresses import default_advertised
+from server.master import MasterLink
+from server.master_records import MasterRecords
 from server.notify import Notifier
 from server.paths import ADMIN_SOCKET, LOCK_FILE, SERVER_INFO
 from server.service import Service
@@ -70,6 +73,16 @@ class ServerSettings:
     data_dir: Path
     listen: ServerAddress
     advertise: list[str] | None = None  # None: every address of the listen host + loopback
+    mqtt_listen: ServerAddress | None = None  # None: the gate's host, port 8883
+
+    @property
+    def broker_listen(self) -> ServerAddress:
+        if self.mqtt_listen is not None:
+            return self.mqtt_listen
+        # A gate on a free port or on loopback (tests, development) gets a broker on a free
+        # port: terminals learn the broker's address from the gate, at every check-in.
+        local = self.listen.port == 0 or self.listen.host.startswith("127.")
+        return ServerAddress(self.listen.host, 0 if local else DEFAULT_MQTT_PORT)
 
 
 class _Uvicorn(uvicorn.Server):
@@ -88,6 +101,9 @@ class BatmServer:
         self.ready = threading.Event()
         self.gate_address: ServerAddress | None = None
         self.service: Service | None = None
+        self.broker: Broker | None = None
+        self.master: MasterLink | None = None
+        self.records: MasterRecords | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._gate_sock: socket.socket | None = None
@@ -164,8 +180,10 @@ class BatmServer:
             sessions = open_database(self.data_dir)
             self.service = Service(
                 sessions, server_spki=certs.leaf_spki_der, ca_pem=certs.ca_pem,
-                notify=self.notifier.notify,
+                notify=self.notifier.notify, revoke=self._revoke,
             )
+            self.records = MasterRecords(sessions, self.data_dir, notify=self.notifier.notify)
+            await self._start_master(certs)
             gate_sock = self._gate_sock = self._gate_socket()
             sockets.append(gate_sock)
             admin_sock = self._admin_socket()
@@ -176,20 +194,55 @@ class BatmServer:
                 "timeout_graceful_shutdown": SHUTDOWN_GRACE,
             }
             gate = _Uvicorn(uvicorn.Config(
-                create_gate_app(self.service, self.notifier),
+                create_gate_app(self.service, self.notifier, self.master, self.records),
                 ssl_certfile=os.fspath(certs.leaf_cert_path),
                 ssl_keyfile=os.fspath(certs.leaf_key_path),
                 **common,
             ))
-            admin = _Uvicorn(uvicorn.Config(create_admin_app(self.service), **common))
+            admin = _Uvicorn(uvicorn.Config(
+                create_admin_app(self.service, self.records, self.master, self.notifier),
+                **common))
             await self._serve({gate: gate_sock, admin: admin_sock})
+            self._stop_master()
             close_database(sessions)
         finally:
+            self._stop_master()
             for sock in sockets:
                 sock.close()
             self.info_file.unlink(missing_ok=True)
             self.admin_socket.unlink(missing_ok=True)
             os.close(lock_fd)
+
+    def _revoke(self, serial: str) -> None:
+        if self.master is not None:
+            self.master.revoke(serial)
+
+    async def _start_master(self, certs) -> None:
+        """Mosquitto as a child, and the server's own client on its loopback listener."""
+        assert self.service is not None and self.records is not None
+        try:
+            broker = Broker(
+                BrokerSettings(self.data_dir, self.settings.broker_listen,
+                               certs.leaf_cert_path, certs.leaf_key_path),
+                paired=self.service.paired_serials,
+            )
+            broker.prepare()
+            await asyncio.to_thread(broker.start)
+        except (BrokerError, OSError) as exc:
+            raise StartupError(f"master service: {exc}") from exc
+        self.broker = broker
+        self.master = MasterLink(broker, self.records)
+        self.master.start()
+        if not await asyncio.to_thread(self.master.wait_connected, 10):
+            raise StartupError("master service: the server's client cannot log in to the broker")
+
+    def _stop_master(self) -> None:
+        if self.master is not None:
+            self.master.stop()
+            self.master = None
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
 
     async def _serve(self, servers: dict[_Uvicorn, socket.socket]) -> None:
         assert self._stop is not None
@@ -222,6 +275,8 @@ class BatmServer:
             "pid": os.getpid(),
             "gate": str(self.gate_address),
             "admin_socket": os.fspath(self.admin_socket.absolute()),
+            "mqtt": f"{self.settings.broker_listen.host}:{self.broker.mqtt_port}"
+            if self.broker else None,
         }
         atomic_write(self.info_file, (json.dumps(info) + "\n").encode(), mode=0o644)
         sd_notify("READY=1")

@@ -16,16 +16,20 @@ DEFAULT_LIMIT = 64 * 1024
 class BodyLimit:
     """ASGI middleware: 413 {"error": "too_large"} for bodies over `limit` bytes."""
 
-    def __init__(self, app, limit: int = DEFAULT_LIMIT):
+    def __init__(self, app, limit: int = DEFAULT_LIMIT, large: dict[str, int] | None = None):
         self.app = app
         self.limit = limit
+        self.large = large or {}  # path prefix -> its own limit (log archive uploads)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        limit = next((n for prefix, n in self.large.items() if path.startswith(prefix)),
+                     self.limit)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            return await self._refuse(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return await self._refuse(send, limit)
         received = 0
 
         async def limited_receive():
@@ -33,17 +37,18 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:  # chunked, without a Content-Length
-                    raise self._error()
+                if received > limit:  # chunked, without a Content-Length
+                    raise self._error(limit)
             return message
 
         return await self.app(scope, limited_receive, send)
 
-    def _error(self) -> ServiceError:
-        return ServiceError(413, "too_large", f"the request body is over {self.limit} bytes")
+    @staticmethod
+    def _error(limit: int) -> ServiceError:
+        return ServiceError(413, "too_large", f"the request body is over {limit} bytes")
 
-    async def _refuse(self, send) -> None:
-        body = json.dumps(self._error().as_json()).encode()
+    async def _refuse(self, send, limit: int) -> None:
+        body = json.dumps(self._error(limit).as_json()).encode()
         await send({"type": "http.response.start", "status": 413, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         ]})

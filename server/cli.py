@@ -13,6 +13,7 @@ from pathlib import Path
 from agent.hostaddr import AddressError
 from server.admin_client import AdminBackend, open_backend
 from server.errors import ServiceError
+from server.master_cli import MASTER_ACTIONS, master_command
 from server.paths import default_data_dir
 from server.tables import pairing_table, terminal_table
 
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = leaf(commands, "run", "run the gate (HTTPS) and the admin API (Unix socket)")
     run.add_argument("--listen", default="0.0.0.0:8443", metavar="HOST:PORT",
                      help="where the gate listens (default 0.0.0.0:8443; port 0 picks a free one)")
+    run.add_argument("--mqtt-listen", metavar="HOST:PORT",
+                     help="where the broker's TLS listener for terminals listens "
+                          "(default: the gate's host, port 8883)")
     run.add_argument("--advertise", metavar="ADDR,...",
                      help="addresses and names for the server certificate "
                           "(default: every address of the listen host, 127.0.0.1, localhost)")
@@ -58,6 +62,41 @@ def build_parser() -> argparse.ArgumentParser:
     leaf(terminal, "unpair", "unpair a terminal (it drops its credentials)").add_argument("serial")
     leaf(terminal, "delete", "forget a terminal").add_argument("serial")
     leaf(terminal, "vpn", "generate a terminal's VPN configuration").add_argument("serial")
+    status = leaf(terminal, "status", "a terminal's health: version, last update, last sync, "
+                                      "last sync error")
+    status.add_argument("serial")
+    status.add_argument("--json", action="store_true", help="print the admin API's JSON")
+    status.add_argument("--history", type=int, nargs="?", const=20, default=0, metavar="N",
+                        help="also show the last N status changes (default 20)")
+    events = leaf(terminal, "events", "events the terminal recorded")
+    events.add_argument("serial")
+    events.add_argument("--json", action="store_true", help="print the admin API's JSON")
+    events.add_argument("--count", action="store_true", help="print only how many there are")
+    events.add_argument("--limit", type=int, default=20, help="how many to list (default 20)")
+    logs = leaf(terminal, "logs", "retrieve the terminal's logs for a period")
+    logs.add_argument("serial")
+    logs.add_argument("--since", required=True, metavar="ISO", help="start, e.g. 2024-05-01T10:00")
+    logs.add_argument("--until", required=True, metavar="ISO", help="end (ISO 8601)")
+    logs.add_argument("--max-size", required=True, type=int, metavar="BYTES",
+                      help="largest archive the terminal may upload")
+    logs.add_argument("--wait", action="store_true", help="wait for the archive and print it")
+    logs.add_argument("--timeout", type=float, default=60.0, help="how long --wait waits")
+    reset = leaf(terminal, "reset-db", "make the terminal delete and recreate its local database")
+    reset.add_argument("serial")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    leaf(terminal, "reboot", "reboot the terminal").add_argument("serial")
+    cmd = leaf(terminal, "command", "show a remote command and its result")
+    cmd.add_argument("serial")
+    cmd.add_argument("command_id")
+    cmd.add_argument("--wait", type=float, default=0, metavar="S", help="wait up to S seconds")
+    archives = leaf(terminal, "archives", "list the log archives a terminal uploaded")
+    archives.add_argument("serial")
+    archives.add_argument("--json", action="store_true", help="print the admin API's JSON")
+
+    broker = commands.add_parser("broker", help="the master service's MQTT broker").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    leaf(broker, "restart", "restart Mosquitto (clients reconnect; nothing is lost)")
+    leaf(broker, "status", "the broker process")
 
     pairing = commands.add_parser("pairing", help="pairing requests").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -95,6 +134,13 @@ def _admin(args: argparse.Namespace, backend: AdminBackend) -> None:
     elif key == ("terminal", "delete"):
         backend.delete_terminal(args.serial)
         print(f"deleted terminal {args.serial}")
+    elif args.command == "terminal" and args.action in MASTER_ACTIONS:
+        master_command(args, backend, Path(args.data_dir or default_data_dir()))
+    elif key == ("broker", "restart"):
+        answer = backend.broker_restart()
+        print(f"broker restarted (pid {answer['pid']})")
+    elif key == ("broker", "status"):
+        _print_json(backend.broker())
     elif key == ("pairing", "list"):
         requests = backend.list_pairing_requests()
         if args.json:
@@ -130,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
             advertise = parse_advertise(args.advertise) if args.advertise is not None else None
         except AddressError as exc:
             parser.error(f"--advertise: {exc}")
-        return run_server(ServerSettings(data_dir, listen, advertise))
+        try:
+            mqtt = parse_listen(args.mqtt_listen) if args.mqtt_listen else None
+        except AddressError as exc:
+            parser.error(f"--mqtt-listen: {exc}")
+        return run_server(ServerSettings(data_dir, listen, advertise, mqtt))
     if (args.command, args.action) == ("terminal", "vpn"):
         return _not_implemented("terminal vpn")
     if args.command == "firmware":

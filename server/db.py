@@ -125,6 +125,8 @@ def open_database(data_dir: Path) -> sessionmaker:
         connect_args={"check_same_thread": False},
     )
     event.listen(engine, "connect", _sqlite_pragmas)
+    import server.master_db  # noqa: F401  (registers the master service's tables)
+
     Base.metadata.create_all(engine)
     return sessionmaker(engine, expire_on_commit=False)
 

@@ -6,19 +6,28 @@ Service, and turns long-polls into waits on the Notifier. All decisions live in 
 
 from __future__ import annotations
 
+import asyncio
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from agent import signing
 from server import wire
 from server.body_limit import BodyLimit
+from server.broker import topic_prefix
+from server.errors import ServiceError, bad_request
 from server.http_errors import install_error_handlers
+from server.master import MasterLink, MasterUnavailable
+from server.master_records import MAX_ARCHIVE, MasterRecords
 from server.notify import Notifier, pairing_topic, session_topic
 from server.service import Service, SignedRequest
 
 IDENTITY_KEY_BYTES = 32
 NONCE_BYTES = 32
 COMMITMENT_BYTES = 32  # SHA-256
+# The terminal makes its MQTT password: 32 random bytes, base64url without padding.
+MQTT_PASSWORD = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 def _path_with_query(request: Request) -> str:
@@ -44,10 +53,22 @@ def _peer(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def create_gate_app(service: Service, notifier: Notifier) -> FastAPI:
+def _broker_address(master: MasterLink, request: Request) -> str:
+    """HOST:PORT of the broker's TLS listener, as the requesting terminal can reach it."""
+    host = master.broker.settings.listen.host
+    if host in ("0.0.0.0", "::", ""):
+        host = request.url.hostname or host  # the address the terminal reached us on
+    port = master.broker.mqtt_port
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def create_gate_app(
+    service: Service, notifier: Notifier, master: MasterLink | None = None,
+    records: MasterRecords | None = None,
+) -> FastAPI:
     app = FastAPI(title="batm gate", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, large={"/api/v1/logs/": MAX_ARCHIVE})
 
     @app.post("/api/v1/hello")
     async def hello(request: Request) -> JSONResponse:
@@ -86,7 +107,10 @@ def create_gate_app(service: Service, notifier: Notifier) -> FastAPI:
         signed = await _signed(request)
         body = wire.json_object(signed.body)
         version = wire.integer(body, "version")
-        return JSONResponse(service.checkin(signed, version))
+        answer = service.checkin(signed, version)
+        if master is not None and body.get("master") is True:
+            answer["broker"] = _broker_address(master, request)  # it may have moved
+        return JSONResponse(answer)
 
     @app.get("/api/v1/session")
     async def session(request: Request) -> JSONResponse:
@@ -98,5 +122,34 @@ def create_gate_app(service: Service, notifier: Notifier) -> FastAPI:
             if answer["status"] == "paired" and wait > 0 and await listener.wait(wait):
                 answer = service.session_status(serial, key)
         return JSONResponse(answer)
+
+    @app.post("/api/v1/master/credentials")
+    async def master_credentials(request: Request) -> JSONResponse:
+        """The terminal hands over the MQTT password it made; the broker gets it (dynsec keeps
+        only a salted hash) and the terminal learns where the broker is."""
+        signed = await _signed(request)
+        body = wire.json_object(signed.body)
+        password = wire.text(body, "password", max_len=100)
+        if password is None or not MQTT_PASSWORD.match(password):
+            raise bad_request("password: must be 32 random bytes in base64url (43 characters)")
+        serial = service.paired_terminal(signed)
+        if master is None:
+            raise ServiceError(503, "master_unavailable", "this server runs no master service")
+        try:
+            await asyncio.to_thread(master.grant, serial, password)
+        except MasterUnavailable as exc:
+            raise ServiceError(503, "master_unavailable",
+                               f"the master service is not available: {exc}") from exc
+        return JSONResponse({"broker": _broker_address(master, request), "username": serial,
+                             "topic_prefix": topic_prefix(serial)})
+
+    @app.post("/api/v1/logs/{command_id}")
+    async def upload_logs(command_id: str, request: Request) -> JSONResponse:
+        signed = await _signed(request)
+        serial = service.paired_terminal(signed)
+        if records is None:
+            raise ServiceError(503, "master_unavailable", "this server runs no master service")
+        archive = await asyncio.to_thread(records.store_archive, serial, command_id, signed.body)
+        return JSONResponse(archive, status_code=201)
 
     return app

@@ -81,8 +81,11 @@ class Service:
         ca_pem: str | None = None,
         notify: Callable[[str], None] | None = None,
         clock: Callable[[], datetime.datetime] = utcnow,
+        revoke: Callable[[str], object] | None = None,
     ):
         self._sessions = sessions
+        # Ends a terminal's MQTT access (server.master); called after the unpair committed.
+        self._revoke = revoke or (lambda _serial: None)
         self._server_spki = server_spki  # None when the CLI works on the database directly
         self._ca_pem = ca_pem
         self._notify = notify or (lambda _topic: None)
@@ -208,7 +211,9 @@ class Service:
                 self._drop_request(tx, request)
             tx.wake.append(session_topic(serial))
             log.info("terminal %s unpaired", serial)
-            return terminal_view(terminal)
+            view = terminal_view(terminal)
+        self._revoke(serial)
+        return view
 
     def delete_terminal(self, serial: str) -> None:
         with self._tx() as tx:
@@ -221,6 +226,7 @@ class Service:
             tx.session.delete(terminal)
             tx.wake.append(session_topic(serial))
             log.info("terminal %s deleted", serial)
+        self._revoke(serial)
 
     def list_pairing_requests(self) -> list[dict]:
         with self._tx() as tx:
@@ -280,7 +286,10 @@ class Service:
                 signing.fingerprint(request.identity_key), ", replacing the old key" if replaced
                 else "",
             )
-            return terminal_view(terminal)
+            view = terminal_view(terminal)
+        if replaced:
+            self._revoke(serial)  # the old key's MQTT credentials go with it
+        return view
 
     # ------------------------------------------------------------------ gate operations
 
@@ -386,6 +395,22 @@ class Service:
         self._check_signature(signed, terminal.identity_key, terminal.serial)
         terminal.last_seen = tx.now
         return terminal
+
+    def paired_serials(self) -> list[str]:
+        with self._tx() as tx:
+            return list(tx.session.scalars(
+                select(Terminal.serial).where(Terminal.state == "paired")).all())
+
+    def paired_terminal(self, signed: SignedRequest) -> str:
+        """Authenticate a paired terminal's signed request (master credentials, log upload)."""
+        with self._tx() as tx:
+            terminal = self._session_terminal(tx, signed)
+            if terminal.state != "paired":
+                raise ServiceError(
+                    403, "not_paired",
+                    f"terminal {terminal.serial!r} is not paired (the operator unpaired it)",
+                )
+            return terminal.serial
 
     def checkin(self, signed: SignedRequest, version: int) -> dict:
         with self._tx() as tx:

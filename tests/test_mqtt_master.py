@@ -1,0 +1,190 @@
+"""The master service end to end on loopback: a real Mosquitto run by the real server, the real
+agent. (The HIL suite proves the must-shows on the simulated rig; these run without root.)"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import ssl
+import tarfile
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from test_agent_daemon import Loopback, wait_until
+
+SERIAL = "T-LOOP-1"
+
+
+@pytest.fixture
+def master(tmp_path):
+    if shutil.which("mosquitto") is None and not os.path.exists("/usr/sbin/mosquitto"):
+        message = "mosquitto is not installed (Debian package 'mosquitto')"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    rig = Loopback(tmp_path)
+    rig.start_server()
+    rig.start_agent()
+    try:
+        rig.pair()
+        yield rig
+    finally:
+        rig.agent.stop()
+        rig.server.stop()
+
+
+def status(rig: Loopback) -> dict:
+    return json.loads(rig.server_cli("terminal", "status", SERIAL, "--json").stdout)
+
+
+def credentials(rig: Loopback) -> dict:
+    return json.loads((rig.state_dir / "mqtt-credentials.json").read_text())
+
+
+def connect(rig: Loopback, username: str, password: str, client_id: str):
+    """A paho client on the terminals' TLS listener; returns (client, CONNACK reason code)."""
+    info = json.loads((rig.data_dir / "server.json").read_text())
+    host, port = info["mqtt"].rsplit(":", 1)
+    context = ssl.create_default_context(cafile=str(rig.data_dir / "ca.pem"))
+    context.check_hostname = False
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                         reconnect_on_failure=False)
+    client.username_pw_set(username, password)
+    client.tls_set_context(context)
+    done = threading.Event()
+    answer: dict = {}
+
+    def on_connect(_c, _u, _f, reason_code, _p):
+        answer["rc"] = reason_code
+        done.set()
+
+    client.on_connect = on_connect
+    client.on_connect_fail = lambda *_: done.set()
+    client.connect_async(host, int(port), keepalive=10)
+    client.loop_start()
+    assert done.wait(10), "no CONNACK"
+    return client, answer.get("rc")
+
+
+def admin_client(rig: Loopback):
+    password = (rig.data_dir / "mosquitto" / "admin.secret").read_text().strip()
+    client, rc = connect(rig, "batm-server", password, "test-admin")
+    assert rc is not None and not rc.is_failure
+    return client
+
+
+def test_terminal_in_service_over_mqtt_reports_status_and_events(master):
+    rig = master
+    creds = credentials(rig)
+    assert oct((rig.state_dir / "mqtt-credentials.json").stat().st_mode & 0o777) == "0o600"
+    assert creds["username"] == SERIAL and creds["topic_prefix"] == f"terminals/{SERIAL}/"
+    # The server never stores the password, only the broker's salted hash.
+    dynsec = (rig.data_dir / "mosquitto" / "dynamic-security.json").read_text()
+    assert creds["password"] not in dynsec and SERIAL in dynsec
+    wait_until(lambda: status(rig)["screen"] == "in_service", 10, "status in the server")
+    seen = status(rig)
+    assert seen["online"] and seen["version"] == 20230801 and seen["agent_state"] == "InService"
+    assert seen["slot"] == "a" and seen["last_update"]
+
+    for i in range(3):
+        rig.agent_cli("event", "cash.dispensed", "--data", json.dumps({"i": i}))
+    rig.agent_cli("emit-test-events", "200")
+    wait_until(lambda: rig.server_cli("terminal", "events", SERIAL, "--count").stdout.strip()
+               == "203", 20, "203 events on the server")
+    wait_until(lambda: status(rig)["last_sync"] is not None
+               and status(rig)["outbox_pending"] == 0, 10, "last sync reported")
+    assert status(rig)["last_sync_error"] is None
+
+    bad = rig.agent_cli("event", "has space", check=False)
+    assert bad.returncode == 1 and "event type" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_terminal_credentials_reach_only_its_own_topics(master):
+    rig = master
+    creds = credentials(rig)
+    client, rc = connect(rig, SERIAL, creds["password"], "acl-probe")
+    assert not rc.is_failure
+    granted = {}
+    done = threading.Event()
+
+    def on_subscribe(_c, _u, mid, reason_codes, _p):
+        granted[mid] = reason_codes[0]
+        done.set()
+
+    client.on_subscribe = on_subscribe
+    _, mid = client.subscribe("terminals/OTHER/commands", qos=1)
+    assert done.wait(5)
+    assert granted[mid].is_failure, "a terminal subscribed to another terminal's commands"
+    client.disconnect()
+    client.loop_stop()
+    wrong, rc = connect(rig, SERIAL, "x" * 43, "bad-password")
+    assert rc is not None and rc.value in (134, 135)
+    wrong.loop_stop()
+
+
+def test_unpair_revokes_mqtt_access_and_sends_the_terminal_to_pairing(master):
+    rig = master
+    creds = credentials(rig)
+    started = time.monotonic()
+    rig.server_cli("terminal", "unpair", SERIAL)
+    rig.wait_screen("pairing_code", timeout=5)
+    assert time.monotonic() - started < 3  # the HIL suite holds it to 1 s on the rig
+    assert not (rig.state_dir / "mqtt-credentials.json").exists()
+    client, rc = connect(rig, SERIAL, creds["password"], "old-credentials")
+    client.loop_stop()
+    assert rc is not None and rc.value in (134, 135), f"old credentials accepted: {rc}"
+
+
+def test_commands_bad_payloads_reset_db_and_logs(master):
+    rig = master
+    results: list[dict] = []
+    got = threading.Condition()
+    admin = admin_client(rig)
+
+    def on_message(_c, _u, message):
+        with got:
+            results.append(json.loads(message.payload))
+            got.notify_all()
+
+    admin.on_message = on_message
+    admin.subscribe(f"terminals/{SERIAL}/results", qos=1)
+    topic = f"terminals/{SERIAL}/commands"
+    for payload in (b"not json", b"x" * 70_000, json.dumps(
+            {"id": "c-bad", "command": "retrieve_logs", "args": {"since": "never"}}).encode()):
+        admin.publish(topic, payload, qos=1)
+    with got:
+        assert got.wait_for(lambda: len(results) >= 3, 10), results
+    assert all(r["ok"] is False and r["error"] for r in results)
+    assert any(r["command_id"] == "c-bad" and "since" in r["error"] for r in results)
+    admin.disconnect()
+    admin.loop_stop()
+
+    # The agent survived all of that, and the server keeps the refusals visible.
+    assert rig.screen()["screen"] == "in_service"
+
+    rig.agent_cli("emit-test-events", "5")
+    out = rig.server_cli("terminal", "reset-db", SERIAL, "--yes").stdout
+    assert "reset_db done" in out
+    assert rig.screen()["screen"] == "in_service"
+    rig.agent_cli("event", "after.reset")
+    wait_until(lambda: status(rig)["outbox_pending"] == 0, 10, "outbox drained after reset")
+
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+    out = rig.server_cli("terminal", "logs", SERIAL, "--since", since, "--until", until,
+                         "--max-size", "4096", "--wait", "--timeout", "30").stdout
+    path = out.strip().split("file ")[-1]
+    with open(path, "rb") as handle:
+        data = handle.read()
+    assert 0 < len(data) <= 4096
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        log = tar.extractfile("agent.log").read().decode()
+    assert "local database reset" in log
+    refused = rig.server_cli("terminal", "logs", SERIAL, "--since", "yesterday", "--until",
+                             until, "--max-size", "4096", check=False)
+    assert refused.returncode == 1 and "--since" in refused.stderr
