@@ -11,7 +11,7 @@ itself. The pairing machine reconnects through a fresh check-in with capped, jit
 (agent.backoff), and a CONNACK refusing the credentials ends in MasterRejected — the terminal
 goes back to pairing instead of knocking again.
 
-Topics (docs/protocol.md §6) under terminals/<serial>/: status (retained; last will
+Topics (docs/protocol.md §7) under terminals/<serial>/: status (retained; last will
 {"online": false}), events (QoS 1), commands (subscribed, QoS 1), results.
 """
 

@@ -9,7 +9,7 @@ change of course (new server, credentials dropped, retry started) bumps the gene
 answer to a question the machine no longer asks is ignored, and the daemon cancels what is still
 running for an older generation.
 
-Master service (docs/protocol.md §6). A machine made with `initial_state(uses_master=True)` (the
+Master service (docs/protocol.md §7). A machine made with `initial_state(uses_master=True)` (the
 daemon's) is in service only once it is connected to the master service: after the check-in it
 hands the gate an MQTT password it made itself if it holds none (ObtainMasterCredentials), then
 connects (ConnectMaster). Losing the link shows "master service unreachable" and retries through

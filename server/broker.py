@@ -7,7 +7,7 @@ plugin's dynamic-security.json (per-terminal users, roles and ACLs), the admin u
 Credentials are username/password clients of the dynamic-security plugin, not client
 certificates: Mosquitto issue #2999 — dynsec's disable/delete does not bind certificate-
 authenticated clients — while deleting a password client kicks its live session and refuses its
-reconnects. That is the revocation an unpair needs (docs/protocol.md §6).
+reconnects. That is the revocation an unpair needs (docs/protocol.md §7).
 
 The server's database is the source of truth. Before every broker start the dynsec file is
 reconciled with it (clients of terminals that are no longer paired are removed, the admin user's

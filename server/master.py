@@ -128,12 +128,7 @@ class MasterLink:
                     if len(payload) > MAX_PAYLOAD:
                         payload = payload[: MAX_PAYLOAD + 1]  # refused as oversized
                     incoming.append(Incoming(parts[1], parts[2], payload))
-            try:
-                self.records.ingest(incoming)
-            except Exception:
-                # Not acknowledged: the broker redelivers after the next reconnect.
-                log.exception("master: storing %d message(s) failed", len(incoming))
-                continue
+            self._store(incoming)
             with self._lock:
                 current = self._generation
             for message, gen in batch:
@@ -143,6 +138,23 @@ class MasterLink:
             for item in incoming:
                 if item.kind == "results":
                     self.on_result(item.serial)
+
+    def _store(self, incoming: list[Incoming]) -> None:
+        """Store the batch, retrying until the database takes it: an unacknowledged message
+        would only come back after a reconnect, so giving up is never the answer. (SQLite
+        answers "database is locked" at once when a read transaction must become a write one
+        while the gate writes; a moment later it works.)"""
+        delay = 0.02
+        while True:
+            try:
+                self.records.ingest(incoming)
+                return
+            except Exception as exc:
+                if delay >= 1.0:
+                    log.warning("master: storing %d message(s) failed (%s); retrying",
+                                len(incoming), exc.__class__.__name__)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     # ------------------------------------------------------------------ publishing
 

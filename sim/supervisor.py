@@ -20,7 +20,7 @@ import threading
 import time
 import traceback
 
-from sim import netns, readiness
+from sim import faults, netns, readiness
 from sim.children import TerminalChildren, server_child
 from sim.layout import Layout, RigConfig
 from sim.naming import GATE_PORT, SERVER_ADDRESS, RigNames, terminal_address
@@ -193,7 +193,12 @@ class Supervisor:
                 terminal.act(action)
             self.save_state()
             return {"ok": True}
-        raise ActionError(f"unknown cmd {cmd!r} (ping, status, server, terminal, down)")
+        if cmd in faults.FAULT_COMMANDS:
+            try:
+                return faults.handle(self, request)
+            except faults.FaultError as exc:
+                raise ActionError(str(exc)) from None
+        raise ActionError(f"unknown cmd {cmd!r} (ping, status, server, terminal, link, down)")
 
     def down(self) -> list[str]:
         """Stop every child, remove the network; leave logs and screenshots."""
