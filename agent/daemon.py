@@ -28,6 +28,7 @@ from agent.gate_client import (
     NotPairedError,
     RequestGoneError,
     UnknownTerminalError,
+    UpgradeRequiredError,
 )
 from agent.hardware import TerminalFacts, read_facts
 from agent.hostaddr import parse_server_address
@@ -38,6 +39,8 @@ from agent.screen_bus import ScreenBus
 from agent.screens import screen_model
 from agent.sd_notify import sd_notify
 from agent.settings import ServerPin, Settings, SettingsStore
+from agent.upgrade import StartReport, UpgradeAdapter, resume_updater, upgrade_event
+from agent.upgrade_states import UPGRADE_EFFECTS, UpgradeStartup
 
 log = logging.getLogger("batm-agent")
 
@@ -66,6 +69,11 @@ class Daemon:
         self._tasks: dict[asyncio.Task, int] = {}
         self._client: GateClient | None = None
         self._client_key: tuple | None = None
+        self.exit_code = 0  # RESTART_EXIT_CODE asks the supervisor to start the agent again
+        self._stop: asyncio.Event | None = None
+        self.upgrade_start: StartReport | None = None  # what resume_updater() found at start
+        self.upgrades = UpgradeAdapter(config.slots_dir, facts.serial, lambda: self.state.server,
+                                       self._events.put_nowait, self.request_exit)
         self.master = MasterSession(
             config.state_dir, facts, config.slots_dir, dispatch=self.dispatch,
             agent_status=self.status, generation=lambda: self.state.generation,
@@ -91,6 +99,7 @@ class Daemon:
             "identity_fingerprint": self.identity.fingerprint,
             "pid": os.getpid(),
             "uptime": round(time.monotonic() - self.started_at, 1),
+            "firmware": self.upgrades.status(),
             "master": self.master.summary() if hasattr(self, "master") else None,
         }
 
@@ -172,13 +181,22 @@ class Daemon:
             event = pm.PairingRequestGone(gen)
         except CertificateMismatchError as exc:
             event = pm.ServerKeyMismatch(gen, str(exc))
+        except UpgradeRequiredError as exc:
+            event = upgrade_event(gen, exc.answer)
         except GateUnreachableError as exc:
             event = pm.GateUnreachable(gen, str(exc))
         if event is not None:
             await self._events.put(event)
 
+    def request_exit(self, code: int) -> None:
+        self.exit_code = code
+        if self._stop is not None:
+            self._stop.set()
+
     async def _network_effect(self, effect: pm.Effect) -> pm.Event | None:
         gen = effect.generation
+        if isinstance(effect, UPGRADE_EFFECTS):
+            return await self.upgrades.perform(effect)
         match effect:
             case pm.StartPairing():
                 client = self._gate(pin=None, fresh=True)
@@ -207,11 +225,13 @@ class Daemon:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        stop = self._stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         control = ControlServer(self.config.state_dir / "control.sock", self)
         await control.start()
+        if self.upgrade_start is not None:
+            self.dispatch(UpgradeStartup(self.upgrade_start.trying, self.upgrade_start.note))
         self.dispatch(pm.Started(self.settings.server, self.settings.paired,
                                  self.master.has_credentials()))
         heartbeat = loop.create_task(self.master.heartbeat_loop())
@@ -258,6 +278,8 @@ def run(args) -> int:
     )
     from agent.hardware import HardwareError
 
+    upgrade_start = resume_updater(config.slots_dir)  # before the version is read
+    log.info("firmware: %s", upgrade_start.message)
     try:
         facts = read_facts(config.hardware_dir, config.slots_dir)
     except HardwareError as exc:
@@ -270,5 +292,6 @@ def run(args) -> int:
     except OSError as exc:
         log.error("cannot start: %s: %s", exc.filename or config.state_dir, exc.strerror)
         return 1
+    daemon.upgrade_start = upgrade_start
     asyncio.run(daemon.run())
-    return 0
+    return daemon.exit_code

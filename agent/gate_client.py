@@ -26,6 +26,7 @@ from agent.hostaddr import ServerAddress
 from agent.identity import Identity
 from agent.settings import ServerPin
 from agent.signing import b64url, sign_headers, unb64url
+from agent.upgrade_offer import OfferError, UpgradeOffer, UpgradeWait, parse_upgrade_answer
 
 CONNECT_TIMEOUT = 3.0
 REQUEST_TIMEOUT = 10.0
@@ -54,6 +55,21 @@ class NotPairedError(GateError):
 
 class RequestGoneError(GateError):
     pass
+
+
+class UpgradeRequiredError(GateError):
+    """The gate will not pair this version: `answer` is the next step or when to ask again."""
+
+    def __init__(self, answer: UpgradeOffer | UpgradeWait):
+        super().__init__("the server requires an upgrade before pairing")
+        self.answer = answer
+
+
+def upgrade_required(data: dict, spki_sha256: str) -> GateError:
+    try:
+        return UpgradeRequiredError(parse_upgrade_answer(data, spki_sha256))
+    except OfferError as exc:
+        return GateUnreachableError(f"the server's upgrade answer is malformed ({exc})")
 
 
 @dataclass(frozen=True)
@@ -212,9 +228,13 @@ class GateClient:
             "identity_key": b64url(self.identity.public_raw),
             "commitment": pairing_code.commitment(nonce),
         }
+        if self.facts.slot_hardware:
+            hello["firmware_hardware"] = self.facts.slot_hardware
         status, data, cert = await self._request("POST", "/api/v1/hello", hello, signed=False)
         if status == 404 and data.get("error") == "unknown_terminal":
             raise UnknownTerminalError(data.get("message", "unknown terminal"))
+        if status == 200 and data.get("status") == "upgrade_required":
+            raise upgrade_required(data, hashlib.sha256(spki_der(cert)).hexdigest())
         if status != 200 or data.get("status") != "pairing":
             raise self._unexpected(status, data)
         try:

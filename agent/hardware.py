@@ -25,6 +25,7 @@ class TerminalFacts:
     serial: str
     model: str
     version: int
+    slot_hardware: str | None = None  # the active slot's hardware name (e.g. "rpi4")
 
 
 def _read_text(path: Path) -> str | None:
@@ -69,4 +70,14 @@ def read_facts(hardware_dir: Path | None, slots_dir: Path) -> TerminalFacts:
         serial=read_serial(hardware_dir),
         model=read_model(hardware_dir),
         version=read_active_version(slots_dir),
+        slot_hardware=read_slot_hardware(slots_dir),
     )
+
+
+def read_slot_hardware(slots_dir: Path) -> str | None:
+    try:
+        data = json.loads((Path(slots_dir) / "active" / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    hardware = data.get("hardware") if isinstance(data, dict) else None
+    return hardware if isinstance(hardware, str) and len(hardware) <= 32 else None

@@ -24,6 +24,13 @@ from dataclasses import dataclass, replace
 
 from agent.hostaddr import ServerAddress
 from agent.settings import ServerPin
+from agent.upgrade_states import (
+    UPGRADE_EVENTS,
+    TerminalUnpaired,
+    UpgradeEffect,
+    UpgradeEvent,
+    Upgrading,
+)
 
 # --------------------------------------------------------------------------- phases
 
@@ -72,7 +79,7 @@ class CertificateMismatch:
 
 Phase = (
     NoServer | Connecting | Unreachable | UnknownTerminal | AwaitingApproval | ConnectingMaster
-    | InService | CertificateMismatch
+    | InService | CertificateMismatch | TerminalUnpaired | Upgrading
 )
 
 
@@ -85,6 +92,8 @@ class AgentState:
     failures: int = 0  # consecutive failed attempts, for backoff
     uses_master: bool = False  # in service means connected to the master service (MQTT)
     has_master_credentials: bool = False
+    trying_upgrade: bool = False  # running a new slot on trial: commit once the gate answers
+    upgrade_note: str | None = None  # why the last upgrade failed, for the screen's detail
 
     @property
     def name(self) -> str:
@@ -198,7 +207,7 @@ Event = (
     Started | ServerSet | PairingOffered | TerminalUnknown | ApprovalPending | Approved
     | PairingRequestGone | CheckedIn | SessionAlive | Unpaired | GateUnreachable
     | ServerKeyMismatch | RetryDue | MasterCredentialsIssued | MasterConnected | MasterLost
-    | MasterRejected
+    | MasterRejected | UpgradeEvent
 )
 
 # --------------------------------------------------------------------------- effects
@@ -266,7 +275,7 @@ class ConnectMaster:
 PERSISTENT_EFFECTS = (SaveServer, SavePairing, DropCredentials)
 Effect = (
     SaveServer | SavePairing | DropCredentials | StartPairing | PollApproval | CheckIn
-    | WatchSession | RetryLater | ObtainMasterCredentials | ConnectMaster
+    | WatchSession | RetryLater | ObtainMasterCredentials | ConnectMaster | UpgradeEffect
 )
 Transition = tuple[AgentState, list[Effect]]
 
@@ -328,6 +337,11 @@ def transition(state: AgentState, event: Event) -> Transition:
                                     has_master_credentials=paired and has_master))
         case ServerSet(server=server):
             return _set_server(state, server)
+    if isinstance(event, UPGRADE_EVENTS) or state.trying_upgrade:
+        from agent import upgrade_machine  # staged upgrades (agent/upgrade_machine.py)
+
+        if isinstance(event, UPGRADE_EVENTS) or upgrade_machine.reached_gate(state, event):
+            return upgrade_machine.transition(state, event)
 
     # Every other event answers an effect; ignore answers to questions no longer asked.
     if getattr(event, "generation", None) != state.generation:
@@ -373,7 +387,7 @@ def transition(state: AgentState, event: Event) -> Transition:
         case ServerKeyMismatch(reason=reason):
             return _failed(state, CertificateMismatch(reason))
         case RetryDue() if isinstance(
-            state.phase, Unreachable | UnknownTerminal | CertificateMismatch
+            state.phase, Unreachable | UnknownTerminal | CertificateMismatch | TerminalUnpaired
         ):
             return _contact(state)
     return state, []

@@ -19,6 +19,7 @@ from agent.pairing import (
     UnknownTerminal,
     Unreachable,
 )
+from agent.upgrade_screens import UPGRADE_PHASES, upgrade_screen
 
 SCREEN_IDS = (
     "set_server",
@@ -113,4 +114,6 @@ def screen_model(state: AgentState, facts: TerminalFacts) -> dict:
                 ),
                 detail=reason,
             )
+    if isinstance(phase, UPGRADE_PHASES):
+        model.update(upgrade_screen(phase, facts))
     return model

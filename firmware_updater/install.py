@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,13 +70,16 @@ class Outcome:
 
 class Installer:
     def __init__(self, slots_dir: Path | str, trusted: dict | None = None,
-                 hardware: str | None = None) -> None:
+                 hardware: str | None = None,
+                 opener: Callable[[str, int], Stream] = open_source) -> None:
         self.slots_dir = Path(slots_dir)
         config = load_config(self.slots_dir)
         self.backend = load_backend(self.slots_dir, config)
         self.hooks_dir = Path(config["hooks_dir"]) if config.get("hooks_dir") else None
         self.journal = Journal(self.slots_dir)
         self.trusted, self.hardware = trusted, hardware
+        # How bundle bytes are fetched (the agent passes a stream pinned to the gate's TLS key).
+        self.open = opener
         self.record: dict = {}
         self.checkpoint_bytes = int(os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT_BYTES)
 
@@ -131,7 +135,7 @@ class Installer:
                 raise BusyError(f"{self._describe()} is {self.record['state']}: commit or roll "
                                 "back before installing another bundle")
         try:
-            stream = open_source(source)
+            stream = self.open(source, 0)
         except SourceError as exc:
             raise self._refused(exc, source) from exc
         try:
@@ -222,7 +226,7 @@ class Installer:
         offset = self.record["offset"]
         if offset:
             stream.close()
-            stream = open_source(source, header.size + offset)
+            stream = self.open(source, header.size + offset)
         writer = self.backend.open_writer(self.record["target"], self.record["writer"])
         reader = TarReader(writer, self.record["tar"], reserved=RESERVED_NAMES)
 
@@ -339,7 +343,7 @@ class Installer:
         raise FirmwareError(f"nothing to commit: no update is being tried (journal: "
                             f"{state or 'empty'})")
 
-    def rollback(self) -> Outcome:
+    def rollback(self, reason: str = "rolled back on request") -> Outcome:
         self.record = self.journal.load() or {}
         state = self.record.get("state")
         if not state or state in TERMINAL:
@@ -348,7 +352,7 @@ class Installer:
             reason = f"the install of {self._describe()} was cancelled"
             self._fail(reason)
             return Outcome(FAILED, reason + f"; slot {self.record['target']} is left incomplete")
-        return self._rollback("rolled back on request")
+        return self._rollback(reason)
 
     def status(self) -> dict:
         status = self.backend.status()

@@ -22,6 +22,7 @@ from hil_tests.rig.prereqs import (
     missing_prerequisites,
 )
 from hil_tests.rig.resources import RigFile, RigFileError, load_rig
+from hil_tests.rig.seed_rig import seed_rig  # noqa: F401 (fixture: a rig at a given version)
 from hil_tests.rig.target import Target
 from hil_tests.rig.trace import StepTrace
 from sim.prereqs import bin_dir

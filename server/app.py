@@ -33,6 +33,9 @@ from server.admin_api import create_admin_app
 from server.broker import DEFAULT_MQTT_PORT, Broker, BrokerError, BrokerSettings
 from server.ca import CertificateError, ensure_certificates
 from server.db import close_database, open_database
+from server.firmware_catalog import Catalog
+from server.firmware_cli import DEFAULT_MAX_CONCURRENT
+from server.firmware_gate import UpgradeGate
 from server.gate import create_gate_app
 from server.local_addresses import default_advertised
 from server.master import MasterLink
@@ -74,6 +77,7 @@ class ServerSettings:
     listen: ServerAddress
     advertise: list[str] | None = None  # None: every address of the listen host + loopback
     mqtt_listen: ServerAddress | None = None  # None: the gate's host, port 8883
+    max_concurrent_upgrades: int = DEFAULT_MAX_CONCURRENT  # terminals upgraded at once
 
     @property
     def broker_listen(self) -> ServerAddress:
@@ -194,7 +198,9 @@ class BatmServer:
                 "timeout_graceful_shutdown": SHUTDOWN_GRACE,
             }
             gate = _Uvicorn(uvicorn.Config(
-                create_gate_app(self.service, self.notifier, self.master, self.records),
+                create_gate_app(self.service, self.notifier, self.master, self.records,
+                                UpgradeGate(sessions, Catalog(sessions, self.data_dir),
+                                            self.settings.max_concurrent_upgrades)),
                 ssl_certfile=os.fspath(certs.leaf_cert_path),
                 ssl_keyfile=os.fspath(certs.leaf_key_path),
                 **common,

@@ -13,6 +13,12 @@ from pathlib import Path
 from agent.hostaddr import AddressError
 from server.admin_client import AdminBackend, open_backend
 from server.errors import ServiceError
+from server.firmware_cli import (
+    DEFAULT_MAX_CONCURRENT,
+    add_firmware_commands,
+    firmware_command,
+    positive_int,
+)
 from server.master_cli import MASTER_ACTIONS, master_command
 from server.paths import default_data_dir
 from server.tables import pairing_table, terminal_table
@@ -49,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--advertise", metavar="ADDR,...",
                      help="addresses and names for the server certificate "
                           "(default: every address of the listen host, 127.0.0.1, localhost)")
+    run.add_argument("--max-concurrent-upgrades", type=positive_int, default=DEFAULT_MAX_CONCURRENT,
+                     metavar="N", help="upgrade at most N terminals at once "
+                                       f"(default {DEFAULT_MAX_CONCURRENT})")
 
     terminal = commands.add_parser("terminal", help="manage terminals").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -110,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     firmware = commands.add_parser("firmware", help="firmware catalog").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     leaf(firmware, "add", "add a signed bundle to the catalog").add_argument("bundle")
+    add_firmware_commands(firmware, leaf)
     return parser
 
 
@@ -180,11 +190,12 @@ def main(argv: list[str] | None = None) -> int:
             mqtt = parse_listen(args.mqtt_listen) if args.mqtt_listen else None
         except AddressError as exc:
             parser.error(f"--mqtt-listen: {exc}")
-        return run_server(ServerSettings(data_dir, listen, advertise, mqtt))
+        return run_server(ServerSettings(data_dir, listen, advertise, mqtt,
+                                         args.max_concurrent_upgrades))
     if (args.command, args.action) == ("terminal", "vpn"):
         return _not_implemented("terminal vpn")
     if args.command == "firmware":
-        return _not_implemented("firmware add")
+        return firmware_command(args, data_dir)
 
     try:
         backend = open_backend(data_dir, may_create=(args.command, args.action) == (

@@ -124,6 +124,8 @@ def open_database(data_dir: Path) -> sessionmaker:
         # thread may each open one.
         connect_args={"check_same_thread": False},
     )
+    from server import firmware_db  # noqa: F401  (registers the firmware catalog's tables)
+
     event.listen(engine, "connect", _sqlite_pragmas)
     import server.master_db  # noqa: F401  (registers the master service's tables)
 

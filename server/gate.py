@@ -17,6 +17,7 @@ from server import wire
 from server.body_limit import BodyLimit
 from server.broker import topic_prefix
 from server.errors import ServiceError, bad_request
+from server.firmware_gate import UpgradeGate, install_firmware_routes
 from server.http_errors import install_error_handlers
 from server.master import MasterLink, MasterUnavailable
 from server.master_records import MAX_ARCHIVE, MasterRecords
@@ -64,10 +65,12 @@ def _broker_address(master: MasterLink, request: Request) -> str:
 
 def create_gate_app(
     service: Service, notifier: Notifier, master: MasterLink | None = None,
-    records: MasterRecords | None = None,
+    records: MasterRecords | None = None, upgrades: UpgradeGate | None = None,
 ) -> FastAPI:
     app = FastAPI(title="batm gate", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
+    if upgrades is not None:
+        install_firmware_routes(app, upgrades)  # GET /api/v1/firmware/{id}/bundle (Range)
     app.add_middleware(BodyLimit, large={"/api/v1/logs/": MAX_ARCHIVE})
 
     @app.post("/api/v1/hello")
@@ -79,6 +82,11 @@ def create_gate_app(
         identity_key = wire.b64url_bytes(body, "identity_key", IDENTITY_KEY_BYTES)
         commitment = wire.hex_digest(body, "commitment", COMMITMENT_BYTES)
         assert serial is not None and hardware is not None
+        if upgrades is not None:  # too old to pair: the next upgrade step instead
+            slot_hw = wire.text(body, "firmware_hardware", max_len=32, optional=True)
+            upgrade = upgrades.hello(serial, version, slot_hw)
+            if upgrade is not None:
+                return JSONResponse(upgrade)
         answer = service.hello(
             serial, version, hardware, identity_key, commitment, peer=_peer(request)
         )

@@ -39,6 +39,7 @@ from server.errors import (
     unknown_request,
     unknown_terminal,
 )
+from server.firmware_db import min_pair_version
 from server.notify import pairing_topic, session_topic
 from server.views import request_view, terminal_view
 
@@ -270,6 +271,13 @@ class Service:
                     f"the code {typed} does not match the pairing request of terminal {serial!r}; "
                     "compare it with the code on the terminal's screen (a different code there "
                     "can mean someone is intercepting the connection)",
+                )
+            minimum = min_pair_version(tx.session)
+            if request.version is not None and request.version < minimum:
+                raise ServiceError(
+                    409, "version_too_old",
+                    f"terminal {serial!r} runs version {request.version}, older than the minimum "
+                    f"version to pair ({minimum}); the gate upgrades it when it says hello again",
                 )
             replaced = terminal.state == "paired" and terminal.identity_key != request.identity_key
             request.state = "approved"

@@ -35,10 +35,10 @@ def pairing_table(requests: Sequence[dict]) -> str:
     if not requests:
         return "no open pairing requests"
     return render(
-        ["SERIAL", "CODE", "STATE", "PEER", "CREATED", "REQUEST ID"],
+        ["SERIAL", "CODE", "STATE", "VERSION", "PEER", "CREATED", "REQUEST ID"],
         [
-            [r["serial"], r["code"] or "(not yet shown)", r["state"], r["peer"],
-             r["created_at"], r["request_id"]]
+            [r["serial"], r["code"] or "(not yet shown)", r["state"], r.get("version"),
+             r["peer"], r["created_at"], r["request_id"]]
             for r in requests
         ],
     )

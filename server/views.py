@@ -38,5 +38,6 @@ def request_view(request: PairingRequest) -> dict:
         "code": request.code,
         "state": request.state,
         "peer": request.peer,
+        "version": request.version,
         "created_at": iso(request.created_at),
     }

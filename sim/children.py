@@ -22,6 +22,7 @@ from sim import readiness
 from sim.layout import TerminalSpec
 from sim.prereqs import component_command
 from sim.procs import Child
+from sim.restarts import restart_on_request
 
 if TYPE_CHECKING:
     from sim.supervisor import Supervisor
@@ -95,6 +96,7 @@ class TerminalChildren:
     def start_all(self) -> None:
         deadline = time.monotonic() + 15
         self.agent.start()
+        self.watch_agent()
         layout = self.supervisor.layout
         self.socat.start()
         links = (layout.console(self.spec.serial), layout.console_terminal_end(self.spec.serial))
@@ -134,8 +136,13 @@ class TerminalChildren:
                     f"{child.log_path}:\n{readiness.log_tail(child.log_path)}"
                 )
 
+    def watch_agent(self) -> None:
+        sup = self.supervisor
+        restart_on_request(self.agent, sup.lock, sup.stopping, sup.log)
+
     def start_agent(self) -> None:
         self.agent.start()
+        self.watch_agent()
         readiness.wait_agent(self.agent, self.state_dir, time.monotonic() + 30)
 
     def act(self, action: object) -> None:

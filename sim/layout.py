@@ -19,7 +19,8 @@ from pathlib import Path
 from sim.naming import RigNames, default_serial
 
 DEFAULT_VERSION = 20230801
-RESERVED_NAMES = ("logs", "server", "rig.json", "sim.sock", "sim-config.json", "sim-state.json")
+RESERVED_NAMES = ("logs", "server", "rig.json", "sim.sock", "sim-config.json", "sim-state.json",
+                  "firmware", "firmware-keys")
 MODEL = "Raspberry Pi 4 Model B Rev 1.4 (simulated)"
 HARDWARE = "rpi4"
 

@@ -22,6 +22,7 @@ import traceback
 
 from sim import faults, netns, readiness
 from sim.children import TerminalChildren, server_child
+from sim.firmware_fixture import prepare_firmware
 from sim.layout import Layout, RigConfig
 from sim.naming import GATE_PORT, SERVER_ADDRESS, RigNames, terminal_address
 from sim.procs import Child
@@ -79,6 +80,8 @@ class Supervisor:
             self.network.up()
         for t in self.terminals.values():
             self.layout.make_terminal_files(t.spec)
+        if not self.config.standins:  # signed test bundles in the server's catalog
+            prepare_firmware(self.layout, [t.spec for t in self.terminals.values()])
         deadline = time.monotonic() + self.config.timeout
         self.start_server(wait=False)
         for t in self.terminals.values():

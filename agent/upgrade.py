@@ -1,0 +1,328 @@
+"""The upgrade adapter: runs the firmware updater for the pairing machine's upgrade effects.
+
+In-process, through firmware_updater's API (no subprocess: progress and cancellation need the
+byte stream, and the agent already holds the gate's TLS key from the hello):
+
+  at start      `resume_updater()` before the version is read: the directory backend's boot
+                step, then whatever the journal says (try → trying, trying again without a
+                commit → roll back, finish a commit or rollback). An install cut short while
+                downloading is left as it is: it resumes from its last checkpoint when the gate
+                offers the same bundle again (the gate's answer re-opens the upgrade slot).
+  InstallUpgrade  stream the bundle from the gate (HTTP Range, pinned to the key of the hello)
+                into the inactive slot; progress events go into the daemon's loop
+  RestartIntoNewSlot  exit with RESTART_EXIT_CODE; the supervisor (systemd Restart=always, the
+                simulator) starts the agent again, and the boot step switches to the new slot
+  CommitSlot / RollBackSlot   the updater's commit / rollback (a rollback restarts too)
+
+The terminal's trusted firmware keys: $BATM_FW_TRUSTED_KEYS, else SLOTS_DIR/trusted-keys/ (the
+simulator makes it), else /etc/batm/firmware-keys/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from cryptography import x509
+
+from agent import upgrade_states as us
+from agent.atomic import atomic_write
+from agent.gate_client import _tls_context, spki_der
+from agent.hostaddr import ServerAddress
+from agent.signing import HEADER_SERIAL
+from agent.upgrade_offer import UpgradeOffer, UpgradeWait
+from firmware_updater.errors import FirmwareError, SourceError
+from firmware_updater.install import Installer
+from firmware_updater.journal import BEFORE_BOOT, COMMITTED, FAILED, ROLLED_BACK, TRYING, Journal
+from firmware_updater.trust import load_trusted_keys
+
+log = logging.getLogger("batm-agent.upgrade")
+
+RESTART_EXIT_CODE = 75  # "restart me": the agent armed a slot (or rolled back) and must restart
+DEFAULT_KEYS_DIR = Path("/etc/batm/firmware-keys")
+HISTORY = "upgrades.json"  # in SLOTS_DIR/updater/: one entry per committed upgrade
+PROGRESS_STEP = 2  # percent between progress events
+
+
+def trusted_keys_dir(slots_dir: Path) -> Path:
+    env = os.environ.get("BATM_FW_TRUSTED_KEYS")
+    if env:
+        return Path(env)
+    local = Path(slots_dir) / "trusted-keys"
+    return local if local.is_dir() else DEFAULT_KEYS_DIR
+
+
+@dataclass(frozen=True)
+class StartReport:
+    trying: bool  # a new slot runs on trial: commit it once the gate answered
+    note: str | None  # the last upgrade's failure, to show and log
+    message: str
+
+
+def resume_updater(slots_dir: Path) -> StartReport:
+    """`batm-firmware resume`, in-process, before the agent reads its version."""
+
+    try:
+        installer = Installer(slots_dir)
+        record = installer.journal.load() or {}
+        if record.get("state") in BEFORE_BOOT:
+            installer.backend.on_boot()
+            return StartReport(False, None, f"the install of version {record.get('version')} "
+                                            "was interrupted; it resumes when the gate offers it")
+        outcome = installer.resume(boot=True)
+    except FirmwareError as exc:
+        log.error("firmware updater: %s", exc)
+        return StartReport(False, f"firmware updater: {exc}", str(exc))
+    note = None
+    if outcome.state in (ROLLED_BACK, FAILED):
+        reason = (installer.journal.load() or {}).get("reason")
+        version = (installer.journal.load() or {}).get("version")
+        note = f"the upgrade to version {version} failed: {reason}" if version else None
+    return StartReport(outcome.state == TRYING, note, outcome.message)
+
+
+def upgrade_history(slots_dir: Path) -> list[dict]:
+    try:
+        data = json.loads((Path(slots_dir) / "updater" / HISTORY).read_text())
+    except (OSError, ValueError):
+        return []
+    return data if isinstance(data, list) else []
+
+
+def upgrade_event(generation: int, answer: UpgradeOffer | UpgradeWait) -> us.UpgradeEvent:
+    """The machine's event for the gate's upgrade_required answer."""
+    if isinstance(answer, UpgradeOffer):
+        return us.UpgradeOffered(generation, answer)
+    return us.UpgradeBusy(generation, answer.retry_after, answer.message)
+
+
+class PinnedStream:
+    """The bundle from the gate over HTTPS, accepted only from the TLS key seen in the hello.
+
+    Implements firmware_updater.source.Stream; reconnects with a Range request from the byte
+    reached when the connection drops (a few times), and reports how far it got.
+    """
+
+    RETRIES = 5
+
+    def __init__(self, url: str, offset: int, serial: str, spki_sha256: str,
+                 on_position: Callable[[int, int | None], None], cancel: threading.Event):
+
+
+        self._httpx = httpx
+        self.url, self.offset, self.size = url, offset, None
+        self.spki_sha256, self.on_position, self.cancel = spki_sha256, on_position, cancel
+        self._client = httpx.Client(verify=_tls_context(None), headers={HEADER_SERIAL: serial},
+                                    timeout=httpx.Timeout(30.0, connect=5.0))
+        self._response = None
+        self._pending = memoryview(b"")
+        self._connect()
+
+    def _connect(self) -> None:
+
+        headers = {"Accept-Encoding": "identity"}
+        if self.offset:
+            headers["Range"] = f"bytes={self.offset}-"
+        try:
+            response = self._client.send(self._client.build_request(
+                "GET", self.url, headers=headers), stream=True)
+        except self._httpx.HTTPError as exc:
+            raise SourceError(f"cannot download {self.url} ({exc})") from exc
+        self._check_key(response)
+        expected = 206 if self.offset else 200
+        if response.status_code != expected:
+            response.read()
+            response.close()
+            message = response.text[:200] if response.text else ""
+            raise SourceError(f"cannot download {self.url}: HTTP {response.status_code} "
+                              f"{message}".rstrip())
+        if self.offset:
+            total = response.headers.get("content-range", "").rpartition("/")[2]
+            self.size = int(total) if total.isdigit() else None
+        else:
+            length = response.headers.get("content-length", "")
+            self.size = int(length) if length.isdigit() else None
+        self._response, self._chunks = response, response.iter_raw()
+
+    def _check_key(self, response) -> None:
+
+
+        stream = response.extensions.get("network_stream")
+        ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+        der = ssl_object.getpeercert(True) if ssl_object is not None else None
+        if not der:
+            response.close()
+            raise SourceError("the server presented no TLS certificate for the download")
+        seen = hashlib.sha256(spki_der(x509.load_der_x509_certificate(der))).hexdigest()
+        if seen != self.spki_sha256:
+            response.close()
+            raise SourceError("the download came from another TLS key than the gate's hello "
+                              "(intercepted?)")
+
+    def _next_piece(self) -> bytes:
+
+        for attempt in range(self.RETRIES + 1):
+            if self.cancel.is_set():
+                raise SourceError("the install was cancelled")
+            try:
+                return next(self._chunks, b"")
+            except self._httpx.HTTPError as exc:
+                if attempt == self.RETRIES:
+                    raise SourceError(f"download interrupted at byte {self.offset} "
+                                      f"({exc})") from exc
+                self._response.close()
+                self.cancel.wait(min(0.2 * 2 ** attempt, 5.0))
+                self._connect()
+        return b""
+
+    def readinto(self, buffer: memoryview) -> int:
+        if not self._pending:
+            self._pending = memoryview(self._next_piece())
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        self.offset += n
+        self.on_position(self.offset, self.size)
+        return n
+
+    def read(self, n: int) -> bytes:
+        buffer = bytearray(n)
+        got = self.readinto(memoryview(buffer))
+        return bytes(buffer[:got])
+
+    def close(self) -> None:
+        if self._response is not None:
+            self._response.close()
+        self._client.close()
+
+
+class UpgradeAdapter:
+    def __init__(self, slots_dir: Path, serial: str, server: Callable[[], ServerAddress | None],
+                 post: Callable[[object], None], request_exit: Callable[[int], None]):
+        self.slots_dir = Path(slots_dir)
+        self.serial = serial
+        self._server = server
+        self._put = post  # the daemon's event queue (loop thread only)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._request_exit = request_exit
+        self._lock = asyncio.Lock()  # a commit finishes before the next install starts
+
+    def _post(self, event: object) -> None:
+        """Put an event into the daemon's loop, from the loop or from the install thread."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._put, event)
+
+    def status(self) -> dict:
+
+        try:
+            record = Journal(self.slots_dir).load() or {}
+        except FirmwareError:
+            record = {}
+        return {"install_state": record.get("state", "idle"),
+                "install_version": record.get("version"), "reason": record.get("reason"),
+                "upgrades": len(upgrade_history(self.slots_dir))}
+
+    async def perform(self, effect: us.UpgradeEffect) -> object | None:
+        gen = effect.generation
+        self._loop = asyncio.get_running_loop()
+        match effect:
+            case us.WaitForUpgrade(seconds=seconds):
+                await asyncio.sleep(seconds)
+                from agent.pairing import RetryDue
+
+                return RetryDue(gen)
+            case us.WatchTrial(seconds=seconds):
+                # Not tied to a generation: retries must not cancel the trial's deadline.
+                asyncio.get_running_loop().call_later(seconds, self._post, us.TrialExpired())
+                return None
+            case us.InstallUpgrade(offer=offer):
+                async with self._lock:
+                    return await self._install(gen, offer)
+            case us.RestartIntoNewSlot():
+                log.info("restarting into the new slot (exit %d)", RESTART_EXIT_CODE)
+                self._request_exit(RESTART_EXIT_CODE)
+            case us.CommitSlot():
+                async with self._lock:
+                    await asyncio.to_thread(self._commit)
+            case us.RollBackSlot(reason=reason):
+                async with self._lock:
+                    await asyncio.to_thread(self._rollback, reason)
+        return None
+
+    async def _install(self, gen: int, offer) -> object:
+
+        server = self._server()
+        if server is None:
+            return us.UpgradeFailed(gen, "no server set")
+        url = f"https://{server.url_host}:{server.port}{offer.url}"
+        cancel = threading.Event()
+        last = [-PROGRESS_STEP]
+
+        def on_position(position: int, size: int | None) -> None:
+            percent = min(99, position * 100 // (size or offer.size or 1))
+            if percent - last[0] >= PROGRESS_STEP:
+                last[0] = percent
+                self._post(us.UpgradeProgress(gen, percent))
+
+        def opener(source: str, offset: int) -> PinnedStream:
+            return PinnedStream(source, offset, self.serial, offer.spki_sha256, on_position,
+                                cancel)
+
+        log.info("installing version %s (step %s of %s) from %s", offer.version, offer.step,
+                 offer.steps, url)
+        self._post(us.UpgradeProgress(gen, 0))
+        try:
+            outcome = await asyncio.to_thread(self._install_blocking, url, opener)
+        except asyncio.CancelledError:
+            cancel.set()  # the download thread stops at its next read
+            raise
+        except FirmwareError as exc:
+            log.error("upgrade to %s failed: %s", offer.version, exc)
+            return us.UpgradeFailed(gen, str(exc))
+        except Exception as exc:  # a bug must not leave the screen at "upgrading" forever
+            log.exception("upgrade to %s failed", offer.version)
+            return us.UpgradeFailed(gen, f"internal error: {type(exc).__name__}: {exc}")
+        log.info("%s", outcome.message)
+        return us.UpgradeInstalled(gen)
+
+    def _install_blocking(self, url: str, opener):
+
+        keys = load_trusted_keys(trusted_keys_dir(self.slots_dir))
+        return Installer(self.slots_dir, trusted=keys, opener=opener).install(url)
+
+    def _commit(self) -> None:
+
+        try:
+            installer = Installer(self.slots_dir)
+            outcome = installer.commit()
+        except FirmwareError as exc:
+            log.error("commit failed: %s", exc)
+            return
+        log.info("the new version reached the gate: %s", outcome.message)
+        if outcome.state == COMMITTED:
+            record = installer.journal.load() or {}
+            history = upgrade_history(self.slots_dir)
+            history.append({"from": record.get("from_version"), "to": record.get("version"),
+                            "committed": record.get("updated")})
+            atomic_write(self.slots_dir / "updater" / HISTORY,
+                         (json.dumps(history, indent=1) + "\n").encode(), mode=0o644)
+        else:  # a hook vetoed the commit: the updater fell back to the previous slot
+            self._request_exit(RESTART_EXIT_CODE)
+
+    def _rollback(self, reason: str) -> None:
+
+        log.error("falling back to the previous slot: %s", reason)
+        try:
+            Installer(self.slots_dir).rollback(reason)
+        except FirmwareError as exc:
+            log.error("rollback failed: %s", exc)
+            return
+        self._request_exit(RESTART_EXIT_CODE)

@@ -1,0 +1,189 @@
+"""The server's firmware side: catalog, upgrade graph, upgrade_required hellos, Range downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from firmware_updater.manifest import VersionRange
+from firmware_updater.testing import make_bundle, make_key, make_tree, resign
+from server.db import open_database
+from server.errors import ServiceError
+from server.firmware_catalog import Bundle, Catalog, CatalogError, copy_keys, plan
+from server.firmware_gate import UpgradeGate, install_firmware_routes, parse_range
+from server.http_errors import install_error_handlers
+from server.service import Service
+
+MIN = 20230801
+
+
+def fake(id_: int, version: int, ranges: str) -> Bundle:
+    return Bundle(id_, version, ("rpi4",), tuple(VersionRange.parse(r) for r in ranges.split()),
+                  1, "0" * 64, Path(f"/x/{id_}"))
+
+
+def test_plan_fewest_steps_then_highest_version() -> None:
+    bundles = [fake(1, 20210315, "-20190130"), fake(2, MIN, "20190131-20230731"),
+               fake(3, 20220101, "-20190130"), fake(4, 20230901, "20220101")]
+    assert plan(bundles, MIN, MIN) == []
+    assert [b.id for b in plan(bundles, 20210601, MIN)] == [2]
+    # archaic: two steps either way; the highest first step wins the tie
+    assert [b.id for b in plan(bundles, 20190130, MIN)] == [3, 4]
+    assert plan(bundles, 20190130, MIN, hardware="rpi3") is None
+    assert plan([fake(1, 20210315, "-20190130")], 20190130, MIN) is None
+
+
+@pytest.fixture()
+def world(tmp_path: Path):
+    data = tmp_path / "data"
+    data.mkdir()
+    key = make_key(tmp_path, "sim")
+    copy_keys(sorted((tmp_path / "trusted").glob("*.pub")), data)
+    sessions = open_database(data)
+    catalog = Catalog(sessions, data)
+    service = Service(sessions)
+    for version, ranges in ((20210315, "-20190130"), (MIN, "20190131-20230731")):
+        src = make_tree(tmp_path / f"src{version}", version, big=3000)
+        make_bundle(tmp_path / f"{version}.fw", src, [key], version=version, install_from=ranges)
+        catalog.add(tmp_path / f"{version}.fw")
+    return tmp_path, data, catalog, service, key
+
+
+def test_add_verifies_the_copy_and_refuses_bad_bundles(world) -> None:
+    tmp, data, catalog, _service, key = world
+    assert [b.version for b in catalog.bundles()] == [20210315, MIN]
+    with pytest.raises(CatalogError, match="already in the catalog"):
+        catalog.add(tmp / f"{MIN}.fw")
+    stranger = make_key(tmp / "other", "stranger", trusted=False)
+    src = make_tree(tmp / "src-x", 20240101, big=3000)
+    make_bundle(tmp / "x.fw", src, [stranger], version=20240101)
+    with pytest.raises(CatalogError, match="not signed by a trusted key"):
+        catalog.add(tmp / "x.fw")
+    make_bundle(tmp / "u.fw", src, [], version=20240101)
+    with pytest.raises(CatalogError, match="unsigned"):
+        catalog.add(tmp / "u.fw")
+    make_bundle(tmp / "t.fw", src, [key], version=20240101)
+    raw = bytearray((tmp / "t.fw").read_bytes())
+    raw[-600] ^= 1
+    (tmp / "t.fw").write_bytes(bytes(raw))
+    with pytest.raises(CatalogError, match="payload does not match"):
+        catalog.add(tmp / "t.fw")
+    assert len(catalog.bundles()) == 2
+    assert sorted(p.name for p in (data / "firmware").iterdir()) == sorted(
+        b.path.name for b in catalog.bundles())  # nothing left behind
+
+
+def test_hello_offers_the_next_step_only(world) -> None:
+    _tmp, _data, catalog, service, _key = world
+    gate = UpgradeGate(catalog._sessions, catalog)
+    service.create_terminal("T1", "B", None)
+    assert gate.hello("NOPE", 20190130, "rpi4") is None  # unknown: the pairing path says 404
+    assert gate.hello("T1", MIN, "rpi4") is None
+    first = gate.hello("T1", 20190130, "rpi4")
+    assert first["status"] == "upgrade_required" and first["min_version"] == MIN
+    assert (first["step"], first["steps"], first["next"]["version"]) == (1, 2, 20210315)
+    assert first["next"]["url"].startswith("/api/v1/firmware/")
+    second = gate.hello("T1", 20210315, "rpi4")
+    assert (second["step"], second["steps"], second["next"]["version"]) == (2, 2, MIN)
+    assert gate.upgrading()[0]["completed_steps"] == 1
+    assert gate.hello("T1", MIN, "rpi4") is None
+    assert gate.upgrading() == []
+
+
+def test_concurrency_limit_and_no_path(world) -> None:
+    _tmp, _data, catalog, service, _key = world
+    gate = UpgradeGate(catalog._sessions, catalog, max_concurrent=1)
+    for serial in ("T1", "T2"):
+        service.create_terminal(serial, "B", None)
+    assert gate.hello("T1", 20210601, "rpi4")["next"]["version"] == MIN
+    busy = gate.hello("T2", 20210601, "rpi4")
+    assert busy["next"] is None and busy["retry_after"] > 0 and "upgrading 1" in busy["message"]
+    assert gate.hello("T1", 20210601, "rpi4")["next"] is not None  # its own slot: offered again
+    assert gate.hello("T1", MIN, "rpi4") is None  # done: the slot is free
+    assert gate.hello("T2", 20210601, "rpi4")["next"]["version"] == MIN
+    none = gate.hello("T2", 20210601, "rpi3")
+    assert none["next"] is None and "operator must add firmware" in none["message"]
+
+
+def test_download_needs_a_slot_and_honours_range(world) -> None:
+    _tmp, _data, catalog, service, _key = world
+    gate = UpgradeGate(catalog._sessions, catalog)
+    app = FastAPI()
+    install_error_handlers(app)
+    install_firmware_routes(app, gate)
+    service.create_terminal("T1", "B", None)
+    service.create_terminal("T2", "B", None)
+    offer = gate.hello("T1", 20210601, "rpi4")["next"]
+    client = TestClient(app)
+    whole = client.get(offer["url"], headers={"X-BATM-Serial": "T1"})
+    assert whole.status_code == 200 and len(whole.content) == offer["size"]
+    assert hashlib.sha256(whole.content).hexdigest() == offer["sha256"]
+    part = client.get(offer["url"], headers={"X-BATM-Serial": "T1", "Range": "bytes=100-"})
+    assert part.status_code == 206 and part.content == whole.content[100:]
+    assert part.headers["content-range"] == f"bytes 100-{offer['size'] - 1}/{offer['size']}"
+    bad = client.get(offer["url"], headers={"X-BATM-Serial": "T1",
+                                            "Range": f"bytes={offer['size']}-"})
+    assert bad.status_code == 416 and bad.headers["content-range"] == f"bytes */{offer['size']}"
+    assert client.get(offer["url"], headers={"X-BATM-Serial": "T2"}).status_code == 403
+    assert client.get(offer["url"]).status_code == 403
+    assert client.get("/api/v1/firmware/999/bundle",
+                      headers={"X-BATM-Serial": "T1"}).status_code == 404
+
+
+def test_parse_range() -> None:
+    assert parse_range(None, 10) is None
+    assert parse_range("bytes=2-4", 10) == (2, 4)
+    assert parse_range("bytes=-3", 10) == (7, 9)
+    assert parse_range("bytes=5-100", 10) == (5, 9)
+    for bad in ("bytes=10-", "bytes=5-2", "bytes=-", "items=1-2", "bytes=1-2,4-5"):
+        with pytest.raises(ServiceError):
+            parse_range(bad, 10)
+
+
+def test_approve_refuses_a_terminal_below_the_minimum(world) -> None:
+    _tmp, _data, catalog, service, _key = world
+    from agent import pairing_code
+    from server.db import PairingRequest
+
+    service.create_terminal("T1", "B", None)
+    with catalog._sessions() as session, session.begin():
+        session.add(PairingRequest(
+            request_id="r1", serial="T1", identity_key=b"k" * 32, commitment="0" * 64,
+            server_nonce=b"n" * 32, code="ABCD-1234", version=20210601, hardware="rpi4",
+            created_at=service._clock(), last_poll=service._clock(), state="pending"))
+    with pytest.raises(ServiceError, match="older than the minimum version to pair"):
+        service.approve("T1", "ABCD-1234")
+    assert service.list_pairing_requests()[0]["version"] == 20210601
+    catalog.set_min_pair_version(20190101)
+    assert service.approve("T1", pairing_code.normalize("ABCD-1234"))["state"] == "paired"
+
+
+def test_cli_firmware_commands(world) -> None:
+    tmp, data, _catalog, _service, key = world
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "server.cli", "firmware", *args,
+                               "--data-dir", str(data)], capture_output=True, text=True,
+                              timeout=60)
+
+    listed = cli("list", "--json")
+    assert listed.returncode == 0 and '"min_pair_version": 20230801' in listed.stdout
+    assert cli("policy", "--min-pair-version", "20240101").stdout.strip().endswith("20240101")
+    bad = cli("policy", "--min-pair-version", "2024")
+    assert bad.returncode == 2 and "YYYYMMDD" in bad.stderr
+    missing = cli("add", str(tmp / "nope.fw"))
+    assert missing.returncode == 1 and "no such bundle file" in missing.stderr
+    (tmp / "junk.fw").write_bytes(b"not a bundle at all")
+    junk = cli("add", str(tmp / "junk.fw"))
+    assert junk.returncode == 1 and "bad magic" in junk.stderr and "Traceback" not in junk.stderr
+    src = make_tree(tmp / "src-new", 20240201, big=3000)
+    make_bundle(tmp / "n.fw", src, [], version=20240201)
+    resign(tmp / "n.fw", [key])
+    added = cli("add", str(tmp / "n.fw"))
+    assert added.returncode == 0 and "version 20240201" in added.stdout, added.stderr
