@@ -16,6 +16,7 @@ import pytest
 from hil_tests.rig.drivers.master import MasterDriver
 from hil_tests.rig.strategies import PairingStrategy
 from hil_tests.rig.target import Target
+from server.admin_client import SocketBackend
 
 TIMEOUT = 30.0
 
@@ -85,10 +86,16 @@ def test_1000_events_survive_broker_restarts_and_a_link_cut_exactly_once(
 def test_unpair_revokes_mqtt_within_1s(target: Target, master: MasterDriver) -> None:
     password = credentials(target)["password"]
     assert master.probe_as_terminal(password)["connack"] == 0  # valid before the unpair
-    started = time.monotonic()
-    target.server.unpair(target.serial)
-    target.agent.wait_for_screen("pairing_code", TIMEOUT)
-    assert time.monotonic() - started < 1.0
+    # Measure the system, not two CLI start-ups: the unpair goes straight to the server's admin
+    # socket, and the terminal's own screen model says when pairing_code appeared.
+    admin = SocketBackend(Path(target.server.server.data_dir) / "admin.sock")
+    try:
+        started = time.time()
+        admin.unpair(target.serial)
+    finally:
+        admin.close()
+    shown = target.agent.wait_for_screen("pairing_code", TIMEOUT)
+    assert shown["changed_at"] - started < 1.0, shown["changed_at"] - started
     refused = master.probe_as_terminal(password)
     assert refused["connack"] in (134, 135), refused
     assert not (Path(target.terminal.state_dir) / "mqtt-credentials.json").exists()
