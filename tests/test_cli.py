@@ -11,63 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from agent.control import ControlServerThread
-from agent.hostaddr import AddressError, parse_server_address
-from agent.screen_bus import ScreenBus
+from fake_agent import FakeAgent, screen, wait_for
 
 BATM_AGENT = str(Path(sys.executable).with_name("batm-agent"))
-
-
-def screen(screen_id: str, **fields: object) -> dict:
-    return {"screen": screen_id, "title": screen_id.replace("_", " ").title(), "text": "",
-            "pairing_code": None, **fields}
-
-
-class FakeBackend:
-    def __init__(self, first: str = "connecting") -> None:
-        self.bus = ScreenBus(screen(first))
-        self.server: str | None = None
-
-    def status(self) -> dict:
-        return {"serial": "T-0042", "version": 20230801, "state": "awaiting_approval",
-                "screen": self.bus.current["screen"], "server": self.server, "paired": True,
-                "server_key_fingerprint": "0123456789abcdef", "pid": 4242, "uptime": 3725}
-
-    def set_server(self, address: str) -> str:
-        parsed = parse_server_address(address)
-        if parsed.host == "blocked.example":
-            raise AddressError("this server is on the block list")
-        self.server = str(parsed)
-        return self.server
-
-
-class Agent:
-    """A fake agent that can be stopped and started again at the same state dir."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-        self.backend = FakeBackend()
-        self.thread: ControlServerThread | None = None
-
-    def start(self, first: str = "connecting") -> Agent:
-        self.backend = FakeBackend(first)
-        self.thread = ControlServerThread(self.state_dir / "control.sock", self.backend).start()
-        return self
-
-    def stop(self) -> None:
-        if self.thread is not None:
-            self.thread.stop()
-            self.thread = None
-
-    def publish(self, model: dict) -> None:
-        assert self.thread is not None
-        self.thread.call(self.backend.bus.publish, model)
-
-    def subscribers(self) -> int:
-        if self.thread is None:
-            return 0
-        return self.thread.call(lambda: self.backend.bus.subscriber_count)
 
 
 @pytest.fixture
@@ -77,7 +23,7 @@ def state_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def agent(state_dir: Path):
-    fake = Agent(state_dir).start()
+    fake = FakeAgent(state_dir).start()
     yield fake
     fake.stop()
 
@@ -106,14 +52,6 @@ def finish(process: subprocess.Popen, timeout: float = 20) -> tuple[int, str, st
     return process.returncode, out, err
 
 
-def wait_for(condition, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def one_line(text: str) -> str:
     lines = text.strip().splitlines()
     assert len(lines) == 1, text
@@ -123,7 +61,7 @@ def one_line(text: str) -> str:
 # -- status / screen ------------------------------------------------------------------------------
 
 
-def test_status_human(agent: Agent, state_dir: Path) -> None:
+def test_status_human(agent: FakeAgent, state_dir: Path) -> None:
     result = batm_agent("status", "--state-dir", str(state_dir))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -136,13 +74,13 @@ def test_status_human(agent: Agent, state_dir: Path) -> None:
     assert "1h 02m 05s" in text
 
 
-def test_status_json_and_state_dir_before_the_command(agent: Agent, state_dir: Path) -> None:
+def test_status_json_and_state_dir_before_the_command(agent: FakeAgent, state_dir: Path) -> None:
     result = batm_agent("--state-dir", str(state_dir), "status", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == agent.backend.status()
 
 
-def test_state_dir_from_environment(agent: Agent, state_dir: Path) -> None:
+def test_state_dir_from_environment(agent: FakeAgent, state_dir: Path) -> None:
     env = {**_env(), "BATM_STATE_DIR": str(state_dir)}
     result = subprocess.run([BATM_AGENT, "screen", "--json"], capture_output=True, text=True,
                             env=env, timeout=30)
@@ -150,7 +88,7 @@ def test_state_dir_from_environment(agent: Agent, state_dir: Path) -> None:
     assert json.loads(result.stdout)["screen"] == "connecting"
 
 
-def test_screen_human_and_json(agent: Agent, state_dir: Path) -> None:
+def test_screen_human_and_json(agent: FakeAgent, state_dir: Path) -> None:
     agent.publish(screen("pairing_code", title="Pairing code", text="Approve on the server",
                          pairing_code="7K3M-Q9ZD", step=1, steps=2))
     result = batm_agent("screen", "--state-dir", str(state_dir))
@@ -179,7 +117,7 @@ def test_commands_say_when_the_agent_is_down(state_dir: Path) -> None:
 # -- set-server -----------------------------------------------------------------------------------
 
 
-def test_set_server(agent: Agent, state_dir: Path) -> None:
+def test_set_server(agent: FakeAgent, state_dir: Path) -> None:
     result = batm_agent("set-server", "192.0.2.10", "--state-dir", str(state_dir))
     assert result.returncode == 0, result.stderr
     assert one_line(result.stdout) == "server set to 192.0.2.10:8443"
@@ -202,7 +140,7 @@ def test_set_server_refuses_a_bad_address_even_with_the_agent_down(
     assert "not running" not in line
 
 
-def test_set_server_refused_by_the_agent(agent: Agent, state_dir: Path) -> None:
+def test_set_server_refused_by_the_agent(agent: FakeAgent, state_dir: Path) -> None:
     result = batm_agent("set-server", "blocked.example", "--state-dir", str(state_dir))
     assert result.returncode == 1
     assert "this server is on the block list" in one_line(result.stderr)
@@ -218,7 +156,7 @@ def test_set_server_with_the_agent_down(state_dir: Path) -> None:
 # -- wait -----------------------------------------------------------------------------------------
 
 
-def test_wait_returns_when_the_screen_shows(agent: Agent, state_dir: Path) -> None:
+def test_wait_returns_when_the_screen_shows(agent: FakeAgent, state_dir: Path) -> None:
     process = spawn("wait", "pairing_code", "--timeout", "30", "--state-dir", str(state_dir))
     wait_for(lambda: agent.subscribers() == 1, what="the wait command to subscribe")
     agent.publish(screen("terminal_unpaired"))
@@ -231,14 +169,14 @@ def test_wait_returns_when_the_screen_shows(agent: Agent, state_dir: Path) -> No
     assert one_line(out) == "pairing_code is showing"
 
 
-def test_wait_for_the_current_screen_and_json(agent: Agent, state_dir: Path) -> None:
+def test_wait_for_the_current_screen_and_json(agent: FakeAgent, state_dir: Path) -> None:
     result = batm_agent("wait", "connecting", "--json", "--timeout", "0",
                         "--state-dir", str(state_dir))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["screen"] == "connecting"
 
 
-def test_wait_times_out_naming_the_last_screen(agent: Agent, state_dir: Path) -> None:
+def test_wait_times_out_naming_the_last_screen(agent: FakeAgent, state_dir: Path) -> None:
     agent.publish(screen("server_unreachable"))
     started = time.monotonic()
     result = batm_agent("wait", "in_service", "--timeout", "0.5", "--state-dir", str(state_dir))
@@ -256,7 +194,7 @@ def test_wait_times_out_when_the_agent_never_comes(state_dir: Path) -> None:
 
 
 def test_wait_survives_the_agent_restarting(state_dir: Path) -> None:
-    agent = Agent(state_dir)
+    agent = FakeAgent(state_dir)
     process = spawn("wait", "in_service", "--timeout", "60", "--state-dir", str(state_dir))
     try:
         agent.start("upgrading")  # the wait command started before the agent did
@@ -286,7 +224,7 @@ def test_wait_unknown_screen_id_lists_the_valid_ones(state_dir: Path) -> None:
         assert screen_id in result.stderr
 
 
-def test_wait_accepts_admin_screens(agent: Agent, state_dir: Path) -> None:
+def test_wait_accepts_admin_screens(agent: FakeAgent, state_dir: Path) -> None:
     result = batm_agent("wait", "admin_pin", "--timeout", "0.2", "--state-dir", str(state_dir))
     assert result.returncode == 1
     assert "'admin_pin'" in one_line(result.stderr)

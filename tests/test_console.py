@@ -13,11 +13,9 @@ from pathlib import Path
 
 import pytest
 import serial
+from fake_agent import FakeAgent, screen, wait_for
 
 from agent.console import LineEditor
-from agent.control import ControlServerThread
-from agent.hostaddr import parse_server_address
-from agent.screen_bus import ScreenBus
 
 BATM_CONSOLE = str(Path(sys.executable).with_name("batm-console"))
 PROMPT = b"batm> "
@@ -30,59 +28,6 @@ def require_socat() -> str:
             pytest.fail("socat is missing; CI must have it (scripts/install-system-deps)")
         pytest.skip("socat is not installed (apt-get install socat); serial console not tested")
     return path
-
-
-def wait_for(condition, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def screen(screen_id: str, **fields: object) -> dict:
-    return {"screen": screen_id, "title": screen_id.replace("_", " ").title(), "text": "",
-            "pairing_code": None, **fields}
-
-
-class FakeBackend:
-    def __init__(self, first: str = "connecting") -> None:
-        self.bus = ScreenBus(screen(first))
-        self.server: str | None = None
-
-    def status(self) -> dict:
-        return {"serial": "T-0042", "version": 20230801, "state": "connecting",
-                "screen": self.bus.current["screen"], "server": self.server, "paired": False,
-                "server_key_fingerprint": None, "pid": 1, "uptime": 5}
-
-    def set_server(self, address: str) -> str:
-        self.server = str(parse_server_address(address))
-        return self.server
-
-
-class Agent:
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-        self.backend = FakeBackend()
-        self.thread: ControlServerThread | None = None
-
-    def start(self) -> Agent:
-        self.backend = FakeBackend()
-        self.thread = ControlServerThread(self.state_dir / "control.sock", self.backend).start()
-        return self
-
-    def stop(self) -> None:
-        if self.thread is not None:
-            self.thread.stop()
-            self.thread = None
-
-    def publish(self, model: dict) -> None:
-        assert self.thread is not None
-        self.thread.call(self.backend.bus.publish, model)
-
-    def subscribers(self) -> int:
-        assert self.thread is not None
-        return self.thread.call(lambda: self.backend.bus.subscriber_count)
 
 
 class PtyPair:
@@ -163,7 +108,7 @@ class Technician:
 class Rig:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
-        self.agent = Agent(tmp_path).start()
+        self.agent = FakeAgent(tmp_path).start()
         self.ptys = PtyPair(tmp_path).start()
         self.stderr_path = tmp_path / "console.log"
         self.console: subprocess.Popen | None = None

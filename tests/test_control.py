@@ -11,46 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_agent import FakeBackend, screen, wait_for
 
 from agent.control import ControlServer, ControlServerThread, socket_path
 from agent.control_client import AgentUnreachable, ControlClient
-from agent.hostaddr import AddressError, parse_server_address
 from agent.screen_bus import ScreenBus
 from agent.sd_notify import sd_notify
-
-
-def screen(screen_id: str, **fields: object) -> dict:
-    return {"screen": screen_id, "title": screen_id.replace("_", " ").title(), "text": "",
-            "pairing_code": None, **fields}
-
-
-class FakeBackend:
-    def __init__(self, first: str = "connecting") -> None:
-        self.bus = ScreenBus(screen(first))
-        self.server: str | None = None
-        self.broken = False
-
-    def status(self) -> dict:
-        if self.broken:
-            raise RuntimeError("the settings file is unreadable")
-        return {"serial": "T-1", "version": 20230801, "state": "connecting",
-                "screen": self.bus.current["screen"], "server": self.server, "paired": False,
-                "server_key_fingerprint": None, "pid": os.getpid(), "uptime": 12.5}
-
-    def set_server(self, address: str) -> str:
-        parsed = parse_server_address(address)
-        if parsed.host == "blocked.example":
-            raise AddressError("this server is on the block list")
-        self.server = str(parsed)
-        return self.server
-
-
-def wait_for(condition, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 class Line:
@@ -107,7 +73,7 @@ def test_ping_status_and_screen(line: Line, backend: FakeBackend) -> None:
     assert line.ask({"cmd": "ping"}) == {"ok": True}
     answer = line.ask({"cmd": "status"})
     assert answer["ok"] is True
-    assert answer["status"]["serial"] == "T-1"
+    assert answer["status"]["serial"] == "T-0042"
     answer = line.ask({"cmd": "screen"})
     assert answer["ok"] is True
     assert answer["screen"]["screen"] == "connecting"
