@@ -42,6 +42,7 @@ from agent.upgrade_offer import UpgradeOffer, UpgradeWait
 from firmware_updater.errors import FirmwareError, SourceError
 from firmware_updater.install import Installer
 from firmware_updater.journal import BEFORE_BOOT, COMMITTED, FAILED, ROLLED_BACK, TRYING, Journal
+from firmware_updater.source import HttpStream
 from firmware_updater.trust import load_trusted_keys
 
 log = logging.getLogger("batm-agent.upgrade")
@@ -104,104 +105,30 @@ def upgrade_event(generation: int, answer: UpgradeOffer | UpgradeWait) -> us.Upg
     return us.UpgradeBusy(generation, answer.retry_after, answer.message)
 
 
-class PinnedStream:
+class PinnedStream(HttpStream):
     """The bundle from the gate over HTTPS, accepted only from the TLS key seen in the hello.
 
-    Implements firmware_updater.source.Stream; reconnects with a Range request from the byte
-    reached when the connection drops (a few times), and reports how far it got.
+    firmware_updater's HTTP stream does the Range resume and retries; this adds the key pin.
     """
-
-    RETRIES = 5
 
     def __init__(self, url: str, offset: int, serial: str, spki_sha256: str,
                  on_position: Callable[[int, int | None], None], cancel: threading.Event):
+        self.spki_sha256 = spki_sha256
+        client = httpx.Client(verify=_tls_context(None), headers={HEADER_SERIAL: serial},
+                              timeout=httpx.Timeout(30.0, connect=5.0))
+        super().__init__(url, offset, client=client, check_response=self._check_key,
+                         on_position=on_position, cancel=cancel)
 
-
-        self._httpx = httpx
-        self.url, self.offset, self.size = url, offset, None
-        self.spki_sha256, self.on_position, self.cancel = spki_sha256, on_position, cancel
-        self._client = httpx.Client(verify=_tls_context(None), headers={HEADER_SERIAL: serial},
-                                    timeout=httpx.Timeout(30.0, connect=5.0))
-        self._response = None
-        self._pending = memoryview(b"")
-        self._connect()
-
-    def _connect(self) -> None:
-
-        headers = {"Accept-Encoding": "identity"}
-        if self.offset:
-            headers["Range"] = f"bytes={self.offset}-"
-        try:
-            response = self._client.send(self._client.build_request(
-                "GET", self.url, headers=headers), stream=True)
-        except self._httpx.HTTPError as exc:
-            raise SourceError(f"cannot download {self.url} ({exc})") from exc
-        self._check_key(response)
-        expected = 206 if self.offset else 200
-        if response.status_code != expected:
-            response.read()
-            response.close()
-            message = response.text[:200] if response.text else ""
-            raise SourceError(f"cannot download {self.url}: HTTP {response.status_code} "
-                              f"{message}".rstrip())
-        if self.offset:
-            total = response.headers.get("content-range", "").rpartition("/")[2]
-            self.size = int(total) if total.isdigit() else None
-        else:
-            length = response.headers.get("content-length", "")
-            self.size = int(length) if length.isdigit() else None
-        self._response, self._chunks = response, response.iter_raw()
-
-    def _check_key(self, response) -> None:
-
-
+    def _check_key(self, response: httpx.Response) -> None:
         stream = response.extensions.get("network_stream")
         ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
         der = ssl_object.getpeercert(True) if ssl_object is not None else None
         if not der:
-            response.close()
             raise SourceError("the server presented no TLS certificate for the download")
         seen = hashlib.sha256(spki_der(x509.load_der_x509_certificate(der))).hexdigest()
         if seen != self.spki_sha256:
-            response.close()
             raise SourceError("the download came from another TLS key than the gate's hello "
                               "(intercepted?)")
-
-    def _next_piece(self) -> bytes:
-
-        for attempt in range(self.RETRIES + 1):
-            if self.cancel.is_set():
-                raise SourceError("the install was cancelled")
-            try:
-                return next(self._chunks, b"")
-            except self._httpx.HTTPError as exc:
-                if attempt == self.RETRIES:
-                    raise SourceError(f"download interrupted at byte {self.offset} "
-                                      f"({exc})") from exc
-                self._response.close()
-                self.cancel.wait(min(0.2 * 2 ** attempt, 5.0))
-                self._connect()
-        return b""
-
-    def readinto(self, buffer: memoryview) -> int:
-        if not self._pending:
-            self._pending = memoryview(self._next_piece())
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        self.offset += n
-        self.on_position(self.offset, self.size)
-        return n
-
-    def read(self, n: int) -> bytes:
-        buffer = bytearray(n)
-        got = self.readinto(memoryview(buffer))
-        return bytes(buffer[:got])
-
-    def close(self) -> None:
-        if self._response is not None:
-            self._response.close()
-        self._client.close()
 
 
 class UpgradeAdapter:

@@ -11,7 +11,8 @@ Nothing is stored on disk: there is no temporary copy of the bundle.
 from __future__ import annotations
 
 import os
-import time
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -57,12 +58,27 @@ class FileStream:
 
 
 class HttpStream:
-    def __init__(self, url: str, offset: int) -> None:
+    """A bundle over HTTP(S) from `offset` on.
+
+    Callers that need more than a plain download pass hooks rather than copying this class: a
+    configured `client` (TLS trust, headers), `check_response` (e.g. a key pin; raise SourceError
+    to refuse), `on_position` (progress) and `cancel` (stops retries and waits at once).
+    """
+
+    def __init__(
+        self, url: str, offset: int, *, client=None,
+        check_response: Callable[[object], None] | None = None,
+        on_position: Callable[[int, int | None], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
         import httpx  # imported here: a file install need not pay for it (start-up time, RSS)
 
         self._httpx = httpx
         self.url, self.offset, self.size = url, offset, None
-        self._client = httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=True)
+        self._client = client or httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=True)
+        self._check_response = check_response
+        self._on_position = on_position
+        self._cancel = cancel or threading.Event()
         self._response = None
         self._chunks = None
         self._pending = memoryview(b"")
@@ -77,6 +93,12 @@ class HttpStream:
             response = self._client.send(request, stream=True)
         except self._httpx.HTTPError as exc:
             raise SourceError(f"cannot download {self.url} ({exc})") from exc
+        if self._check_response is not None:
+            try:
+                self._check_response(response)
+            except SourceError:
+                response.close()
+                raise
         if response.status_code == 206:
             start, total = _content_range(response.headers.get("content-range", ""))
             if start != self.offset:
@@ -88,8 +110,10 @@ class HttpStream:
             length = response.headers.get("content-length")
             self.size = int(length) if length and length.isdigit() else None
         else:
+            detail = response.read()[:200].decode("utf-8", "replace").strip()
             response.close()
-            raise SourceError(f"cannot download {self.url}: HTTP {response.status_code}")
+            raise SourceError(f"cannot download {self.url}: HTTP {response.status_code} "
+                              f"{detail}".rstrip())
         self._response, self._chunks = response, response.iter_raw()  # pieces as they arrive
         if response.status_code == 200 and self.offset:
             self._discard(self.offset)
@@ -105,6 +129,8 @@ class HttpStream:
 
     def _next_piece(self) -> bytes:
         for attempt in range(HTTP_RETRIES + 1):
+            if self._cancel.is_set():
+                raise SourceError("the install was cancelled")
             try:
                 return next(self._chunks, b"")
             except self._httpx.HTTPError as exc:
@@ -112,7 +138,7 @@ class HttpStream:
                     raise SourceError(f"download of {self.url} interrupted at byte "
                                       f"{self.offset} ({exc})") from exc
                 self._response.close()
-                time.sleep(min(0.2 * 2 ** attempt, 5.0))
+                self._cancel.wait(min(0.2 * 2 ** attempt, 5.0))
                 self._connect()  # Range request from the byte reached
         return b""
 
@@ -123,6 +149,8 @@ class HttpStream:
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         self.offset += n
+        if self._on_position is not None:
+            self._on_position(self.offset, self.size)
         return n
 
     def read(self, n: int) -> bytes:
