@@ -30,12 +30,14 @@ from agent.master_credentials import (
     new_password,
 )
 from agent.mqtt_link import LinkEvent, MqttLink
-from agent.outbox import Outbox, OutboxPump
+from agent.outbox import AckError, Outbox, OutboxPump, parse_acks
 from agent.remote_commands import Command, CommandError, CommandRunner, log_request
 from agent.settings import ServerPin
 from agent.status_report import HEARTBEAT, StatusReporter, build_status
 
 log = logging.getLogger(__name__)
+
+TICK = 1.0  # seconds between checks for events the server has not acknowledged
 
 
 def _default_reboot() -> None:
@@ -76,6 +78,7 @@ class MasterSession:
             "reset_db": self._cmd_reset_db, "reboot": self._cmd_reboot,
         }, self._respond)
         self._tasks: set[asyncio.Task] = set()
+        self._ticker: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ pairing effects
 
@@ -119,7 +122,8 @@ class MasterSession:
         loop = asyncio.get_running_loop()
         self.link = MqttLink(loop, generation, self.facts.serial, credentials, pin,
                              on_event=self._link_event, on_command=self._command,
-                             on_acks=self.pump.acked)
+                             on_acks=self.pump.acked, on_server_acks=self._server_acks,
+                             on_problem=self.pump.problem)
         self.link.start()
 
     def close_older(self, generation: int) -> None:
@@ -129,6 +133,7 @@ class MasterSession:
     def close_link(self) -> None:
         if self.link is not None:
             link, self.link = self.link, None
+            self._stop_ticker()
             self.pump.disconnected("link closed")
             link.close()
 
@@ -147,8 +152,10 @@ class MasterSession:
             self._dispatch(pm.MasterConnected(generation))  # publishes the status (in_service)
             self.reporter.report()
             self.pump.connected_with(lambda body: link.publish("events", body))
+            self._start_ticker()
             return
         if current:
+            self._stop_ticker()
             self.pump.disconnected(event.reason)
             self.link = None
         if event.kind == "rejected":
@@ -157,6 +164,32 @@ class MasterSession:
         elif event.kind == "lost":
             log.warning("master service link lost: %s", event.reason)
             self._dispatch(pm.MasterLost(generation, event.reason))
+
+    # ------------------------------------------------------------------ server acknowledgements
+
+    def _server_acks(self, payload: bytes) -> None:
+        try:
+            ids = parse_acks(payload)
+        except AckError as exc:
+            log.warning("ignoring an unusable acknowledgement from the server: %s", exc)
+            return
+        self.pump.server_acked(ids)
+
+    def _start_ticker(self) -> None:
+        self._stop_ticker()
+        self._ticker = asyncio.get_running_loop().call_later(TICK, self._tick)
+
+    def _stop_ticker(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
+    def _tick(self) -> None:
+        self._ticker = None
+        if self.link is None or not self.link.connected:
+            return
+        self.pump.tick()
+        self._start_ticker()
 
     # ------------------------------------------------------------------ status
 
@@ -189,6 +222,8 @@ class MasterSession:
             "connected": bool(self.link and self.link.connected),
             "broker": str(self.link.credentials.broker) if self.link else None,
             "outbox_pending": self.outbox.count(),
+            "outbox_sent": self.outbox.count_sent(),
+            "outbox_resent": self.pump.resent,
             "last_sync": self.pump.last_sync,
             "last_sync_error": self.pump.last_sync_error,
         }
@@ -250,6 +285,7 @@ class MasterSession:
     # ------------------------------------------------------------------ shutdown
 
     def close(self) -> None:
+        self._stop_ticker()
         self.close_link()
         for task in list(self._tasks):
             task.cancel()

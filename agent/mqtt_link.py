@@ -12,7 +12,9 @@ itself. The pairing machine reconnects through a fresh check-in with capped, jit
 goes back to pairing instead of knocking again.
 
 Topics (docs/protocol.md §7) under terminals/<serial>/: status (retained; last will
-{"online": false}), events (QoS 1), commands (subscribed, QoS 1), results.
+{"online": false}), events (QoS 1), commands and acks (subscribed, QoS 1), results. The
+session is persistent (clean_session False), so the server's acknowledgements and commands sent
+while the terminal was away are delivered when it comes back.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -57,6 +60,13 @@ def _spki_sha256(der: bytes) -> str:
     return hashlib.sha256(spki).hexdigest()
 
 
+def no_delay(_client, _userdata, sock) -> None:
+    """Small QoS 1 packets answered by small packets: Nagle's algorithm would hold each back
+    for a delayed ACK (tens of ms per hop of an event's round trip)."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def tls_context(pin: ServerPin) -> ssl.SSLContext:
     context = ssl.create_default_context(cadata=pin.ca_pem)
     context.check_hostname = False  # terminals are pointed at IPs; the key pin is stricter
@@ -71,6 +81,8 @@ class MqttLink:
         on_event: Callable[[int, LinkEvent], None],
         on_command: Callable[[bytes], None],
         on_acks: Callable[[list[int]], None],
+        on_server_acks: Callable[[bytes], None] = lambda _payload: None,
+        on_problem: Callable[[str], None] = lambda _error: None,
     ):
         self.loop = loop
         self.generation = generation
@@ -81,6 +93,8 @@ class MqttLink:
         self._on_event = on_event
         self._on_command = on_command
         self._on_acks = on_acks
+        self._on_server_acks = on_server_acks
+        self._on_problem = on_problem
         self._closing = False
         self._reported = False  # connected/lost/rejected: each link reports its end once
         self._acks: list[int] = []
@@ -101,6 +115,8 @@ class MqttLink:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_connect_fail = self._on_connect_fail
+        client.on_subscribe = self._on_subscribe
+        client.on_socket_open = no_delay
         self.client = client
 
     # ------------------------------------------------------------------ lifecycle
@@ -156,8 +172,17 @@ class MqttLink:
             self._report(LinkEvent("lost", "the broker's key is not the pinned server key"))
             self.close()
             return
-        client.subscribe(self.prefix + "commands", qos=1)
+        client.subscribe([(self.prefix + "commands", 1), (self.prefix + "acks", 1)])
         self._report(LinkEvent("connected"))
+
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused and not self._closing:
+            # Without acks the outbox never drains (events are re-sent, never deleted): say so.
+            error = (f"the broker refused the subscription to {self.prefix}commands/acks "
+                     f"({', '.join(refused)})")
+            log.error("%s", error)
+            self.loop.call_soon_threadsafe(self._on_problem, error)
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         self._report(LinkEvent("lost", f"connection lost ({reason_code})"))
@@ -167,6 +192,8 @@ class MqttLink:
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
         if message.topic == self.prefix + "commands":
             self.loop.call_soon_threadsafe(self._on_command, bytes(message.payload))
+        elif message.topic == self.prefix + "acks":
+            self.loop.call_soon_threadsafe(self._on_server_acks, bytes(message.payload))
 
     def _on_publish(self, _client, _userdata, mid, _reason_code, _properties) -> None:
         # PUBACKs come one by one; hand them over in batches (one DB transaction each).

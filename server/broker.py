@@ -11,9 +11,13 @@ reconnects. That is the revocation an unpair needs (docs/protocol.md §7).
 
 The server's database is the source of truth. Before every broker start the dynsec file is
 reconciled with it (clients of terminals that are no longer paired are removed, the admin user's
-password is re-derived from admin.secret), so an unpair made while the broker was down takes
-effect before the broker accepts its first connection. While it runs, changes go through
-$CONTROL/dynamic-security/v1 (server.master), which the plugin persists itself.
+password is re-derived from admin.secret, every terminal role gets exactly today's ACLs — so a
+role made by an older server gains the acks subscription), so an unpair made while the broker
+was down takes effect before the broker accepts its first connection. While it runs, changes go
+through $CONTROL/dynamic-security/v1 (server.master), which the plugin persists itself.
+
+The broker's persistence file is saved every second (autosave_interval 1), but nothing depends
+on it: the terminal deletes an event only on the server's own acknowledgement.
 """
 
 from __future__ import annotations
@@ -92,13 +96,15 @@ def terminal_role(serial: str) -> str:
 
 def terminal_acls(serial: str) -> list[dict]:
     """A terminal may publish its status, events and command results, and subscribe to its
-    commands: nothing outside terminals/<serial>/, nothing of another terminal."""
+    commands and the server's event acknowledgements: nothing outside terminals/<serial>/,
+    nothing of another terminal."""
     prefix = topic_prefix(serial)
     return [
         {"acltype": "publishClientSend", "topic": prefix + "status", "allow": True},
         {"acltype": "publishClientSend", "topic": prefix + "events", "allow": True},
         {"acltype": "publishClientSend", "topic": prefix + "results", "allow": True},
         {"acltype": "subscribePattern", "topic": prefix + "commands", "allow": True},
+        {"acltype": "subscribePattern", "topic": prefix + "acks", "allow": True},
         {"acltype": "publishClientReceive", "topic": prefix + "#", "allow": True},
     ]
 
@@ -136,7 +142,12 @@ def reconcile_dynsec(data: dict, admin_password: str, paired: set[str]) -> tuple
     removed = [c.get("username") for c in clients
                if c.get("username") != ADMIN_USER and c.get("username") not in paired]
     kept = [c for c in clients if c.get("username") in paired]
-    kept_roles = [r for r in roles if r.get("rolename") in {terminal_role(s) for s in paired}]
+    role_serials = {terminal_role(s): s for s in paired}
+    kept_roles = [
+        # Today's ACLs, whatever an older server (or a hand edit) left in the role.
+        {**r, "acls": [{**acl, "priority": 0} for acl in terminal_acls(role_serials[name])]}
+        for r in roles if (name := r.get("rolename")) in role_serials
+    ]
     result = dict(data)
     result["clients"] = [_admin_client(admin_password), *kept]
     result["roles"] = [_admin_role(), *kept_roles]
@@ -209,9 +220,10 @@ class Broker:
             f"user {user}",
             "persistence true",
             f"persistence_location {self.dir}/",
-            "autosave_interval 5",
+            "autosave_interval 1",  # seconds; correctness does not depend on it
             f"max_packet_size {MAX_PACKET}",
             "max_inflight_messages 100",
+            "set_tcp_nodelay true",  # small QoS 1 packets and their acks: no Nagle delays
             "max_queued_messages 10000",
             "log_dest stderr",
             "log_type error",

@@ -6,6 +6,12 @@ message is acknowledged only after the transaction that stores it has committed.
 between receipt and commit therefore loses nothing — the broker redelivers — and the event id
 makes the redelivery a no-op.
 
+After the commit the server acknowledges the stored events to their terminal (end to end, not
+just to the broker): terminals/<serial>/acks, QoS 1, {"ids": [...]} in messages of at most
+ACK_IDS ids. Only then may the terminal delete them from its outbox; an event the broker took
+but lost (SIGKILLed before its autosave) is never acknowledged, so the terminal sends it again.
+A redelivered or re-sent event that was already stored is acknowledged again.
+
 Messages are stored in batches by one worker thread (one commit per batch), which is what makes
 an outbox of a thousand events drain in seconds rather than minutes.
 """
@@ -17,6 +23,7 @@ import json
 import logging
 import queue
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +32,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from server.broker import Broker, terminal_acls, terminal_role
-from server.master_records import MAX_PAYLOAD, Incoming, MasterRecords
+from server.master_records import MAX_PAYLOAD, Incoming, Ingested, MasterRecords
 
 log = logging.getLogger("batm-server.master")
 
@@ -33,8 +40,15 @@ CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
 CLIENT_ID = "batm-server"
 BATCH = 500
+ACK_IDS = 500  # event ids per acknowledgement message (≤ 33 KB with 64-character ids)
 DYNSEC_TIMEOUT = 5.0
 KINDS = ("status", "events", "results")
+
+
+def no_delay(_client, _userdata, sock) -> None:
+    """TCP_NODELAY: an acknowledgement must not wait for a delayed ACK (Nagle)."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class MasterUnavailable(Exception):
@@ -62,6 +76,7 @@ class MasterLink:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_socket_open = no_delay
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -128,7 +143,8 @@ class MasterLink:
                     if len(payload) > MAX_PAYLOAD:
                         payload = payload[: MAX_PAYLOAD + 1]  # refused as oversized
                     incoming.append(Incoming(parts[1], parts[2], payload))
-            self._store(incoming)
+            stored = self._store(incoming)
+            self._acknowledge(stored)
             with self._lock:
                 current = self._generation
             for message, gen in batch:
@@ -139,7 +155,7 @@ class MasterLink:
                 if item.kind == "results":
                     self.on_result(item.serial)
 
-    def _store(self, incoming: list[Incoming]) -> None:
+    def _store(self, incoming: list[Incoming]) -> Ingested:
         """Store the batch, retrying until the database takes it: an unacknowledged message
         would only come back after a reconnect, so giving up is never the answer. (SQLite
         answers "database is locked" at once when a read transaction must become a write one
@@ -147,14 +163,22 @@ class MasterLink:
         delay = 0.02
         while True:
             try:
-                self.records.ingest(incoming)
-                return
+                return self.records.ingest(incoming)
             except Exception as exc:
                 if delay >= 1.0:
                     log.warning("master: storing %d message(s) failed (%s); retrying",
                                 len(incoming), exc.__class__.__name__)
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    def _acknowledge(self, stored: Ingested) -> None:
+        """Tell each terminal which of its events are committed. A publish that cannot go out
+        (the broker is down) is not retried: the terminal re-sends what stays unacknowledged."""
+        for serial, ids in stored.events.items():
+            for start in range(0, len(ids), ACK_IDS):
+                payload = json.dumps({"ids": ids[start:start + ACK_IDS]}).encode()
+                with contextlib.suppress(Exception):
+                    self.client.publish(f"terminals/{serial}/acks", payload, qos=1)
 
     # ------------------------------------------------------------------ publishing
 

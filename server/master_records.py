@@ -3,7 +3,9 @@
 Every method is one transaction. Payloads from terminals are checked field by field; a bad one
 is refused with a sentence (counted on the terminal's status row, never a crash), and nothing
 already stored is touched. Events are stored idempotently by their terminal-made id, so a QoS 1
-redelivery — or a terminal re-sending after a lost PUBACK — never makes a duplicate.
+redelivery — or a terminal re-sending an event it has no acknowledgement for — never makes a
+duplicate. `ingest` says which events are stored (new or already there), so that the server can
+acknowledge them to the terminal once the transaction has committed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -92,6 +94,15 @@ def _names(types: type | tuple) -> str:
     return " or ".join(t.__name__ for t in items)
 
 
+@dataclass
+class Ingested:
+    """What one `ingest` did: how many messages were refused, and per terminal the ids of the
+    events that are now stored (new ones and ones already stored alike), in arrival order."""
+
+    refused: int = 0
+    events: dict[str, list[str]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Incoming:
     """One MQTT message from a terminal, as the server's client hands it over."""
@@ -112,38 +123,46 @@ class MasterRecords:
 
     # ------------------------------------------------------------------ ingest (MQTT)
 
-    def ingest(self, messages: Iterable[Incoming]) -> int:
-        """Store a batch in one transaction; returns how many were refused. Commit, then wake."""
+    def ingest(self, messages: Iterable[Incoming]) -> Ingested:
+        """Store a batch in one transaction. Commit, then wake; what was stored is returned
+        only once it is committed (an exception means nothing of the batch is)."""
         wake: list[str] = []
-        refused = 0
+        done = Ingested()
+        stored: list[tuple[str, str]] = []
         now = self._clock()
         with self._sessions() as session, session.begin():
             for message in messages:
                 try:
                     with session.begin_nested():
-                        self._ingest_one(session, message, now, wake)
+                        event_id = self._ingest_one(session, message, now, wake)
+                    if event_id is not None:
+                        stored.append((message.serial, event_id))
                 except PayloadError as exc:
-                    refused += 1
+                    done.refused += 1
                     log.warning("refused %s from %s: %s", message.kind, message.serial, exc)
                     self._reject(session, message.serial, str(exc), now)
                     wake.append(status_topic(message.serial))
+        for serial, event_id in dict.fromkeys(stored):  # a batch may hold a re-send twice
+            done.events.setdefault(serial, []).append(event_id)
         for topic in dict.fromkeys(wake):
             self._notify(topic)
-        return refused
+        return done
 
     def _ingest_one(self, session: Session, message: Incoming, now: datetime.datetime,
-                    wake: list[str]) -> None:
+                    wake: list[str]) -> str | None:
+        """Store one message; the event id when it is an event."""
         if session.get(Terminal, message.serial) is None:
             raise PayloadError(f"no terminal {message.serial!r} on this server")
         if message.kind == "status":
             self._store_status(session, message, now)
             wake.append(status_topic(message.serial))
         elif message.kind == "events":
-            self._store_event(session, message, now)
+            return self._store_event(session, message, now)
         elif message.kind == "results":
             wake.append(self._store_result(session, message, now))
         else:
             raise PayloadError(f"unknown topic kind {message.kind!r}")
+        return None
 
     def _status_row(self, session: Session, serial: str) -> TerminalStatus:
         row = session.get(TerminalStatus, serial)
@@ -182,7 +201,7 @@ class MasterRecords:
             session.add(StatusHistory(serial=message.serial, received_at=now,
                                       status=json.dumps(data, sort_keys=True)))
 
-    def _store_event(self, session: Session, message: Incoming, now: datetime.datetime) -> None:
+    def _store_event(self, session: Session, message: Incoming, now: datetime.datetime) -> str:
         what = "event"
         data = parse_json_object(message.payload, what)
         event_id = _field(data, "id", str, what, optional=False, max_len=64)
@@ -190,12 +209,18 @@ class MasterRecords:
             raise PayloadError("event: id must be 1-64 letters, digits, '-' or '_'")
         event_type = _field(data, "type", str, what, optional=False, max_len=100)
         at = _field(data, "at", str, what, max_len=40)
-        session.execute(
+        inserted = session.execute(
             insert(TerminalEvent)
             .values(event_id=event_id, serial=message.serial, type=event_type, at=at,
                     data=json.dumps(data.get("data")), received_at=now)
             .on_conflict_do_nothing(index_elements=["event_id"])
-        )
+        ).rowcount
+        if not inserted:  # a redelivery: acknowledged again, unless the id is someone else's
+            owner = session.scalar(select(TerminalEvent.serial)
+                                   .where(TerminalEvent.event_id == event_id))
+            if owner != message.serial:
+                raise PayloadError(f"event: id {event_id!r} belongs to another terminal")
+        return event_id
 
     def _store_result(self, session: Session, message: Incoming, now: datetime.datetime) -> str:
         what = "result"

@@ -39,7 +39,8 @@ def _command(supervisor: Supervisor, script: str, role: str, *args: str) -> list
 def server_child(supervisor: Supervisor) -> Child:
     layout = supervisor.layout
     argv = _command(supervisor, "batm-server", "server", "run",
-                    "--data-dir", str(layout.server_data), "--listen", supervisor.gate)
+                    "--data-dir", str(layout.server_data), "--listen", supervisor.gate,
+                    "--mqtt-listen", supervisor.broker)
     return Child("server", argv, layout.log("server"), supervisor.names.id,
                  netns=supervisor.server_netns())
 

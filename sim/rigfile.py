@@ -17,6 +17,7 @@ top level
     "logs_dir": "D/logs"
 server
     "gate": "192.0.2.1:8443"     where terminals reach the gate
+    "broker": "192.0.2.1:8883"   where terminals reach the master service's MQTT broker (TLS)
     "log": "D/logs/server.log"
 terminals[]
     "address": "192.0.2.10"      the terminal's own IP on the rig network
@@ -99,6 +100,7 @@ class ServerResource:
     netns: str | None
     address: str
     gate: str | None = None
+    broker: str | None = None
     log: str | None = None
 
     @classmethod
@@ -113,11 +115,15 @@ class ServerResource:
         gate = _str(data, "gate", where, optional=True)
         if gate is not None:
             _host_port(gate, f"{where}.gate")
+        broker = _str(data, "broker", where, optional=True)
+        if broker is not None:
+            _host_port(broker, f"{where}.broker")
         return cls(
             data_dir=_path(data, "data_dir", where),
             netns=_str(data, "netns", where, optional=True),
             address=address,
             gate=gate,
+            broker=broker,
             log=_path(data, "log", where, optional=True),
         )
 

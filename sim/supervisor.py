@@ -24,7 +24,7 @@ from sim import faults, netns, readiness
 from sim.children import TerminalChildren, server_child
 from sim.firmware_fixture import prepare_firmware
 from sim.layout import Layout, RigConfig
-from sim.naming import GATE_PORT, SERVER_ADDRESS, RigNames, terminal_address
+from sim.naming import BROKER_PORT, GATE_PORT, SERVER_ADDRESS, RigNames, terminal_address
 from sim.procs import Child
 from sim.rigfile import RigFile, ServerResource, TerminalResource, write_rig_file
 
@@ -42,6 +42,11 @@ class Supervisor:
         self.network = netns.RigNetwork(self.names, len(config.terminals))
         self.gate = (
             f"{SERVER_ADDRESS}:{GATE_PORT}" if config.use_netns
+            else f"127.0.0.1:{readiness.free_port()}"
+        )
+        # Fixed for the rig's life (rig.json says it), also across server restarts.
+        self.broker = (
+            f"{SERVER_ADDRESS}:{BROKER_PORT}" if config.use_netns
             else f"127.0.0.1:{readiness.free_port()}"
         )
         self.server = server_child(self)
@@ -105,6 +110,7 @@ class Supervisor:
             netns=self.server_netns(),
             address=self.gate.rsplit(":", 1)[0],
             gate=self.gate,
+            broker=self.broker,
             log=str(self.layout.log("server")),
         )
         terminals = []

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import ssl
 import tarfile
 import threading
@@ -98,10 +99,57 @@ def test_terminal_in_service_over_mqtt_reports_status_and_events(master):
                == "203", 20, "203 events on the server")
     wait_until(lambda: status(rig)["last_sync"] is not None
                and status(rig)["outbox_pending"] == 0, 10, "last sync reported")
+    # last_sync means the server acknowledged every event: nothing is left in local.db.
+    assert agent_master(rig)["outbox_pending"] == 0
     assert status(rig)["last_sync_error"] is None
 
     bad = rig.agent_cli("event", "has space", check=False)
     assert bad.returncode == 1 and "event type" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def agent_master(rig: Loopback) -> dict:
+    return json.loads(rig.agent_cli("status", "--json").stdout)["master"]
+
+
+def process_dead(pid: int) -> bool:
+    """Gone, or a zombie its (stopped) parent has not reaped yet."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_events_the_broker_acknowledged_survive_its_sigkill_and_lost_persistence(master):
+    """The broker PUBACKs events it then loses (SIGKILL, persistence file gone) before the
+    server saw them: the terminal still has them, sends them again, and each arrives once."""
+    rig = master
+    count = 300
+    broker_pid = json.loads(rig.server_cli("broker", "status").stdout)["pid"]
+    server_pid = rig.server.popen.pid
+    os.kill(server_pid, signal.SIGSTOP)  # the server's client stops taking messages
+    try:
+        rig.agent_cli("emit-test-events", str(count), "--run", "kill")
+        # Every event is PUBACKed by the broker and queued there for the server...
+        wait_until(lambda: agent_master(rig)["outbox_sent"] == count, 20,
+                   "the broker's PUBACK of every event")
+        assert agent_master(rig)["outbox_pending"] == count, "deleted before the server had it"
+        # ... when the broker dies without saving, and its persistence file is gone too.
+        os.kill(broker_pid, signal.SIGKILL)
+        wait_until(lambda: process_dead(broker_pid), 10, "the broker dead")
+        (rig.data_dir / "mosquitto" / "mosquitto.db").unlink(missing_ok=True)
+    finally:
+        os.kill(server_pid, signal.SIGCONT)  # its supervisor restarts the broker
+    wait_until(lambda: rig.server_cli("terminal", "events", SERIAL, "--count").stdout.strip()
+               == str(count), 40, f"{count} events on the server")
+    events = json.loads(rig.server_cli("terminal", "events", SERIAL, "--json", "--limit",
+                                       "1000").stdout)
+    listed = [e for e in events["events"] if e["data"]["run"] == "kill"]
+    assert sorted(e["data"]["n"] for e in listed) == list(range(count))
+    assert events["count"] == count
+    wait_until(lambda: status(rig)["outbox_pending"] == 0
+               and status(rig)["last_sync_error"] is None, 20, "the terminal synced")
+    assert agent_master(rig)["outbox_sent"] == 0
 
 
 def test_terminal_credentials_reach_only_its_own_topics(master):

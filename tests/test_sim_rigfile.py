@@ -12,7 +12,7 @@ from sim.rigfile import RigFile, RigFileError, load_rig_file, write_rig_file
 
 GOOD = {
     "server": {"data_dir": "/rig/server", "netns": "batm-abc123-srv", "address": "192.0.2.1",
-               "gate": "192.0.2.1:8443"},
+               "gate": "192.0.2.1:8443", "broker": "192.0.2.1:8883"},
     "terminals": [
         {"serial": "SIM00001", "version": 20230801, "state_dir": "/rig/SIM00001/state",
          "netns": "batm-abc123-t0", "console": "/rig/SIM00001/console",
@@ -49,6 +49,7 @@ def test_good_file_loads_and_round_trips(tmp_path: Path) -> None:
     assert rig.serials() == ["SIM00001", "SIM00002"]
     assert rig.terminal("SIM00002").netns is None
     assert rig.server.gate_address == "192.0.2.1:8443"
+    assert rig.server.broker == "192.0.2.1:8883"
     path = tmp_path / "rig.json"
     write_rig_file(path, rig)
     assert load_rig_file(path) == rig
@@ -62,7 +63,7 @@ def test_contract_fields_alone_are_enough() -> None:
                        "netns": None, "console": "/dev/ttyUSB0"}],
     }
     rig = RigFile.from_dict(minimal)
-    assert rig.kind == "real" and rig.supervisor is None
+    assert rig.kind == "real" and rig.supervisor is None and rig.server.broker is None
     assert rig.server.gate_address == "pi-server.local:8443"
 
 
@@ -76,6 +77,8 @@ def test_contract_fields_alone_are_enough() -> None:
         ("server.address", "not an address!", "server.address"),
         ("server.gate", "192.0.2.1", "server.gate"),
         ("server.gate", "192.0.2.1:99999", "server.gate"),
+        ("server.broker", "192.0.2.1", "server.broker"),
+        ("server.broker", "192.0.2.1:0", "server.broker"),
         ("server.colour", "red", "server"),
         ("terminals", [], "terminals"),
         ("terminals", "SIM00001", "terminals"),

@@ -1,11 +1,13 @@
 """MasterDriver: the master service of a rig — status, events, commands through the server's
-admin socket; broker restarts; link cuts through the supervisor; and MQTT probes run inside the
-rig's namespaces (sim.mqtt_probe), so the broker is reached the way a terminal reaches it."""
+admin socket; broker restarts and SIGKILLs; link cuts through the supervisor; and MQTT probes run
+inside the rig's namespaces (sim.mqtt_probe), so the broker is reached the way a terminal reaches
+it."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -73,6 +75,25 @@ class MasterDriver:
         response.raise_for_status()
         return response.json()
 
+    def broker_info(self) -> dict:
+        return self._get("/api/v1/broker")
+
+    @step
+    def kill_broker(self, timeout: float = TIMEOUT) -> dict:
+        """SIGKILL Mosquitto (no chance to save its persistence file) and wait until the
+        server's supervision has started a new one."""
+        before = self.broker_info()
+        assert before["alive"] and before["pid"], f"no broker running: {before}"
+        os.kill(before["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.broker_info()
+            if info["alive"] and info["pid"] != before["pid"]:
+                return info
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the broker was not restarted after SIGKILL: {info}")
+            time.sleep(0.05)
+
     # -- faults --------------------------------------------------------------------------------
 
     @step
@@ -84,6 +105,9 @@ class MasterDriver:
     # -- MQTT probes ---------------------------------------------------------------------------
 
     def broker(self) -> str:
+        """HOST:PORT of the terminals' MQTT listener: rig.json's, else the server's own word."""
+        if self.rig.server.broker:
+            return self.rig.server.broker
         return json.loads((self.data_dir / "server.json").read_text())["mqtt"]
 
     def probe(self, netns: str | None, *args: str) -> dict:

@@ -1,0 +1,83 @@
+"""The server's half of end-to-end acknowledgement: which events a batch stored (and may be
+acknowledged to the terminal), the acks messages, and the terminals' broker ACLs."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+from server.broker import reconcile_dynsec, terminal_acls, terminal_role
+from server.db import Terminal, open_database
+from server.master import ACK_IDS, MasterLink
+from server.master_records import Incoming, Ingested, MasterRecords
+
+
+def event(event_id: str) -> bytes:
+    return json.dumps({"id": event_id, "type": "test", "at": "2024-01-01T00:00:00Z",
+                       "data": None}).encode()
+
+
+def records(tmp_path) -> MasterRecords:
+    sessions = open_database(tmp_path)
+    now = datetime.datetime.now(datetime.UTC)
+    with sessions() as session, session.begin():
+        for serial in ("T1", "T2"):
+            session.add(Terminal(serial=serial, scenario="B", state="paired", created_at=now))
+    return MasterRecords(sessions, tmp_path)
+
+
+def test_ingest_names_stored_events_per_terminal_including_redeliveries(tmp_path):
+    store = records(tmp_path)
+    first = store.ingest([Incoming("T1", "events", event("e1")),
+                          Incoming("T2", "events", event("e2"))])
+    assert first.refused == 0 and first.events == {"T1": ["e1"], "T2": ["e2"]}
+    again = store.ingest([
+        Incoming("T1", "events", event("e1")),  # a re-send: stored once, acknowledged again
+        Incoming("T1", "events", event("e1")),
+        Incoming("T1", "events", event("e3")),
+        Incoming("T1", "events", b"not json"),  # refused: never acknowledged
+        Incoming("T1", "events", event("e2")),  # another terminal's id: refused
+        Incoming("T9", "events", event("e4")),  # no such terminal: refused
+        Incoming("T1", "status", json.dumps({"online": True}).encode()),
+    ])
+    assert again.events == {"T1": ["e1", "e3"]}
+    assert again.refused == 3
+    assert store.events("T1")["count"] == 2 and store.events("T2")["count"] == 1
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict, int]] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0):
+        self.published.append((topic, json.loads(payload), qos))
+
+
+def test_acknowledgements_go_to_each_terminal_in_bounded_messages():
+    link = MasterLink.__new__(MasterLink)  # only its acknowledging half, without a broker
+    link.client = FakeClient()
+    ids = [f"e{i}" for i in range(ACK_IDS + 1)]
+    link._acknowledge(Ingested(events={"T1": ids, "T2": ["x"]}))
+    sent = link.client.published
+    assert [(topic, qos) for topic, _, qos in sent] == [
+        ("terminals/T1/acks", 1), ("terminals/T1/acks", 1), ("terminals/T2/acks", 1)]
+    assert sent[0][1]["ids"] + sent[1][1]["ids"] == ids and sent[2][1] == {"ids": ["x"]}
+    assert all(len(json.dumps(body)) <= 64 * 1024 for _, body, _ in sent)
+
+
+def test_terminal_roles_may_subscribe_to_their_acks_and_old_roles_gain_it():
+    acl = {"acltype": "subscribePattern", "topic": "terminals/T1/acks", "allow": True}
+    assert acl in terminal_acls("T1")
+    old_role = {"rolename": terminal_role("T1"), "textname": "kept", "acls": [
+        {"acltype": "subscribePattern", "topic": "terminals/T1/commands", "priority": 0,
+         "allow": True}]}
+    data = {"clients": [{"username": "T1", "roles": [{"rolename": terminal_role("T1")}]},
+                        {"username": "T2"}],
+            "roles": [old_role, {"rolename": terminal_role("T2"), "acls": []}]}
+    result, removed = reconcile_dynsec(data, "secret", {"T1"})
+    assert removed == ["T2"]
+    role = next(r for r in result["roles"] if r["rolename"] == terminal_role("T1"))
+    assert role["textname"] == "kept"
+    assert {**acl, "priority": 0} in role["acls"]
+    assert len(role["acls"]) == len(terminal_acls("T1"))
+    assert not any(r["rolename"] == terminal_role("T2") for r in result["roles"])
