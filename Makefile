@@ -36,8 +36,14 @@ hil: system-deps $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Figures, not assertions: each script prints what it measured (see its --help).
+# The benches drive the simulated rig through the HIL library, hence PYTHONPATH.
+BENCHES := pairing_latency master_link vpn_latency firmware_install display_idle
 bench: system-deps $(STAMP)
-	$(BIN)/python bench/pairing_latency.py
+	@for b in $(BENCHES); do \
+	  test -f bench/$$b.py || continue; \
+	  echo "== bench/$$b.py"; PYTHONPATH=$(CURDIR) $(BIN)/python bench/$$b.py || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache *.egg-info
