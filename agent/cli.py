@@ -17,6 +17,7 @@ from typing import Any
 
 from agent.control_client import ControlClient, ControlError, WaitTimeout, wait_for_screen
 from agent.hostaddr import AddressError, parse_server_address
+from agent.vpn import cli as vpn_cli
 
 PROG = "batm-agent"
 DEFAULT_STATE_DIR = "/var/lib/batm-agent"
@@ -243,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--heartbeat", type=_positive_seconds, default=30.0, metavar="SECONDS",
         help="status heartbeat on the master service (default 30)",
     )
+    vpn_cli.add_run_options(run)  # scenario A: --vpn-interface, --vpn-health-window, …
     run.set_defaults(handler=cmd_run)
 
     status = sub.add_parser("status", parents=[common], help="show the agent's status")

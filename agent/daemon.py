@@ -41,6 +41,10 @@ from agent.sd_notify import sd_notify
 from agent.settings import ServerPin, Settings, SettingsStore
 from agent.upgrade import StartReport, UpgradeAdapter, resume_updater, upgrade_event
 from agent.upgrade_states import UPGRADE_EFFECTS, UpgradeStartup
+from agent.vpn import cli as vpn_cli
+from agent.vpn.adapter import VpnAdapter
+from agent.vpn.config import VpnConfigError
+from agent.vpn.states import VPN_EFFECTS
 
 log = logging.getLogger("batm-agent")
 
@@ -52,6 +56,10 @@ class DaemonConfig:
     slots_dir: Path
     retry_max: float = 30.0
     heartbeat: float = 30.0  # status heartbeat on the master service, seconds
+    vpn_interface: str = "wg-batm"  # scenario A (agent/vpn): unique on the machine
+    vpn_mtu: int = 1420
+    vpn_health_window: float = 180.0
+    vpn_check_interval: float = 5.0
 
 
 class Daemon:
@@ -74,6 +82,11 @@ class Daemon:
         self.upgrade_start: StartReport | None = None  # what resume_updater() found at start
         self.upgrades = UpgradeAdapter(config.slots_dir, facts.serial, lambda: self.state.server,
                                        self._events.put_nowait, self.request_exit)
+        self.vpn = VpnAdapter(
+            config.state_dir, interface=config.vpn_interface, mtu=config.vpn_mtu,
+            health_window=config.vpn_health_window,
+            check_interval=config.vpn_check_interval, dispatch=self.dispatch,
+            generation=lambda: self.state.generation)
         self.master = MasterSession(
             config.state_dir, facts, config.slots_dir, dispatch=self.dispatch,
             agent_status=self.status, generation=lambda: self.state.generation,
@@ -81,7 +94,8 @@ class Daemon:
             heartbeat=config.heartbeat,
         )
         self.admin = AdminService(config.state_dir, status=self.status, set_server=self.set_server,
-                                  reboot=reboot_terminal, slots_dir=config.slots_dir)
+                                  reboot=reboot_terminal, slots_dir=config.slots_dir,
+                                  vpn=self.vpn.info)
 
     # ------------------------------------------------------------------ control backend
 
@@ -99,6 +113,7 @@ class Daemon:
             "identity_fingerprint": self.identity.fingerprint,
             "pid": os.getpid(),
             "uptime": round(time.monotonic() - self.started_at, 1),
+            "vpn": self.vpn.info() if hasattr(self, "vpn") else None,
             "firmware": self.upgrades.status(),
             "master": self.master.summary() if hasattr(self, "master") else None,
         }
@@ -146,6 +161,7 @@ class Daemon:
             case pm.DropCredentials():
                 self.settings = Settings(server=self.settings.server, extra=self.settings.extra)
                 self.master.drop_credentials()
+                self.vpn.forget_key()  # a revoked WireGuard key is never offered again
         self.store.save(self.settings)
 
     def _cancel_older_than(self, generation: int) -> None:
@@ -197,6 +213,8 @@ class Daemon:
         gen = effect.generation
         if isinstance(effect, UPGRADE_EFFECTS):
             return await self.upgrades.perform(effect)
+        if isinstance(effect, VPN_EFFECTS):
+            return await self.vpn.perform(effect)
         match effect:
             case pm.StartPairing():
                 client = self._gate(pin=None, fresh=True)
@@ -207,9 +225,15 @@ class Daemon:
                 approved = await self._gate(pin).poll_approval(request_id)
                 return pm.Approved(gen) if approved else pm.ApprovalPending(gen)
             case pm.CheckIn():
-                answer = await self._gate(self.settings.pin).check_in()
+                answer = await self._gate(self.settings.pin).check_in(
+                    {"vpn_public_key": self.vpn.public_key()})
                 self.master.broker_moved(answer.get("broker"))
-                return pm.CheckedIn(gen)
+                try:
+                    offer = self.vpn.take_offer(answer)
+                except VpnConfigError as exc:
+                    raise GateUnreachableError(f"the server's VPN answer is unusable: {exc}"
+                                               ) from exc
+                return pm.CheckedIn(gen, vpn=offer.required)
             case pm.WatchSession():
                 still_paired = await self._gate(self.settings.pin).watch_session()
                 return pm.SessionAlive(gen) if still_paired else pm.Unpaired(gen)
@@ -255,6 +279,7 @@ class Daemon:
                 task.cancel()
             heartbeat.cancel()
             self.master.close()
+            self.vpn.close()
             await control.close()
             if self._client is not None:
                 with contextlib.suppress(Exception):
@@ -275,6 +300,7 @@ def run(args) -> int:
         slots_dir=Path(args.slots_dir),
         retry_max=float(args.retry_max),
         heartbeat=float(getattr(args, "heartbeat", None) or 30.0),
+        **vpn_cli.daemon_options(args),
     )
     from agent.hardware import HardwareError
 

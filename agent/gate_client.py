@@ -282,10 +282,12 @@ class GateClient:
 
     # ------------------------------------------------------------------ paired session
 
-    async def check_in(self) -> dict:
-        """The answer ({"status": "paired", "broker"?: "HOST:PORT"}) when still paired."""
+    async def check_in(self, extra: dict | None = None) -> dict:
+        """The answer ({"status": "paired", "broker"?: "HOST:PORT"}) when still paired;
+        `extra` goes into the body (the VPN public key, docs/protocol.md § VPN)."""
         status, data, _ = await self._request(
-            "POST", "/api/v1/checkin", {"version": self.facts.version, "master": True}
+            "POST", "/api/v1/checkin",
+            {"version": self.facts.version, "master": True, **(extra or {})}
         )
         if status == 200 and data.get("status") == "paired":
             return data

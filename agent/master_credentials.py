@@ -37,10 +37,12 @@ class MasterCredentials:
     username: str
     password: str
     topic_prefix: str
+    client_id: str | None = None  # scenario A: bound by the server to the tunnel listener
 
     def to_json(self) -> dict:
-        return {"broker": str(self.broker), "username": self.username,
+        data = {"broker": str(self.broker), "username": self.username,
                 "password": self.password, "topic_prefix": self.topic_prefix}
+        return data | ({"client_id": self.client_id} if self.client_id else {})
 
     @classmethod
     def from_answer(cls, answer: object, password: str, serial: str) -> MasterCredentials:
@@ -58,7 +60,10 @@ class MasterCredentials:
             raise CredentialsError(f"topic_prefix {prefix!r} is not terminals/{serial}/")
         if not PASSWORD.match(password):
             raise CredentialsError("the password is malformed")
-        return cls(broker, username, password, prefix)
+        client_id = answer.get("client_id")
+        if client_id is not None and client_id != f"{serial}@vpn":
+            raise CredentialsError(f"client_id {client_id!r} is not {serial}@vpn")
+        return cls(broker, username, password, prefix, client_id)
 
 
 class CredentialsStore:

@@ -199,7 +199,8 @@ class MasterSession:
             serial=self.facts.serial, version=self.facts.version, slots_dir=self.slots_dir,
             state=status.get("state") or "", screen=status.get("screen"),
             last_sync=self.pump.last_sync, last_sync_error=self.pump.last_sync_error,
-            uptime=float(status.get("uptime") or 0), vpn_handshake_age=None,
+            uptime=float(status.get("uptime") or 0),
+            vpn_handshake_age=(status.get("vpn") or {}).get("handshake_age"),
             outbox_pending=self.outbox.count(),
         )
 

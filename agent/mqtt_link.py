@@ -101,7 +101,8 @@ class MqttLink:
         self._acks_lock = threading.Lock()
         self.connected = False
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=serial, clean_session=False,
+            CallbackAPIVersion.VERSION2, client_id=credentials.client_id or serial,
+            clean_session=False,
             reconnect_on_failure=False,
         )
         client.username_pw_set(credentials.username, credentials.password)

@@ -31,6 +31,7 @@ from agent.upgrade_states import (
     UpgradeEvent,
     Upgrading,
 )
+from agent.vpn.states import VPN_EVENTS, VpnEffect, VpnError, VpnEvent
 
 # --------------------------------------------------------------------------- phases
 
@@ -80,6 +81,7 @@ class CertificateMismatch:
 Phase = (
     NoServer | Connecting | Unreachable | UnknownTerminal | AwaitingApproval | ConnectingMaster
     | InService | CertificateMismatch | TerminalUnpaired | Upgrading
+    | VpnError
 )
 
 
@@ -92,6 +94,8 @@ class AgentState:
     failures: int = 0  # consecutive failed attempts, for backoff
     uses_master: bool = False  # in service means connected to the master service (MQTT)
     has_master_credentials: bool = False
+    uses_vpn: bool = False  # scenario A: the master service only through the VPN
+    vpn_error: VpnError | None = None  # the last VPN failure, shown while retrying
     trying_upgrade: bool = False  # running a new slot on trial: commit once the gate answers
     upgrade_note: str | None = None  # why the last upgrade failed, for the screen's detail
 
@@ -146,6 +150,7 @@ class PairingRequestGone:
 @dataclass(frozen=True)
 class CheckedIn:
     generation: int
+    vpn: bool = False  # scenario A (the check-in answer said so)
 
 
 @dataclass(frozen=True)
@@ -208,6 +213,7 @@ Event = (
     | PairingRequestGone | CheckedIn | SessionAlive | Unpaired | GateUnreachable
     | ServerKeyMismatch | RetryDue | MasterCredentialsIssued | MasterConnected | MasterLost
     | MasterRejected | UpgradeEvent
+    | VpnEvent
 )
 
 # --------------------------------------------------------------------------- effects
@@ -276,6 +282,7 @@ PERSISTENT_EFFECTS = (SaveServer, SavePairing, DropCredentials)
 Effect = (
     SaveServer | SavePairing | DropCredentials | StartPairing | PollApproval | CheckIn
     | WatchSession | RetryLater | ObtainMasterCredentials | ConnectMaster | UpgradeEffect
+    | VpnEffect
 )
 Transition = tuple[AgentState, list[Effect]]
 
@@ -284,16 +291,19 @@ def initial_state(uses_master: bool = False) -> AgentState:
     return AgentState(phase=NoServer(), uses_master=uses_master)
 
 
-def _checked_in(state: AgentState) -> Transition:
+def _checked_in(state: AgentState, vpn: bool = False) -> Transition:
     """Checked in with the gate: in service, or on to the master service first."""
     gen = state.generation
     if not state.uses_master:
         return replace(state, phase=InService(), failures=0), [WatchSession(gen)]
     # The session watch runs from here on, so an unpair reaches the terminal in every later
-    # phase. (Scenario A: a VPN step goes between the credentials and ConnectMaster.)
-    nxt: Effect = ConnectMaster(gen) if state.has_master_credentials else (
+    # phase. Scenario A: the VPN comes up between the credentials and ConnectMaster.
+    from agent.vpn import machine as vpn_machine
+
+    state = replace(state, phase=ConnectingMaster(), uses_vpn=vpn)
+    nxt: Effect = vpn_machine.master_step(state) if state.has_master_credentials else (
         ObtainMasterCredentials(gen))
-    return replace(state, phase=ConnectingMaster()), [WatchSession(gen), nxt]
+    return state, [WatchSession(gen), nxt]
 
 
 def _drop(state: AgentState) -> AgentState:
@@ -329,6 +339,19 @@ def _set_server(state: AgentState, server: ServerAddress) -> Transition:
 
 
 def transition(state: AgentState, event: Event) -> Transition:
+    from agent.vpn import machine as vpn_machine  # scenario A (agent/vpn/machine.py)
+
+    if isinstance(event, VPN_EVENTS):
+        new, effects = vpn_machine.transition(state, event)
+    elif isinstance(event, RetryDue) and isinstance(state.phase, VpnError) and (
+            event.generation == state.generation):
+        new, effects = _contact(state)
+    else:
+        new, effects = _transition(state, event)
+    return vpn_machine.after(state, new, effects)
+
+
+def _transition(state: AgentState, event: Event) -> Transition:
     match event:
         case Started(server=None):
             return replace(state, phase=NoServer(), server=None, paired=False), []
@@ -360,13 +383,15 @@ def transition(state: AgentState, event: Event) -> Transition:
             return new, [SavePairing(pin), *contact]
         case PairingRequestGone():
             return _contact(state)
-        case CheckedIn():
-            return _checked_in(state)
+        case CheckedIn(vpn=vpn):
+            return _checked_in(state, vpn)
         case SessionAlive() if isinstance(state.phase, InService | ConnectingMaster):
             return state, [WatchSession(state.generation)]
         case MasterCredentialsIssued() if isinstance(state.phase, ConnectingMaster):
             new = replace(state, has_master_credentials=True)
-            return new, [ConnectMaster(state.generation)]
+            from agent.vpn import machine as vpn_machine
+
+            return new, [vpn_machine.master_step(new)]
         case MasterConnected() if isinstance(state.phase, ConnectingMaster):
             return replace(state, phase=InService(), failures=0), []
         case MasterLost(reason=reason) if isinstance(state.phase, ConnectingMaster | InService):

@@ -20,6 +20,7 @@ from agent.pairing import (
     Unreachable,
 )
 from agent.upgrade_screens import UPGRADE_PHASES, upgrade_screen
+from agent.vpn.screens import vpn_screen
 
 SCREEN_IDS = (
     "set_server",
@@ -116,4 +117,7 @@ def screen_model(state: AgentState, facts: TerminalFacts) -> dict:
             )
     if isinstance(phase, UPGRADE_PHASES):
         model.update(upgrade_screen(phase, facts))
+    if state.vpn_error is not None:  # scenario A: shown while the terminal retries, too
+        model.update(vpn_screen(state.vpn_error, facts,
+                                retrying=phase != state.vpn_error))
     return model

@@ -60,6 +60,8 @@ def test_seed_pairing(klass: str, scenario: str, history: str, seed_rig) -> None
         assert t.server.terminal(t.serial)["state"] == "paired"
     else:
         t.server.create_terminal(t.serial, scenario)
+        if scenario == "A":
+            t.server.generate_vpn(t.serial)  # the guide: "Generate VPN configuration"
 
     with ScreenRecorder(t.terminal.state_dir) as recorder:
         t.console.set_server(t.gate)

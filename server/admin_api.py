@@ -20,6 +20,7 @@ from server.master import MasterLink, MasterUnavailable
 from server.master_records import MasterRecords, command_topic, status_topic
 from server.notify import Notifier
 from server.service import Service
+from server.vpn_wire import install_vpn_routes
 
 
 def _int_query(request: Request, name: str, default: int, maximum: int) -> int:
@@ -33,11 +34,12 @@ def _int_query(request: Request, name: str, default: int, maximum: int) -> int:
 
 def create_admin_app(
     service: Service, records: MasterRecords | None = None, master: MasterLink | None = None,
-    notifier: Notifier | None = None,
+    notifier: Notifier | None = None, vpn=None,
 ) -> FastAPI:
     app = FastAPI(title="batm admin", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     app.add_middleware(BodyLimit)
+    install_vpn_routes(app, vpn)  # scenario A: terminal vpn SERIAL (server/vpn_wire.py)
 
     @app.get("/api/v1/terminals")
     async def list_terminals() -> JSONResponse:

@@ -31,6 +31,7 @@ class AdminBackend(Protocol):
     def delete_terminal(self, serial: str) -> None: ...
     def list_pairing_requests(self) -> list[dict]: ...
     def approve(self, serial: str, code: str) -> dict: ...
+    def generate_vpn(self, serial: str) -> dict: ...
     def close(self) -> None: ...
 
 
@@ -105,6 +106,9 @@ class SocketBackend:
             "POST", f"/api/v1/pairing-requests/{_path_part(serial)}/approve", {"code": code}
         )
 
+    def generate_vpn(self, serial: str) -> dict:
+        return self._call("POST", f"/api/v1/terminals/{_path_part(serial)}/vpn")
+
     # -- master service
 
     def status(self, serial: str, history: int = 0) -> dict:
@@ -171,6 +175,12 @@ class DirectBackend:
                            "no batm-server runs with this data dir")
 
     issue_command = command = download_archive = broker_restart = broker = _needs_server
+
+    def generate_vpn(self, serial: str) -> dict:
+        """Allocates the tunnel address; the server adds the peer when it runs."""
+        from server.vpn_service import VpnService
+
+        return VpnService(self._sessions).generate(serial)
 
     def close(self) -> None:
         from server.db import close_database

@@ -43,6 +43,7 @@ from server.master_records import MasterRecords
 from server.notify import Notifier
 from server.paths import ADMIN_SOCKET, LOCK_FILE, SERVER_INFO
 from server.service import Service
+from server.vpn_wire import VpnGate, VpnSettings, start_vpn
 
 log = logging.getLogger("batm-server")
 
@@ -78,6 +79,7 @@ class ServerSettings:
     advertise: list[str] | None = None  # None: every address of the listen host + loopback
     mqtt_listen: ServerAddress | None = None  # None: the gate's host, port 8883
     max_concurrent_upgrades: int = DEFAULT_MAX_CONCURRENT  # terminals upgraded at once
+    vpn: VpnSettings | None = None  # scenario A: the WireGuard endpoint (server/vpn_wire)
 
     @property
     def broker_listen(self) -> ServerAddress:
@@ -108,6 +110,7 @@ class BatmServer:
         self.broker: Broker | None = None
         self.master: MasterLink | None = None
         self.records: MasterRecords | None = None
+        self.vpn = None  # server.vpn_service.VpnService, once started
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._gate_sock: socket.socket | None = None
@@ -187,6 +190,11 @@ class BatmServer:
                 notify=self.notifier.notify, revoke=self._revoke,
             )
             self.records = MasterRecords(sessions, self.data_dir, notify=self.notifier.notify)
+            try:  # before the broker: its tunnel listener binds the tunnel address
+                self.vpn = await asyncio.to_thread(start_vpn, self.settings.vpn,
+                                                   self.data_dir, sessions)
+            except Exception as exc:  # WgError, OSError, netlink errors: say why
+                raise StartupError(f"vpn endpoint: {exc}") from exc
             await self._start_master(certs)
             gate_sock = self._gate_sock = self._gate_socket()
             sockets.append(gate_sock)
@@ -200,19 +208,23 @@ class BatmServer:
             gate = _Uvicorn(uvicorn.Config(
                 create_gate_app(self.service, self.notifier, self.master, self.records,
                                 UpgradeGate(sessions, Catalog(sessions, self.data_dir),
-                                            self.settings.max_concurrent_upgrades)),
+                                            self.settings.max_concurrent_upgrades),
+                                vpn=VpnGate(self.vpn)),
                 ssl_certfile=os.fspath(certs.leaf_cert_path),
                 ssl_keyfile=os.fspath(certs.leaf_key_path),
                 **common,
             ))
             admin = _Uvicorn(uvicorn.Config(
-                create_admin_app(self.service, self.records, self.master, self.notifier),
+                create_admin_app(self.service, self.records, self.master, self.notifier,
+                                 vpn=self.vpn),
                 **common))
             await self._serve({gate: gate_sock, admin: admin_sock})
             self._stop_master()
             close_database(sessions)
         finally:
             self._stop_master()
+            if self.vpn is not None and self.vpn.endpoint is not None:
+                self.vpn.endpoint.stop()
             for sock in sockets:
                 sock.close()
             self.info_file.unlink(missing_ok=True)
@@ -222,6 +234,8 @@ class BatmServer:
     def _revoke(self, serial: str) -> None:
         if self.master is not None:
             self.master.revoke(serial)
+        if self.vpn is not None:
+            self.vpn.revoke(serial)  # the WireGuard peer goes at once too
 
     async def _start_master(self, certs) -> None:
         """Mosquitto as a child, and the server's own client on its loopback listener."""
@@ -229,7 +243,9 @@ class BatmServer:
         try:
             broker = Broker(
                 BrokerSettings(self.data_dir, self.settings.broker_listen,
-                               certs.leaf_cert_path, certs.leaf_key_path),
+                               certs.leaf_cert_path, certs.leaf_key_path,
+                               tunnel_host=self.vpn.server_ip if self.vpn is not None
+                               and self.vpn.endpoint is not None else None),
                 paired=self.service.paired_serials,
             )
             broker.prepare()

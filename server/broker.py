@@ -165,6 +165,7 @@ class BrokerSettings:
     listen: ServerAddress  # the TLS listener terminals connect to
     cert: Path
     key: Path
+    tunnel_host: str | None = None  # scenario A: a listener on the VPN address (vpn_wire)
 
 
 def _pick_free_port(host: str = "127.0.0.1") -> int:
@@ -244,6 +245,11 @@ class Broker:
             "tls_version tlsv1.2",
             "",
         ]
+        if self.settings.tunnel_host:
+            from server.vpn_wire import tunnel_listener_lines
+
+            lines += tunnel_listener_lines(self.settings.tunnel_host, self.mqtt_port,
+                                           self.settings.cert, self.settings.key)
         atomic_write(self.dir / CONF_FILE, "\n".join(lines).encode(), mode=0o600)
 
     def _write_dynsec(self) -> None:

@@ -22,6 +22,7 @@ from server.firmware_cli import (
 from server.master_cli import MASTER_ACTIONS, master_command
 from server.paths import default_data_dir
 from server.tables import pairing_table, terminal_table
+from server.vpn_wire import add_vpn_run_options, describe, vpn_settings
 
 PROG = "batm-server"
 
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="N", help="upgrade at most N terminals at once "
                                        f"(default {DEFAULT_MAX_CONCURRENT})")
 
+    add_vpn_run_options(run)
+
     terminal = commands.add_parser("terminal", help="manage terminals").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     create = leaf(terminal, "create", "register a terminal so that it may pair")
@@ -70,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print the admin API's JSON")
     leaf(terminal, "unpair", "unpair a terminal (it drops its credentials)").add_argument("serial")
     leaf(terminal, "delete", "forget a terminal").add_argument("serial")
-    leaf(terminal, "vpn", "generate a terminal's VPN configuration").add_argument("serial")
+    vpn = leaf(terminal, "vpn", "generate a terminal's VPN configuration (scenario A)")
+    vpn.add_argument("serial")
+    vpn.add_argument("--json", action="store_true", help="print the admin API's JSON")
     status = leaf(terminal, "status", "a terminal's health: version, last update, last sync, "
                                       "last sync error")
     status.add_argument("serial")
@@ -141,6 +146,12 @@ def _admin(args: argparse.Namespace, backend: AdminBackend) -> None:
     elif key == ("terminal", "unpair"):
         backend.unpair(args.serial)
         print(f"unpaired terminal {args.serial}")
+    elif key == ("terminal", "vpn"):
+        view = backend.generate_vpn(args.serial)
+        if args.json:
+            _print_json(view)
+        else:
+            print(describe(view))
     elif key == ("terminal", "delete"):
         backend.delete_terminal(args.serial)
         print(f"deleted terminal {args.serial}")
@@ -190,10 +201,13 @@ def main(argv: list[str] | None = None) -> int:
             mqtt = parse_listen(args.mqtt_listen) if args.mqtt_listen else None
         except AddressError as exc:
             parser.error(f"--mqtt-listen: {exc}")
+        try:
+            vpn = vpn_settings(args)
+        except AddressError as exc:
+            parser.error(str(exc))
         return run_server(ServerSettings(data_dir, listen, advertise, mqtt,
-                                         args.max_concurrent_upgrades))
-    if (args.command, args.action) == ("terminal", "vpn"):
-        return _not_implemented("terminal vpn")
+                                         args.max_concurrent_upgrades,
+                                         vpn=vpn))
     if args.command == "firmware":
         return firmware_command(args, data_dir)
 

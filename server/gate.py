@@ -23,6 +23,7 @@ from server.master import MasterLink, MasterUnavailable
 from server.master_records import MAX_ARCHIVE, MasterRecords
 from server.notify import Notifier, pairing_topic, session_topic
 from server.service import Service, SignedRequest
+from server.vpn_wire import VpnGate
 
 IDENTITY_KEY_BYTES = 32
 NONCE_BYTES = 32
@@ -66,6 +67,7 @@ def _broker_address(master: MasterLink, request: Request) -> str:
 def create_gate_app(
     service: Service, notifier: Notifier, master: MasterLink | None = None,
     records: MasterRecords | None = None, upgrades: UpgradeGate | None = None,
+    vpn: VpnGate | None = None,
 ) -> FastAPI:
     app = FastAPI(title="batm gate", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
@@ -118,6 +120,8 @@ def create_gate_app(
         answer = service.checkin(signed, version)
         if master is not None and body.get("master") is True:
             answer["broker"] = _broker_address(master, request)  # it may have moved
+        if vpn is not None:  # scenario A: the VPN, and the broker at its tunnel address
+            answer |= vpn.checkin(signed.serial or "", body, request.url.hostname, master)
         return JSONResponse(answer)
 
     @app.get("/api/v1/session")
@@ -148,8 +152,15 @@ def create_gate_app(
         except MasterUnavailable as exc:
             raise ServiceError(503, "master_unavailable",
                                f"the master service is not available: {exc}") from exc
-        return JSONResponse({"broker": _broker_address(master, request), "username": serial,
-                             "topic_prefix": topic_prefix(serial)})
+        answer = {"broker": _broker_address(master, request), "username": serial,
+                  "topic_prefix": topic_prefix(serial)}
+        if vpn is not None:  # scenario A: only through the tunnel (server/vpn_wire.py)
+            try:
+                answer |= await asyncio.to_thread(vpn.credentials, serial, master)
+            except MasterUnavailable as exc:
+                raise ServiceError(503, "master_unavailable",
+                                   f"the master service is not available: {exc}") from exc
+        return JSONResponse(answer)
 
     @app.post("/api/v1/logs/{command_id}")
     async def upload_logs(command_id: str, request: Request) -> JSONResponse:

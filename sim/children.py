@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from sim import readiness
+from sim import vpn as sim_vpn
 from sim.layout import TerminalSpec
 from sim.prereqs import component_command
 from sim.procs import Child
@@ -40,7 +41,8 @@ def server_child(supervisor: Supervisor) -> Child:
     layout = supervisor.layout
     argv = _command(supervisor, "batm-server", "server", "run",
                     "--data-dir", str(layout.server_data), "--listen", supervisor.gate,
-                    "--mqtt-listen", supervisor.broker)
+                    "--mqtt-listen", supervisor.broker,
+                    *sim_vpn.server_args(supervisor))
     return Child("server", argv, layout.log("server"), supervisor.names.id,
                  netns=supervisor.server_netns())
 
@@ -66,6 +68,7 @@ class TerminalChildren:
             "--hardware-dir", str(layout.hardware_dir(serial)),
             "--slots-dir", str(layout.slots_dir(serial)),
             "--retry-max", AGENT_RETRY_MAX,
+            *sim_vpn.agent_args(supervisor, index),  # scenario A: rig-unique interface
         ), layout.log(f"{serial}-agent"), rig_id, netns=ns)
         self.socat = Child(f"{serial}-socat", [
             "socat", "-d", "-d",

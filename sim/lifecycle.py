@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sim import netns, prereqs
+from sim import vpn as sim_vpn
 from sim.jsonlines import ControlError, answers, call
 from sim.layout import Layout, RigConfig, TerminalSpec
 from sim.naming import ENV_MARKER, RigNames
@@ -123,6 +124,7 @@ def down(rig_dir: Path | str, quiet: bool = False) -> list[str]:
         done.append(f"killed {len(killed)} leftover process(es)")
     if prereqs.is_root() and prereqs.which("ip"):
         done += netns.teardown(names)
+    done += sim_vpn.cleanup(names)  # wireguard-go sockets a SIGKILL left behind
     for path in (layout.sim_sock, layout.rig_file, layout.state):
         path.unlink(missing_ok=True)
     return done

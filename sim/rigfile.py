@@ -17,6 +17,7 @@ top level
     "logs_dir": "D/logs"
 server
     "gate": "192.0.2.1:8443"     where terminals reach the gate
+    "vpn": {...} | null          scenario A: the WireGuard endpoint (sim/vpn.py)
     "broker": "192.0.2.1:8883"   where terminals reach the master service's MQTT broker (TLS)
     "log": "D/logs/server.log"
 terminals[]
@@ -92,6 +93,17 @@ def _unknown_keys(data: dict, cls: type, where: str) -> None:
         raise _fail(where, f"unknown field(s) {', '.join(extra)} (typo?)")
 
 
+def _vpn(value: Any, where: str) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _fail(where, f"must be an object or null, got {type(value).__name__}")
+    endpoint = _str(value, "endpoint", where)
+    _host_port(endpoint, f"{where}.endpoint")
+    _str(value, "interface", where)
+    return dict(value)
+
+
 @dataclass(frozen=True)
 class ServerResource:
     """Where the reference server is."""
@@ -102,6 +114,7 @@ class ServerResource:
     gate: str | None = None
     broker: str | None = None
     log: str | None = None
+    vpn: dict | None = None  # scenario A: endpoint, interface, subnet, … (sim/vpn.py)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "server") -> ServerResource:
@@ -125,6 +138,7 @@ class ServerResource:
             gate=gate,
             broker=broker,
             log=_path(data, "log", where, optional=True),
+            vpn=_vpn(data.get("vpn"), f"{where}.vpn"),
         )
 
     @property

@@ -21,6 +21,7 @@ import time
 import traceback
 
 from sim import faults, netns, readiness
+from sim import vpn as sim_vpn
 from sim.children import TerminalChildren, server_child
 from sim.firmware_fixture import prepare_firmware
 from sim.layout import Layout, RigConfig
@@ -105,6 +106,7 @@ class Supervisor:
             left_out.append("namespaces")
         if not self.config.use_xvfb:
             left_out += ["xvfb", "display"]
+        left_out += sim_vpn.left_out(self)
         server = ServerResource(
             data_dir=str(self.layout.server_data),
             netns=self.server_netns(),
@@ -112,6 +114,7 @@ class Supervisor:
             gate=self.gate,
             broker=self.broker,
             log=str(self.layout.log("server")),
+            vpn=sim_vpn.rig_entry(self),  # scenario A: the WireGuard endpoint (sim/vpn.py)
         )
         terminals = []
         for i, t in enumerate(self.terminals.values()):

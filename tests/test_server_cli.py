@@ -115,7 +115,9 @@ def test_refusals_exit_1_with_one_clear_line(data_dir):
                    "8 characters")
     assert_refused(cli(data_dir, "pairing", "approve", "T-1", "--code", "ABCD-1234"), 1,
                    "no open pairing request")
-    assert_refused(cli(data_dir, "terminal", "vpn", "T-1"), 1, "not implemented yet")
+    assert_refused(cli(data_dir, "terminal", "vpn", "T-9"), 1, "no terminal with serial")
+    assert cli(data_dir, "terminal", "create", "T-2", "--scenario", "B").returncode == 0
+    assert_refused(cli(data_dir, "terminal", "vpn", "T-2"), 1, "scenario B")
 
 
 def test_offline_commands_work_on_the_database(data_dir):

@@ -2,7 +2,8 @@
 
 PairingStrategy states, in order:
 
-    created       the server knows the terminal (created if it was not)
+    created       the server knows the terminal (created if it was not; in scenario A
+                  with its VPN configuration generated, as the guide says)
     pairing_code  the terminal shows its pairing code and the server holds the matching request
     in_service    the request was approved with the code and the terminal shows in_service
 """
@@ -36,6 +37,8 @@ class PairingStrategy:
         t = self.target
         if t.server.terminal(t.serial) is None:
             t.server.create_terminal(t.serial, self.scenario)
+            if self.scenario == "A":
+                t.server.generate_vpn(t.serial)
         if state == "created":
             return self.result
         self.to_pairing_code()

@@ -50,6 +50,11 @@ class ServerDriver:
         return self._parsed(self._checked(*args))
 
     @step
+    def generate_vpn(self, serial: str) -> dict:
+        """The guide's "Generate VPN configuration" (scenario A)."""
+        return json.loads(self._checked("terminal", "vpn", serial, "--json").stdout)
+
+    @step
     def terminals(self) -> list[dict]:
         return json.loads(self._checked("terminal", "list", "--json").stdout)
 
