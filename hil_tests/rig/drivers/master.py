@@ -123,7 +123,7 @@ class MasterDriver:
         """Connect to the TLS listener from the terminal's namespace with its credentials."""
         return self.probe(self.terminal.netns, "--broker", self.broker(),
                           "--ca", str(self.data_dir / "ca.pem"),
-                          "--username", self.terminal.serial, "--password", password, *args)
+                          "--username", self.terminal.serial, f"--password={password}", *args)
 
     @step
     def probe_as_server(self, *args: str) -> dict:
@@ -131,4 +131,4 @@ class MasterDriver:
         password = (self.data_dir / "mosquitto" / "admin.secret").read_text().strip()
         return self.probe(self.rig.server.netns, "--broker", self.broker(),
                           "--ca", str(self.data_dir / "ca.pem"),
-                          "--username", "batm-server", "--password", password, *args)
+                          "--username", "batm-server", f"--password={password}", *args)
