@@ -90,13 +90,18 @@ def one_run(rig: RigFile, admin: httpx.Client, previous: str | None) -> tuple[fl
     call(control, {"cmd": "set_server", "address": rig.server.gate_address})
     shown = watcher.wait_for("pairing_code")
     request = wait_request_code(admin, SERIAL, previous)
-    approving = time.monotonic()
-    answer = admin.post(f"/api/v1/pairing-requests/{SERIAL}/approve",
-                        json={"code": request["code"]})
-    if answer.status_code != 200:
-        raise RuntimeError(f"approve failed: {answer.status_code} {answer.text}")
+    approving = approve(admin, SERIAL, request["code"])
     in_service = watcher.wait_for("in_service")
     return (shown - sent) * 1000, (in_service - approving) * 1000, request["request_id"]
+
+
+def approve(admin: httpx.Client, serial: str, code: str) -> float:
+    """Approve through the admin socket; the monotonic time just before the request."""
+    approving = time.monotonic()
+    answer = admin.post(f"/api/v1/pairing-requests/{serial}/approve", json={"code": code})
+    if answer.status_code != 200:
+        raise RuntimeError(f"approve failed: {answer.status_code} {answer.text}")
+    return approving
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pairing_latency import Watcher, admin_client, percentile, wait_request_code
+from pairing_latency import Watcher, admin_client, approve, percentile, wait_request_code
 
 from sim import lifecycle
 from sim.jsonlines import call
@@ -46,11 +46,7 @@ def approve_run(rig, admin, control: str, previous: str | None) -> tuple[float, 
         admin.post(f"/api/v1/terminals/{SERIAL}/unpair").raise_for_status()
         watcher.wait_for("pairing_code")
     request = wait_request_code(admin, SERIAL, previous)
-    approving = time.monotonic()
-    answer = admin.post(f"/api/v1/pairing-requests/{SERIAL}/approve",
-                        json={"code": request["code"]})
-    if answer.status_code != 200:
-        raise RuntimeError(f"approve failed: {answer.status_code} {answer.text}")
+    approving = approve(admin, SERIAL, request["code"])
     shown = watcher.wait_for("in_service")
     return (shown - approving) * 1000, request["request_id"]
 
