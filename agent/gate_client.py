@@ -168,10 +168,14 @@ class GateClient:
 
     async def _request(
         self, method: str, path: str, body: dict | None = None, signed: bool = True,
-        timeout: float | None = None,
+        timeout: float | None = None, raw: tuple[bytes, str] | None = None,
     ) -> tuple[int, dict, x509.Certificate]:
-        content = json.dumps(body).encode() if body is not None else b""
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        """`body` goes as JSON; `raw` = (bytes, content type) for anything else (log archives)."""
+        if raw is not None:
+            content, headers = raw[0], {"Content-Type": raw[1]}
+        else:
+            content = json.dumps(body).encode() if body is not None else b""
+            headers = {"Content-Type": "application/json"} if body is not None else {}
         if signed:
             headers |= sign_headers(
                 self.identity.private_key, self.facts.serial, method, path, content
@@ -210,6 +214,15 @@ class GateClient:
                 f"the server's key changed (expected {self._expected_spki_sha256[:16]}…, "
                 f"got {seen[:16]}…)"
             )
+
+    @classmethod
+    def _session_refusal(cls, status: int, data: dict) -> GateError:
+        """Why a paired terminal's signed request was refused, as the error the machine needs."""
+        if status == 404 and data.get("error") == "unknown_terminal":
+            return UnknownTerminalError(data.get("message", "unknown terminal"))
+        if status in (401, 403):
+            return NotPairedError(data.get("message", "not paired"))
+        return cls._unexpected(status, data)
 
     @staticmethod
     def _unexpected(status: int, data: dict) -> GateUnreachableError:
@@ -291,11 +304,7 @@ class GateClient:
         )
         if status == 200 and data.get("status") == "paired":
             return data
-        if status == 404 and data.get("error") == "unknown_terminal":
-            raise UnknownTerminalError(data.get("message", "unknown terminal"))
-        if status in (401, 403):
-            raise NotPairedError(data.get("message", "not paired"))
-        raise self._unexpected(status, data)
+        raise self._session_refusal(status, data)
 
     async def watch_session(self, wait: int = LONG_POLL_SECONDS) -> bool:
         """True while still paired (the long poll timed out); False once unpaired."""
@@ -317,27 +326,13 @@ class GateClient:
         )
         if status == 200:
             return data
-        if status == 404 and data.get("error") == "unknown_terminal":
-            raise UnknownTerminalError(data.get("message", "unknown terminal"))
-        if status in (401, 403):
-            raise NotPairedError(data.get("message", "not paired"))
-        raise self._unexpected(status, data)
+        raise self._session_refusal(status, data)
 
     async def upload_logs(self, command_id: str, archive: bytes) -> dict:
         """Upload a log archive for a retrieve_logs command (signed like every request)."""
-        path = f"/api/v1/logs/{command_id}"
-        headers = {"Content-Type": "application/gzip"} | sign_headers(
-            self.identity.private_key, self.facts.serial, "POST", path, archive)
-        try:
-            response = await self._client.post(path, content=archive, headers=headers,
-                                               timeout=httpx.Timeout(60, connect=CONNECT_TIMEOUT))
-        except httpx.HTTPError as exc:
-            raise GateUnreachableError(_describe(exc)) from exc
-        self._check_key(_peer_certificate(response))
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        if response.status_code != 201:
-            raise self._unexpected(response.status_code, data if isinstance(data, dict) else {})
+        status, data, _ = await self._request(
+            "POST", f"/api/v1/logs/{command_id}", raw=(archive, "application/gzip"), timeout=60
+        )
+        if status != 201:
+            raise self._unexpected(status, data)
         return data

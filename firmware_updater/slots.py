@@ -69,6 +69,16 @@ class SlotBackend(Protocol):
     def status(self) -> dict: ...
 
 
+def write_all(fd: int, data: memoryview) -> int:
+    """os.write until every byte is out (a short write is legal); returns the count."""
+    total = 0
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
+        total += n
+    return total
+
+
 def other(slot: str) -> str:
     return "b" if slot == "a" else "a"
 

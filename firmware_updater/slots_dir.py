@@ -28,7 +28,14 @@ from pathlib import Path
 
 from agent.atomic import atomic_write, fsync_dir
 from firmware_updater.errors import PayloadError, SlotError
-from firmware_updater.slots import CONFIG_NAME, SLOTS, SlotsLayout, config_command, other
+from firmware_updater.slots import (
+    CONFIG_NAME,
+    SLOTS,
+    SlotsLayout,
+    config_command,
+    other,
+    write_all,
+)
 
 OPEN_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -85,10 +92,7 @@ class DirectoryWriter:
         self.dirs.add(parent)
 
     def write(self, data: memoryview) -> None:
-        while data:
-            n = os.write(self.fd, data)
-            data = data[n:]
-            self.written += n
+        self.written += write_all(self.fd, data)
 
     def end_file(self) -> None:
         os.close(self.fd)

@@ -36,7 +36,14 @@ from pathlib import Path
 
 from agent.atomic import atomic_write
 from firmware_updater.errors import PayloadError, SlotError
-from firmware_updater.slots import CONFIG_NAME, SLOTS, SlotsLayout, config_command, other
+from firmware_updater.slots import (
+    CONFIG_NAME,
+    SLOTS,
+    SlotsLayout,
+    config_command,
+    other,
+    write_all,
+)
 
 IMAGE_MEMBER = "partition.img"
 TRYBOOT_ARG = "0 tryboot"
@@ -94,10 +101,7 @@ class RawImageWriter:
         self.written = 0
 
     def write(self, data: memoryview) -> None:
-        while data:
-            n = os.write(self.fd, data)
-            data = data[n:]
-            self.written += n
+        self.written += write_all(self.fd, data)
 
     def end_file(self) -> None:
         os.fsync(self.fd)

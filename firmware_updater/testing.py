@@ -22,7 +22,6 @@ from firmware_updater.trust import public_raw, sign_manifest
 
 OLD, NEW = 20230801, 20240115
 HARDWARE = "rpi4"
-REPO = Path(__file__).resolve().parent.parent
 
 
 def make_slots(slots: Path, version: int = OLD, hardware: str = HARDWARE) -> Path:
@@ -129,10 +128,7 @@ def snapshot(slots: Path) -> dict:
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.update(extra)
-    return env
+    return {**os.environ, **extra}
 
 
 def cli_argv(*args: str) -> list[str]:
@@ -144,7 +140,6 @@ FAKE_REBOOT = """#!{python}
 # writing the device tree it would produce (a try boot only for "0 tryboot").
 import sys
 from pathlib import Path
-sys.path.insert(0, {repo!r})
 from firmware_updater.slots_rpi import parse_autoboot
 with open({log!r}, "a") as log:
     log.write(" ".join(sys.argv[1:]) + "\\n")
@@ -173,7 +168,7 @@ def make_rpi_rig(root: Path, version: int = OLD, partition_bytes: int = 1 << 20)
     set_boot(root, partition=2, tryboot=False)
     script = root / "fake-reboot"
     script.write_text(FAKE_REBOOT.format(
-        python=sys.executable, repo=str(REPO), log=str(root / "reboots.log"),
+        python=sys.executable, log=str(root / "reboots.log"),
         autoboot=str(root / "autoboot" / "autoboot.txt"), dt=str(dt)))
     script.chmod(0o755)
     (slots / "updater.json").write_text(json.dumps({

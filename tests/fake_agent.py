@@ -1,4 +1,4 @@
-"""Shared test doubles: a fake agent behind a REAL control socket, and waiting on a condition.
+"""Shared test double: a fake agent behind a REAL control socket.
 
 The CLI, console and control-socket tests all need an agent that answers the protocol of
 docs/protocol.md §4 without pairing anything; this is that agent, once.
@@ -6,7 +6,6 @@ docs/protocol.md §4 without pairing anything; this is that agent, once.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from agent.control import ControlServerThread
@@ -14,14 +13,6 @@ from agent.hostaddr import AddressError, parse_server_address
 from agent.screen_bus import ScreenBus
 
 BLOCKED_HOST = "blocked.example"  # set_server refuses it, as a backend may refuse any address
-
-
-def wait_for(condition, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def screen(screen_id: str, **fields: object) -> dict:

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_agent import FakeAgent, screen, wait_for
+from fake_agent import FakeAgent, screen
+from waiting import wait_for
 
 BATM_AGENT = str(Path(sys.executable).with_name("batm-agent"))
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import serial
-from fake_agent import FakeAgent, screen, wait_for
+from fake_agent import FakeAgent, screen
+from waiting import wait_for
 
 from agent.console import LineEditor
 

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_agent import FakeBackend, screen, wait_for
+from fake_agent import FakeBackend, screen
+from waiting import wait_for
 
 from agent.control import ControlServer, ControlServerThread, socket_path
 from agent.control_client import AgentUnreachable, ControlClient

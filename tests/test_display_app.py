@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pygame
 import pytest
+from waiting import wait_for as wait_until
 
 from display import fonts
 from display.app import Display, build_parser, parse_size
@@ -23,16 +24,6 @@ from display.screenshots import ScreenshotWriter
 def display_command() -> list[str]:
     script = Path(sys.executable).parent / "batm-display"
     return [str(script)] if script.exists() else [sys.executable, "-m", "display.app"]
-
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.02)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def pngs(directory: Path) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pygame
 import pytest
+from waiting import wait_for as wait_until
 
 from display.fake_agent import FakeAgent
 from display.preview import SAMPLES
@@ -27,15 +28,6 @@ def display_command() -> list[str]:
 
 def pngs(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.glob("[0-9]*.png"))
-
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def main_thread_switches(pid: int) -> int:

@@ -10,21 +10,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from server.ca import leaf_spki_der
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -59,7 +51,7 @@ class RunningServer:
              "--listen", "127.0.0.1:0"],
             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
         )
-        wait_for(lambda: self._announced() or self.process.poll() is not None)
+        wait_for(lambda: self._announced() or self.process.poll() is not None, timeout=15.0)
         assert self.process.poll() is None, self.process.stderr.read()
         self.info = json.loads((data_dir / "server.json").read_text())
 

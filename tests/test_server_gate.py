@@ -22,6 +22,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from waiting import wait_for
 
 from agent import pairing_code
 from agent.hostaddr import ServerAddress
@@ -31,14 +32,6 @@ from server.notify import pairing_topic, session_topic
 
 LONG_WAIT = 20  # seconds a long-poll may wait; "at once" must be far below it
 PROMPT = 5.0
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
 
 
 @pytest.fixture
