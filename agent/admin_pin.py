@@ -1,6 +1,6 @@
 """The advanced-administration PIN: stored hashed, with a lockout that survives restarts.
 
-File: `state_dir/admin-pin.json` (mode 0600, written with agent.atomic.atomic_write):
+File: `state_dir/admin-pin.json` (mode 0600, written with batm_common.atomic.atomic_write):
 
     {"format": 1, "kdf": "scrypt", "n": 16384, "r": 8, "p": 1, "salt": hex, "hash": hex,
      "must_change": bool, "failures": int, "lockouts": int, "locked_until": unix seconds}
@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.atomic import atomic_write
+from batm_common.atomic import atomic_write
 
 FILE_NAME = "admin-pin.json"
 FACTORY_PIN = "000000"

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.admin_pin import MAX_FAILURES, PinError, PinFileDamaged, PinStore
-from agent.hostaddr import AddressError
+from batm_common.hostaddr import AddressError
 
 log = logging.getLogger("batm-agent.admin")
 

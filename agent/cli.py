@@ -15,20 +15,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from agent.control_client import ControlClient, ControlError, WaitTimeout, wait_for_screen
-from agent.hostaddr import AddressError, parse_server_address
 from agent.vpn import cli as vpn_cli
+from batm_common.control_client import ControlClient, ControlError, WaitTimeout, wait_for_screen
+from batm_common.hostaddr import AddressError, parse_server_address
+from batm_common.screen_ids import is_known_screen_id, unknown_screen_message
 
 PROG = "batm-agent"
 DEFAULT_STATE_DIR = "/var/lib/batm-agent"
 DEFAULT_SLOTS_DIR = "/var/lib/batm-slots"
 REQUEST_TIMEOUT = 10.0
 
-# DESIGN.md §5. The admin_* screens are drawn by the display on its own; any admin_ id is accepted.
-SCREEN_IDS = (
-    "set_server", "connecting", "server_unreachable", "terminal_unpaired", "upgrading",
-    "unknown_terminal", "pairing_code", "vpn_error", "certificate_mismatch", "in_service",
-)
 STATUS_ORDER = (
     "serial", "version", "state", "screen", "server", "paired", "server_key_fingerprint",
     "pid", "uptime",
@@ -37,14 +33,6 @@ STATUS_ORDER = (
 
 class CliError(Exception):
     """A problem to report on one line; exit status 1."""
-
-
-def is_known_screen_id(screen_id: str) -> bool:
-    return screen_id in SCREEN_IDS or (screen_id.startswith("admin_") and len(screen_id) > 6)
-
-
-def unknown_screen_message(screen_id: str) -> str:
-    return f"unknown screen id {screen_id!r}; valid ids: {', '.join(SCREEN_IDS)}, admin_*"
 
 
 # -- human output (the serial console uses these too) --------------------------------------------

@@ -24,15 +24,10 @@ from typing import Any
 
 import serial
 
-from agent.cli import (
-    DEFAULT_STATE_DIR,
-    format_screen,
-    format_status,
-    is_known_screen_id,
-    unknown_screen_message,
-)
-from agent.control_client import ControlClient, ControlError, WaitTimeout, wait_for_screen
-from agent.hostaddr import AddressError, parse_server_address
+from agent.cli import DEFAULT_STATE_DIR, format_screen, format_status
+from batm_common.control_client import ControlClient, ControlError, WaitTimeout, wait_for_screen
+from batm_common.hostaddr import AddressError, parse_server_address
+from batm_common.screen_ids import is_known_screen_id, unknown_screen_message
 
 log = logging.getLogger("batm-console")
 

@@ -2,7 +2,7 @@
 
 Three clients share it: the display, the serial console and the `batm-agent` CLI. The server side
 (ControlServer) runs in the daemon's asyncio loop and delegates to a ControlBackend the daemon
-provides; the blocking client side lives in agent/control_client.py.
+provides; the blocking client side lives in batm_common/control_client.py.
 
 Whatever a client sends, the answer is a JSON line and the connection stays up: a bad request
 gets {"ok": false, "error": "<sentence naming the problem>"}.
@@ -23,12 +23,12 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.hostaddr import AddressError
 from agent.screen_bus import ScreenBus
+from batm_common.hostaddr import AddressError
+from batm_common.jsonlines import encode_line
 
 log = logging.getLogger(__name__)
 
-SOCKET_NAME = "control.sock"
 SOCKET_MODE = 0o660  # the display user is in the agent's group
 MAX_LINE = 64 * 1024
 COMMANDS = ("ping", "status", "screen", "set_server", "subscribe", "record_event", "admin_*")
@@ -48,20 +48,6 @@ class ControlBackend(Protocol):
 
     # Optional: `admin` (agent.admin_service.AdminService), whose handle(cmd, request) -> dict
     # answers every "admin_*" command. A backend without it refuses them.
-
-
-def socket_path(target: str | os.PathLike[str]) -> Path:
-    """The control socket of a state directory, or `target` itself if it is a socket path."""
-    path = Path(target)
-    if path.is_dir():
-        return path / SOCKET_NAME
-    if path.exists() or path.suffix == ".sock":
-        return path
-    return path / SOCKET_NAME
-
-
-def encode_line(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, ensure_ascii=False).encode() + b"\n"
 
 
 def _type_name(value: object) -> str:

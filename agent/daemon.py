@@ -18,7 +18,6 @@ from pathlib import Path
 
 from agent import pairing as pm
 from agent.admin_service import AdminService, reboot_terminal
-from agent.atomic import ensure_private_dir
 from agent.backoff import retry_delay
 from agent.control import ControlServer
 from agent.gate_client import (
@@ -31,13 +30,11 @@ from agent.gate_client import (
     UpgradeRequiredError,
 )
 from agent.hardware import TerminalFacts, read_facts
-from agent.hostaddr import parse_server_address
 from agent.identity import Identity, load_or_create
 from agent.log_archive import file_handler
 from agent.master_session import MasterSession
 from agent.screen_bus import ScreenBus
 from agent.screens import screen_model
-from agent.sd_notify import sd_notify
 from agent.settings import ServerPin, Settings, SettingsStore
 from agent.upgrade import StartReport, UpgradeAdapter, resume_updater, upgrade_event
 from agent.upgrade_states import UPGRADE_EFFECTS, UpgradeStartup
@@ -45,6 +42,9 @@ from agent.vpn import cli as vpn_cli
 from agent.vpn.adapter import VpnAdapter
 from agent.vpn.config import VpnConfigError
 from agent.vpn.states import VPN_EFFECTS
+from batm_common.atomic import ensure_private_dir
+from batm_common.hostaddr import parse_server_address
+from batm_common.sd_notify import sd_notify
 
 log = logging.getLogger("batm-agent")
 

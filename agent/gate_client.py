@@ -20,13 +20,13 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from agent import pairing_code
 from agent.hardware import TerminalFacts
-from agent.hostaddr import ServerAddress
 from agent.identity import Identity
 from agent.settings import ServerPin
-from agent.signing import b64url, sign_headers, unb64url
 from agent.upgrade_offer import OfferError, UpgradeOffer, UpgradeWait, parse_upgrade_answer
+from batm_common import pairing_code
+from batm_common.hostaddr import ServerAddress
+from batm_common.signing import b64url, sign_headers, unb64url
 
 CONNECT_TIMEOUT = 3.0
 REQUEST_TIMEOUT = 10.0

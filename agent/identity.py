@@ -11,8 +11,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.atomic import atomic_write
-from agent.signing import fingerprint
+from batm_common.atomic import atomic_write
+from batm_common.signing import fingerprint
 
 log = logging.getLogger(__name__)
 FILENAME = "identity.key"

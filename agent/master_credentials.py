@@ -14,8 +14,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.atomic import atomic_write
-from agent.hostaddr import AddressError, ServerAddress, parse_server_address
+from batm_common.atomic import atomic_write
+from batm_common.hostaddr import AddressError, ServerAddress, parse_server_address
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from agent.hostaddr import ServerAddress
 from agent.settings import ServerPin
 from agent.upgrade_states import (
     UPGRADE_EVENTS,
@@ -32,6 +31,7 @@ from agent.upgrade_states import (
     Upgrading,
 )
 from agent.vpn.states import VPN_EVENTS, VpnEffect, VpnError, VpnEvent
+from batm_common.hostaddr import ServerAddress
 
 # --------------------------------------------------------------------------- phases
 

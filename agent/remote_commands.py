@@ -20,6 +20,8 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from batm_common.remote_commands import NO_ARGUMENTS
+
 log = logging.getLogger(__name__)
 
 MAX_COMMAND = 64 * 1024
@@ -136,7 +138,7 @@ class CommandRunner:
             return await self._answer(command.id, error=(
                 f"unknown command {command.name!r} (known: {', '.join(self.handlers)})"))
         try:
-            if command.name in ("unpair", "reset_db", "reboot"):
+            if command.name in NO_ARGUMENTS:
                 _no_args(command.args)
             result = await handler(command)
         except CommandError as exc:

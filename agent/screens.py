@@ -22,19 +22,6 @@ from agent.pairing import (
 from agent.upgrade_screens import UPGRADE_PHASES, upgrade_screen
 from agent.vpn.screens import vpn_screen
 
-SCREEN_IDS = (
-    "set_server",
-    "connecting",
-    "server_unreachable",
-    "terminal_unpaired",
-    "upgrading",
-    "unknown_terminal",
-    "pairing_code",
-    "vpn_error",
-    "certificate_mismatch",
-    "in_service",
-)
-
 
 def screen_model(state: AgentState, facts: TerminalFacts) -> dict:
     """The model for `state`, without the seq/changed_at stamps the screen bus adds."""

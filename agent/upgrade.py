@@ -34,11 +34,11 @@ import httpx
 from cryptography import x509
 
 from agent import upgrade_states as us
-from agent.atomic import atomic_write
 from agent.gate_client import _tls_context, spki_der
-from agent.hostaddr import ServerAddress
-from agent.signing import HEADER_SERIAL
 from agent.upgrade_offer import UpgradeOffer, UpgradeWait
+from batm_common.atomic import atomic_write
+from batm_common.hostaddr import ServerAddress
+from batm_common.signing import HEADER_SERIAL
 from firmware_updater.errors import FirmwareError, SourceError
 from firmware_updater.install import Installer
 from firmware_updater.journal import BEFORE_BOOT, COMMITTED, FAILED, ROLLED_BACK, TRYING, Journal

@@ -10,6 +10,7 @@ Modules, one concept each (docs in each module):
   slots      the slot backend protocol and the metadata layout the agent reads
   slots_dir  directory backend (atomic `active` symlink switch)
   slots_rpi  Raspberry Pi backend (boot partitions, autoboot.txt, tryboot)
+  backends   which backend a slots directory names (SLOTS_DIR/updater.json)
   journal    the persisted install state (written before every step is acted on)
   install    the state machine that drives an install, a boot, a commit, a rollback
   hooks      state scripts run at well-defined points

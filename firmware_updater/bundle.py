@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.atomic import fsync_dir
+from batm_common.atomic import fsync_dir
 from firmware_updater.errors import BundleError
 from firmware_updater.manifest import (
     MIN_CHUNK_SIZE,

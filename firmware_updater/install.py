@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from firmware_updater.backends import load_backend
 from firmware_updater.bundle import RESERVED_NAMES, Header, read_header
 from firmware_updater.errors import (
     BusyError,
@@ -51,7 +52,7 @@ from firmware_updater.journal import (
 )
 from firmware_updater.manifest import Manifest, check_installable
 from firmware_updater.payload import PayloadStreamer
-from firmware_updater.slots import load_backend, load_config
+from firmware_updater.slots import load_config
 from firmware_updater.source import Stream, open_source
 from firmware_updater.tarstream import TarReader
 from firmware_updater.trust import verify_manifest

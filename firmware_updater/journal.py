@@ -28,7 +28,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.atomic import atomic_write, ensure_private_dir
+from batm_common.atomic import atomic_write, ensure_private_dir
 from firmware_updater.errors import FirmwareError
 from firmware_updater.faults import crash_point
 

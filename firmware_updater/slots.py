@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from agent.atomic import atomic_write, fsync_dir
+from batm_common.atomic import atomic_write, fsync_dir
 from firmware_updater.errors import SlotError
 from firmware_updater.tarstream import MemberSink
 
@@ -155,21 +155,6 @@ def load_config(slots_dir: Path | str) -> dict:
     if not isinstance(config, dict):
         raise SlotError(f"{config_path} must hold a JSON object")
     return config
-
-
-def load_backend(slots_dir: Path | str, config: dict | None = None) -> SlotBackend:
-    """The backend named by SLOTS_DIR/updater.json, or the directory backend."""
-    config = load_config(slots_dir) if config is None else config
-    kind = config.get("backend", "dir")
-    if kind == "dir":
-        from firmware_updater.slots_dir import DirectoryBackend
-
-        return DirectoryBackend(Path(slots_dir), config)
-    if kind == "rpi":
-        from firmware_updater.slots_rpi import RaspberryPiBackend
-
-        return RaspberryPiBackend(Path(slots_dir), config)
-    raise SlotError(f"{Path(slots_dir) / CONFIG_NAME}: backend {kind!r} is not 'dir' or 'rpi'")
 
 
 def config_command(config: dict, key: str, where: Path) -> list[str] | None:

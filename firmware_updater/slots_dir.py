@@ -26,7 +26,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from agent.atomic import atomic_write, fsync_dir
+from batm_common.atomic import atomic_write, fsync_dir
 from firmware_updater.errors import PayloadError, SlotError
 from firmware_updater.slots import (
     CONFIG_NAME,

@@ -34,7 +34,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from agent.atomic import atomic_write
+from batm_common.atomic import atomic_write
 from firmware_updater.errors import PayloadError, SlotError
 from firmware_updater.slots import (
     CONFIG_NAME,

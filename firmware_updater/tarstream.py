@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent.signing import b64url, unb64url
+from batm_common.signing import b64url, unb64url
 from firmware_updater.errors import PayloadError
 
 BLOCK = 512

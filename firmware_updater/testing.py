@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.signing import b64url
+from batm_common.signing import b64url
 from firmware_updater.bundle import Header, build
 from firmware_updater.manifest import Manifest, VersionRange, utc_now
 from firmware_updater.trust import public_raw, sign_manifest

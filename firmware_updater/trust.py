@@ -16,8 +16,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from agent.atomic import atomic_write
-from agent.signing import b64url, unb64url
+from batm_common.atomic import atomic_write
+from batm_common.signing import b64url, unb64url
 from firmware_updater.errors import TrustError
 
 SIGNING_CONTEXT = b"batm-firmware-manifest-v1\n"  # domain separation: no other message verifies

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from agent.atomic import ensure_private_dir
+from batm_common.atomic import ensure_private_dir
 from server.errors import ServiceError
 from server.paths import ADMIN_SOCKET, DB_FILE
 

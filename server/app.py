@@ -26,9 +26,9 @@ from pathlib import Path
 
 import uvicorn
 
-from agent.atomic import atomic_write, ensure_private_dir
-from agent.hostaddr import AddressError, ServerAddress, parse_server_address, validate_host
-from agent.sd_notify import sd_notify
+from batm_common.atomic import atomic_write, ensure_private_dir
+from batm_common.hostaddr import AddressError, ServerAddress, parse_server_address, validate_host
+from batm_common.sd_notify import sd_notify
 from server.admin_api import create_admin_app
 from server.broker import DEFAULT_MQTT_PORT, Broker, BrokerError, BrokerSettings
 from server.ca import CertificateError, ensure_certificates

@@ -41,8 +41,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.atomic import atomic_write, ensure_private_dir
-from agent.hostaddr import ServerAddress
+from batm_common.atomic import atomic_write, ensure_private_dir
+from batm_common.hostaddr import ServerAddress
 
 log = logging.getLogger("batm-server.broker")
 

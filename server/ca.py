@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from agent.atomic import atomic_write
+from batm_common.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

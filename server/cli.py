@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from agent.hostaddr import AddressError
+from batm_common.hostaddr import AddressError
 from server.admin_client import AdminBackend, open_backend
 from server.errors import ServiceError
 from server.firmware_cli import (

@@ -13,7 +13,6 @@ version at each step on ties. Terminals check every step again themselves.
 
 from __future__ import annotations
 
-import datetime
 import functools
 import hashlib
 import json
@@ -25,7 +24,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from agent.atomic import ensure_private_dir, fsync_dir
+from batm_common.atomic import ensure_private_dir, fsync_dir
+from batm_common.clock import utcnow
 from firmware_updater.bundle import describe, read_header
 from firmware_updater.errors import FirmwareError
 from firmware_updater.manifest import Manifest, VersionRange, valid_version
@@ -38,10 +38,6 @@ KEYS_DIR = "firmware-keys"
 
 class CatalogError(Exception):
     """The operator's request cannot be done; str() says why in one line."""
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from agent import signing
+from batm_common import signing
+from batm_common.clock import utcnow
 from server.db import Terminal, serial_problem
 from server.errors import ServiceError
 from server.firmware_catalog import Catalog
@@ -35,10 +36,6 @@ BUSY_RETRY_AFTER = 15  # seconds
 NO_PATH_RETRY_AFTER = 60
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 BLOCK = 16 << 10  # one TLS record: a slow link delivers (and the terminal shows) steady progress
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 def bundle_url(bundle_id: int) -> str:

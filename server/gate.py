@@ -12,7 +12,7 @@ import re
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from agent import signing
+from batm_common import signing
 from server import wire
 from server.body_limit import BodyLimit
 from server.broker import topic_prefix

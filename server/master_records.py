@@ -25,7 +25,9 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.atomic import atomic_write, ensure_private_dir
+from batm_common.atomic import atomic_write, ensure_private_dir
+from batm_common.clock import utcnow
+from batm_common.remote_commands import COMMAND_NAMES
 from server.db import Terminal, serial_problem
 from server.errors import ServiceError, bad_request, unknown_terminal
 from server.master_db import Archive, Command, StatusHistory, TerminalEvent, TerminalStatus
@@ -35,7 +37,6 @@ log = logging.getLogger("batm-server.master")
 
 MAX_PAYLOAD = 64 * 1024
 MAX_ARCHIVE = 64 * 1024 * 1024
-COMMANDS = ("unpair", "retrieve_logs", "reset_db", "reboot")
 MIN_CURRENT_VERSION = 20230801  # DESIGN.md §2: older terminals need an update (yellow rows)
 EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ARCHIVES_DIR = "archives"
@@ -47,10 +48,6 @@ HISTORY_LIMIT = 1000
 
 class PayloadError(ValueError):
     """A terminal's MQTT payload is unusable; str() says why."""
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 def status_topic(serial: str) -> str:
@@ -301,8 +298,9 @@ class MasterRecords:
     # ------------------------------------------------------------------ commands
 
     def create_command(self, serial: str, command: object, args: object) -> dict:
-        if not isinstance(command, str) or command not in COMMANDS:
-            raise bad_request(f"command: must be one of {', '.join(COMMANDS)}, got {command!r}")
+        if not isinstance(command, str) or command not in COMMAND_NAMES:
+            raise bad_request(
+                f"command: must be one of {', '.join(COMMAND_NAMES)}, got {command!r}")
         if args is None:
             args = {}
         if not isinstance(args, dict):

@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent import pairing_code, signing
-from agent.signing import SignatureError
+from batm_common import pairing_code, signing
+from batm_common.clock import utcnow
+from batm_common.signing import SignatureError
 from server.db import (
     OPEN_REQUEST_STATES,
     SCENARIOS,
@@ -48,10 +49,6 @@ log = logging.getLogger(__name__)
 # An open request nobody polled for this long is forgotten; the terminal starts again with hello.
 REQUEST_TTL = datetime.timedelta(minutes=15)
 MAX_LOCATION = 200
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclass(frozen=True)

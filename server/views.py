@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from agent.signing import fingerprint
+from batm_common.signing import fingerprint
 from server.db import PairingRequest, Terminal
 
 

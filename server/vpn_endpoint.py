@@ -1,7 +1,7 @@
 """The server's WireGuard endpoint (scenario A): one interface, one peer per paired terminal.
 
 `batm-server run --vpn-endpoint HOST:PORT` makes it at start — kernel WireGuard where the kernel
-has it, wireguard-go otherwise (agent/vpn/wg.py) — in the server's own network namespace,
+has it, wireguard-go otherwise (batm_common/wireguard.py) — in the server's own network namespace,
 listening on UDP PORT, address 198.51.100.1/24 by default. Its key is made here, once, in
 data_dir/vpn/server.key (0600). Peers carry only keys the terminals sent (the server never
 makes a terminal's key) and exactly one allowed IP, the terminal's tunnel address.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from wireguard_tools import WireguardKey
 
-from agent.atomic import atomic_write, ensure_private_dir
-from agent.vpn.wg import PeerSpec, PeerState, WgError, WgInterface
+from batm_common.atomic import atomic_write, ensure_private_dir
+from batm_common.wireguard import PeerSpec, PeerState, WgError, WgInterface
 
 log = logging.getLogger("batm-server.vpn")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from agent.hostaddr import AddressError, ServerAddress, parse_server_address
+from batm_common.hostaddr import AddressError, ServerAddress, parse_server_address
 from server.errors import ServiceError
 from server.vpn_endpoint import (
     DEFAULT_INTERFACE,
@@ -180,7 +180,7 @@ def vpn_settings(args) -> VpnSettings | None:
     """From the run options; AddressError naming the option."""
     if not args.vpn_endpoint:
         return None
-    from agent.vpn.wg import WgError, check_ifname
+    from batm_common.wireguard import WgError, check_ifname
 
     try:
         endpoint = parse_endpoint(args.vpn_endpoint)

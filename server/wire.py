@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 
-from agent.signing import unb64url
+from batm_common.signing import unb64url
 from server.errors import bad_request
 
 _HEX = re.compile(r"^[0-9a-fA-F]*$")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from sim import readiness
 from sim import vpn as sim_vpn
+from sim.errors import ActionError
 from sim.layout import TerminalSpec
 from sim.prereqs import component_command
 from sim.procs import Child
@@ -167,8 +168,6 @@ class TerminalChildren:
             self.state_dir.mkdir(parents=True, mode=0o700)
             self.start_agent()
         else:
-            from sim.supervisor import ActionError
-
             raise ActionError(
                 f"terminal action must be stop, start, restart, kill or wipe, not {action!r}"
             )

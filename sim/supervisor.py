@@ -23,15 +23,12 @@ import traceback
 from sim import faults, netns, readiness
 from sim import vpn as sim_vpn
 from sim.children import TerminalChildren, server_child
+from sim.errors import ActionError
 from sim.firmware_fixture import prepare_firmware
 from sim.layout import Layout, RigConfig
 from sim.naming import BROKER_PORT, GATE_PORT, SERVER_ADDRESS, RigNames, terminal_address
 from sim.procs import Child
 from sim.rigfile import RigFile, ServerResource, TerminalResource, write_rig_file
-
-
-class ActionError(RuntimeError):
-    """A request the supervisor could not carry out; str() goes back to the client."""
 
 
 class Supervisor:

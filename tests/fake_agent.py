@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.control import ControlServerThread
-from agent.hostaddr import AddressError, parse_server_address
 from agent.screen_bus import ScreenBus
+from batm_common.hostaddr import AddressError, parse_server_address
 
 BLOCKED_HOST = "blocked.example"  # set_server refuses it, as a backend may refuse any address
 

@@ -8,9 +8,9 @@ import pytest
 
 from agent.admin_service import AdminService, active_slot, read_network
 from agent.control import ControlServerThread
-from agent.control_client import ControlClient
-from agent.hostaddr import parse_server_address
 from agent.screen_bus import ScreenBus
+from batm_common.control_client import ControlClient
+from batm_common.hostaddr import parse_server_address
 
 FAST = {"n": 2**4, "r": 8, "p": 1}
 NEW_PIN = "482913"

@@ -125,8 +125,8 @@ def test_admin_in_the_real_window_with_touch_through_xdotool(xvfb, tmp_path):
 
     from agent.admin_service import AdminService
     from agent.control import ControlServerThread
-    from agent.hostaddr import parse_server_address
     from agent.screen_bus import ScreenBus
+    from batm_common.hostaddr import parse_server_address
     from display.admin.samples import SAMPLES as ADMIN
     from display.admin.widgets import layout
 

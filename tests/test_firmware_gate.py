@@ -148,7 +148,7 @@ def test_parse_range() -> None:
 
 def test_approve_refuses_a_terminal_below_the_minimum(world) -> None:
     _tmp, _data, catalog, service, _key = world
-    from agent import pairing_code
+    from batm_common import pairing_code
     from server.db import PairingRequest
 
     service.create_terminal("T1", "B", None)

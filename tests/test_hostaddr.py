@@ -1,6 +1,6 @@
 import pytest
 
-from agent.hostaddr import AddressError, ServerAddress, parse_server_address
+from batm_common.hostaddr import AddressError, ServerAddress, parse_server_address
 
 
 @pytest.mark.parametrize(

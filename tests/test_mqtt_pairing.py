@@ -1,7 +1,7 @@
 """The pairing machine with the master service: in service means connected over MQTT."""
 
 from agent import pairing as pm
-from agent.hostaddr import ServerAddress
+from batm_common.hostaddr import ServerAddress
 
 SERVER = ServerAddress("192.0.2.1", 8443)
 

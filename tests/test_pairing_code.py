@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from agent import pairing_code
+from batm_common import pairing_code
 
 TERMINAL_KEY = bytes(range(32))
 SERVER_SPKI = b"\x30\x59" + bytes(89)

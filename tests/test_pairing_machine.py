@@ -1,8 +1,8 @@
 """The pure pairing state machine: every transition the seed's flows rely on."""
 
 from agent import pairing as pm
-from agent.hostaddr import ServerAddress
 from agent.settings import ServerPin
+from batm_common.hostaddr import ServerAddress
 
 SERVER = ServerAddress("192.0.2.1", 8443)
 OTHER = ServerAddress("198.51.100.7", 8443)

@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from waiting import wait_for
 
-from agent import pairing_code
-from agent.hostaddr import ServerAddress
-from agent.signing import b64url, sign_headers, unb64url
+from batm_common import pairing_code
+from batm_common.hostaddr import ServerAddress
+from batm_common.signing import b64url, sign_headers, unb64url
 from server.app import BatmServer, ServerSettings
 from server.notify import pairing_topic, session_topic
 

@@ -8,8 +8,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from agent import pairing_code
-from agent.signing import sign_headers, unb64url
+from batm_common import pairing_code
+from batm_common.signing import sign_headers, unb64url
 from server.db import open_database
 from server.errors import ServiceError
 from server.notify import pairing_topic, session_topic

@@ -1,8 +1,8 @@
 import json
 import stat
 
-from agent.hostaddr import ServerAddress
 from agent.settings import ServerPin, Settings, SettingsStore
+from batm_common.hostaddr import ServerAddress
 
 PIN = ServerPin(ca_pem="-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n",
                 spki_sha256="ab" * 32)

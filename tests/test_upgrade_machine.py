@@ -5,9 +5,9 @@ from __future__ import annotations
 from agent import pairing as pm
 from agent import upgrade_states as us
 from agent.hardware import TerminalFacts
-from agent.hostaddr import parse_server_address
 from agent.screens import screen_model
 from agent.upgrade_offer import OfferError, UpgradeOffer, UpgradeWait, parse_upgrade_answer
+from batm_common.hostaddr import parse_server_address
 
 SERVER = parse_server_address("192.0.2.1:8443")
 FACTS = TerminalFacts("SIM1", "rpi", 20190130)

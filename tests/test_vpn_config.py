@@ -10,7 +10,7 @@ from wireguard_tools import WireguardConfig, WireguardKey
 
 from agent.vpn import keys
 from agent.vpn.config import VpnConfig, VpnConfigError, VpnOffer, wg_quick_text
-from agent.vpn.wg import PeerSpec, WgError, check_ifname, uapi_set_lines
+from batm_common.wireguard import PeerSpec, WgError, check_ifname, uapi_set_lines
 
 SERVER_KEY = str(WireguardKey.generate().public_key())
 GOOD = {"server_public_key": SERVER_KEY, "endpoint": "192.0.2.1:51820",

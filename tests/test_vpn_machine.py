@@ -2,9 +2,9 @@
 
 from agent import pairing as pm
 from agent.hardware import TerminalFacts
-from agent.hostaddr import ServerAddress
 from agent.screens import screen_model
 from agent.vpn import states as vs
+from batm_common.hostaddr import ServerAddress
 
 SERVER = ServerAddress("192.0.2.1", 8443)
 OTHER = ServerAddress("192.0.2.2", 8443)

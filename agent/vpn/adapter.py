@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.atomic import atomic_write
 from agent.vpn import keys
 from agent.vpn.config import DEFAULT_MTU, KEEPALIVE, VpnConfig, VpnOffer, wg_quick_text
 from agent.vpn.states import (
@@ -39,7 +38,8 @@ from agent.vpn.states import (
     VpnDown,
     VpnUp,
 )
-from agent.vpn.wg import PeerSpec, PeerState, WgError, WgInterface
+from batm_common.atomic import atomic_write
+from batm_common.wireguard import PeerSpec, PeerState, WgError, WgInterface
 
 log = logging.getLogger(__name__)
 

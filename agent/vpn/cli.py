@@ -6,7 +6,7 @@ import argparse
 
 from agent.vpn.adapter import CHECK_INTERVAL, DEFAULT_INTERFACE, HEALTH_WINDOW
 from agent.vpn.config import DEFAULT_MTU, MAX_MTU, MIN_MTU
-from agent.vpn.wg import WgError, check_ifname
+from batm_common.wireguard import WgError, check_ifname
 
 
 def _ifname(text: str) -> str:

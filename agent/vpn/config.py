@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from wireguard_tools import WireguardConfig, WireguardKey, WireguardPeer
 
-from agent.hostaddr import AddressError, ServerAddress, parse_server_address
+from batm_common.hostaddr import AddressError, ServerAddress, parse_server_address
 
 DEFAULT_MTU = 1420
 MIN_MTU, MAX_MTU = 1280, 9000

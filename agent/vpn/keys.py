@@ -12,7 +12,7 @@ from pathlib import Path
 
 from wireguard_tools import WireguardKey
 
-from agent.atomic import atomic_write
+from batm_common.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

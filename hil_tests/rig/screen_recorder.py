@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-from agent.control_client import ControlClient, ControlError
+from batm_common.control_client import ControlClient, ControlError
 
 RECONNECT = 0.02
 

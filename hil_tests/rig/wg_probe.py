@@ -5,7 +5,7 @@
         --address 198.51.100.2/24 [--timeout 6]
 
 Prints {"handshake": true|false, "seconds": …} and removes the interface whatever happens.
-The HIL suite runs it in a terminal's namespace (agent/vpn/wg.py does the WireGuard work).
+The HIL suite runs it in a terminal's namespace (batm_common/wireguard.py does the WireGuard work).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.vpn.wg import PeerSpec, WgError, WgInterface
+from batm_common.wireguard import PeerSpec, WgError, WgInterface
 
 
 def probe(args: argparse.Namespace) -> dict:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from agent.control import encode_line, socket_path
+from batm_common.jsonlines import connect_unix, encode_line, socket_path
 
 
 class ControlError(Exception):
@@ -61,35 +61,27 @@ class ControlClient:
         return cls(target, timeout)
 
     def _connect(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
         try:
-            sock.connect(os.fsencode(self.path))
+            return connect_unix(self.path, self.timeout)
         except (FileNotFoundError, NotADirectoryError):
-            sock.close()
             raise AgentUnreachable(
                 f"the agent is not running (no control socket at {self.path})"
             ) from None
         except ConnectionRefusedError:
-            sock.close()
             raise AgentUnreachable(
                 f"the agent is not running (nothing listens on {self.path})"
             ) from None
         except PermissionError:
-            sock.close()
             raise AgentUnreachable(
                 f"no permission to use the control socket {self.path} "
                 "(run as root or as a member of the agent's group)"
             ) from None
         except TimeoutError:
-            sock.close()
             raise AgentUnreachable(
                 f"the agent did not accept a connection on {self.path}"
             ) from None
         except OSError as exc:
-            sock.close()
             raise AgentUnreachable(f"cannot connect to the agent at {self.path}: {exc}") from None
-        return sock
 
     def close(self) -> None:
         self._sock.close()

@@ -1,0 +1,18 @@
+"""The shared layer: what the agent, the updater, the server and the rig all speak.
+
+It depends on nothing of ours (tests/test_layering.py enforces it), so a terminal-only install, the
+updater and the server can each use it without pulling in one another.
+
+  atomic           atomic file writes (write, fsync, rename, fsync the directory), private dirs
+  signing          Ed25519 request signatures, base64url, key fingerprints
+  pairing_code     the short authentication string both sides derive independently
+  hostaddr         validation of a server address HOST[:PORT]
+  sd_notify        sd_notify(3) without libsystemd
+  wireguard        one WireGuard interface: kernel module or wireguard-go, configured over UAPI
+  jsonlines        JSON-lines framing over a Unix socket: encoding, parsing, long-path connect
+  control_client   the one blocking client of the agent's control socket (CLI, console, rig, sim)
+  jsondoc          parse one JSON object from bytes, refusing anything else with a sentence
+  clock            aware UTC time and its ISO 8601 form
+  screen_ids       the catalogue of screen ids the agent shows and the display draws
+  remote_commands  the catalogue of remote commands the master service sends to terminals
+"""
