@@ -1,6 +1,9 @@
-"""Client side of the agent's control socket (docs/protocol.md §4): blocking, for tools and tests.
+"""The one blocking client of a JSON-lines socket (docs/protocol.md §4 and §5).
 
-The CLI, the serial console and the HIL rig use it; the display has its own threaded link.
+The agent's control socket is its main peer: the `batm-agent` CLI, the serial console, the HIL rig
+and the benches use it. The rig supervisor's sim.sock speaks the same framing, so `batm-sim` uses
+it too, naming its peer so the error sentences say who did not answer. The display keeps a
+subscription in a thread of its own (display/agent_link.py) over the same framing.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ class ControlError(Exception):
 
 
 class AgentUnreachable(ControlError):
-    """There is no agent listening (not running, restarting, or no permission)."""
+    """Nobody listens on the socket (not running, restarting, or no permission)."""
 
 
 class ConnectionLost(ControlError):
@@ -32,56 +35,58 @@ class ControlTimeout(ControlError):
 
 
 class AgentError(ControlError):
-    """The agent answered {"ok": false}; str() is its error sentence."""
+    """The peer answered {"ok": false}; str() is its error sentence."""
 
-    def __init__(self, answer: dict[str, Any]) -> None:
-        super().__init__(str(answer.get("error") or "the agent refused the request"))
+    def __init__(self, answer: dict[str, Any], peer: str = "the agent") -> None:
+        super().__init__(str(answer.get("error") or f"{peer} refused the request"))
         self.answer = answer
 
 
 class ControlClient:
-    """A blocking connection to the agent's control socket.
+    """A blocking connection to the agent's control socket (or another JSON-lines socket).
 
     `target` is a state directory or the socket path itself. `timeout` bounds connecting and each
-    request (None: wait forever).
+    request (None: wait forever). `peer` names who listens there, for the error sentences.
     """
 
     MAX_ANSWER = 4 * 1024 * 1024
 
-    def __init__(self, target: str | os.PathLike[str], timeout: float | None = 5.0) -> None:
+    def __init__(self, target: str | os.PathLike[str], timeout: float | None = 5.0,
+                 peer: str = "the agent") -> None:
         self.path = socket_path(target)
         self.timeout = timeout
+        self.peer = peer
         self._buffer = bytearray()
         self._sock = self._connect()
 
     @classmethod
     def connect(
-        cls, target: str | os.PathLike[str], timeout: float | None = 5.0
+        cls, target: str | os.PathLike[str], timeout: float | None = 5.0, peer: str = "the agent"
     ) -> ControlClient:
-        return cls(target, timeout)
+        return cls(target, timeout, peer)
 
     def _connect(self) -> socket.socket:
         try:
             return connect_unix(self.path, self.timeout)
         except (FileNotFoundError, NotADirectoryError):
             raise AgentUnreachable(
-                f"the agent is not running (no control socket at {self.path})"
+                f"{self.peer} is not running (no control socket at {self.path})"
             ) from None
         except ConnectionRefusedError:
             raise AgentUnreachable(
-                f"the agent is not running (nothing listens on {self.path})"
+                f"{self.peer} is not running (nothing listens on {self.path})"
             ) from None
         except PermissionError:
             raise AgentUnreachable(
                 f"no permission to use the control socket {self.path} "
-                "(run as root or as a member of the agent's group)"
+                f"(run as root or as a member of {self.peer}'s group)"
             ) from None
         except TimeoutError:
             raise AgentUnreachable(
-                f"the agent did not accept a connection on {self.path}"
+                f"{self.peer} did not accept a connection on {self.path}"
             ) from None
         except OSError as exc:
-            raise AgentUnreachable(f"cannot connect to the agent at {self.path}: {exc}") from None
+            raise AgentUnreachable(f"cannot connect to {self.peer} at {self.path}: {exc}") from None
 
     def close(self) -> None:
         self._sock.close()
@@ -100,9 +105,11 @@ class ControlClient:
 
     def call(self, cmd: str, **fields: Any) -> dict[str, Any]:
         """Like request(), but an {"ok": false} answer raises AgentError."""
-        answer = self.request({"cmd": cmd, **fields})
+        return self.checked(self.request({"cmd": cmd, **fields}))
+
+    def checked(self, answer: dict[str, Any]) -> dict[str, Any]:
         if answer.get("ok") is not True:
-            raise AgentError(answer)
+            raise AgentError(answer, self.peer)
         return answer
 
     def screens(
@@ -116,8 +123,7 @@ class ControlClient:
         """
         self._send({"cmd": "subscribe"})
         first = self._read_message(deadline if first_deadline is None else first_deadline)
-        if first.get("ok") is not True:
-            raise AgentError(first)
+        self.checked(first)
         yield self._screen_of(first)
         while True:
             event = self._read_message(deadline)
@@ -127,23 +133,23 @@ class ControlClient:
     def _screen_of(self, message: dict[str, Any]) -> dict[str, Any]:
         screen = message.get("screen")
         if not isinstance(screen, dict):
-            raise ControlError("the agent sent a screen that is not a JSON object")
+            raise ControlError(f"{self.peer} sent a screen that is not a JSON object")
         return screen
 
     def _send(self, message: dict[str, Any]) -> None:
         try:
             self._sock.sendall(encode_line(message))
         except OSError as exc:
-            raise ConnectionLost(f"the agent closed the connection ({exc.strerror})") from None
+            raise ConnectionLost(f"{self.peer} closed the connection ({exc.strerror})") from None
 
     def _read_message(self, deadline: float | None) -> dict[str, Any]:
         line = self._read_line(deadline)
         try:
             message = json.loads(line)
         except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ControlError("the agent sent an answer that is not JSON") from None
+            raise ControlError(f"{self.peer} sent an answer that is not JSON") from None
         if not isinstance(message, dict):
-            raise ControlError("the agent sent an answer that is not a JSON object")
+            raise ControlError(f"{self.peer} sent an answer that is not a JSON object")
         return message
 
     def _read_line(self, deadline: float | None) -> bytes:
@@ -154,23 +160,40 @@ class ControlClient:
                 del self._buffer[: newline + 1]
                 return line
             if len(self._buffer) > self.MAX_ANSWER:
-                raise ControlError("the agent sent an answer longer than 4 MiB")
+                raise ControlError(f"{self.peer} sent an answer longer than 4 MiB")
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise ControlTimeout("the agent did not answer in time")
+                    raise ControlTimeout(f"{self.peer} did not answer in time")
                 self._sock.settimeout(remaining)
             else:
                 self._sock.settimeout(None)
             try:
                 chunk = self._sock.recv(65536)
             except TimeoutError:
-                raise ControlTimeout("the agent did not answer in time") from None
+                raise ControlTimeout(f"{self.peer} did not answer in time") from None
             except OSError as exc:
-                raise ConnectionLost(f"the agent closed the connection ({exc.strerror})") from None
+                raise ConnectionLost(
+                    f"{self.peer} closed the connection ({exc.strerror})") from None
             if not chunk:
-                raise ConnectionLost("the agent closed the connection")
+                raise ConnectionLost(f"{self.peer} closed the connection")
             self._buffer += chunk
+
+
+def call(target: str | os.PathLike[str], request: dict[str, Any], timeout: float | None = 10.0,
+         peer: str = "the agent") -> dict[str, Any]:
+    """One request on a fresh connection; an {"ok": false} answer raises AgentError."""
+    with ControlClient(target, timeout, peer) as client:
+        return client.checked(client.request(request))
+
+
+def answers(target: str | os.PathLike[str], timeout: float = 0.5) -> bool:
+    """True when the socket accepts a connection and answers a ping."""
+    try:
+        call(target, {"cmd": "ping"}, timeout)
+    except ControlError:
+        return False
+    return True
 
 
 class WaitTimeout(ControlError):

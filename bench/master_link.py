@@ -22,11 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from batm_common.control_client import call
 from hil_tests.rig.drivers.master import MasterDriver
 from hil_tests.rig.strategies import PairingStrategy
 from hil_tests.rig.target import Target
 from sim import lifecycle
-from sim.jsonlines import call
 from sim.layout import DEFAULT_VERSION, TerminalSpec
 from sim.rigfile import load_rig_file
 

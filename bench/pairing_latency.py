@@ -25,9 +25,9 @@ from pathlib import Path
 
 import httpx
 
+from batm_common.control_client import ControlClient, ControlError, call
 from sim import lifecycle
-from sim.jsonlines import ControlError, call, screen_events
-from sim.layout import DEFAULT_VERSION, TerminalSpec
+from sim.layout import DEFAULT_VERSION, SUPERVISOR, TerminalSpec
 from sim.rigfile import RigFile, load_rig_file
 
 SERIAL = "BENCH0001"
@@ -47,9 +47,10 @@ class Watcher:
 
     def _run(self, path: str) -> None:
         try:
-            for arrived, screen in screen_events(path, timeout=3600):
-                self.ready.set()
-                self.events.put((arrived, screen["screen"]))
+            with ControlClient(path, timeout=3600) as client:
+                for screen in client.screens():
+                    self.ready.set()
+                    self.events.put((time.monotonic(), screen["screen"]))
         except (ControlError, OSError):
             self.events.put((time.monotonic(), "<closed>"))
 
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             for run in range(args.runs):
                 if run:
                     call(rig.supervisor, {"cmd": "terminal", "serial": SERIAL,
-                                          "action": "wipe"}, timeout=60)
+                                          "action": "wipe"}, timeout=60, peer=SUPERVISOR)
                 a, b, previous = one_run(rig, admin, previous)
                 set_to_code.append(a)
                 approve_to_service.append(b)

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pairing_latency import Watcher, admin_client, approve, percentile, wait_request_code
 
+from batm_common.control_client import call
 from sim import lifecycle
-from sim.jsonlines import call
 from sim.layout import DEFAULT_VERSION, TerminalSpec
 from sim.rigfile import load_rig_file
 

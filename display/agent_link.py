@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import threading
 import time
@@ -26,36 +25,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SOCKET_NAME = "control.sock"
+from batm_common.jsonlines import SOCKET_NAME, connect_unix, encode_line
+
 MAX_LINE = 1 << 20  # a screen model is ~1 kB; anything near this is not the agent talking
-# sun_path holds 108 bytes on Linux; longer paths are reached through the directory's fd.
-_SUN_PATH_MAX = 107
 
 
 class LinkError(Exception):
     """The agent answered, but not as the protocol says."""
-
-
-def _connect_unix(path: Path, timeout: float) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(timeout)
-        raw = os.fsencode(path)
-        if len(raw) <= _SUN_PATH_MAX:
-            sock.connect(raw)
-        else:
-            # Deep state directories (test temp dirs, long mount points) exceed sun_path;
-            # /proc/self/fd/N/<name> resolves through an open descriptor of the directory.
-            dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                sock.connect(f"/proc/self/fd/{dir_fd}/{path.name}")
-            finally:
-                os.close(dir_fd)
-        sock.settimeout(None)
-        return sock
-    except BaseException:
-        sock.close()
-        raise
 
 
 class AgentLink:
@@ -132,7 +108,8 @@ class AgentLink:
         """One connection.  Returns None if a subscription was established (and later ended),
         else a sentence saying why the agent could not be reached."""
         try:
-            sock = _connect_unix(self.socket_path, self.connect_timeout)
+            sock = connect_unix(self.socket_path, self.connect_timeout)
+            sock.settimeout(None)  # a subscription waits for the next screen as long as it takes
         except OSError as exc:
             return f"control socket {self.socket_path}: {exc.strerror or exc}"
         with self._lock:
@@ -142,7 +119,7 @@ class AgentLink:
             self._sock = sock
         subscribed = False
         try:
-            sock.sendall(b'{"cmd": "subscribe"}\n')
+            sock.sendall(encode_line({"cmd": "subscribe"}))
             reader = sock.makefile("rb")
             while not self._stop.is_set():
                 line = reader.readline(MAX_LINE + 1)

@@ -24,6 +24,9 @@ RESERVED_NAMES = ("logs", "server", "rig.json", "sim.sock", "sim-config.json", "
 MODEL = "Raspberry Pi 4 Model B Rev 1.4 (simulated)"
 HARDWARE = "rpi4"
 
+# Who answers on D/sim.sock, as error sentences name it.
+SUPERVISOR = "the rig supervisor"
+
 
 @dataclass(frozen=True)
 class TerminalSpec:
@@ -91,7 +94,7 @@ class Layout:
         self.dir = Path(os.path.abspath(rig_dir))
 
     rig_file = property(lambda self: self.dir / "rig.json")
-    sim_sock = property(lambda self: self.dir / "sim.sock")
+    sim_sock = property(lambda self: self.dir / "sim.sock")  # served by SUPERVISOR
     config = property(lambda self: self.dir / "sim-config.json")
     state = property(lambda self: self.dir / "sim-state.json")
     logs = property(lambda self: self.dir / "logs")

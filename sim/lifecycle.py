@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from batm_common.control_client import ControlError, answers, call
 from sim import netns, prereqs
 from sim import vpn as sim_vpn
-from sim.jsonlines import ControlError, answers, call
-from sim.layout import Layout, RigConfig, TerminalSpec
+from sim.layout import SUPERVISOR, Layout, RigConfig, TerminalSpec
 from sim.naming import ENV_MARKER, RigNames
 from sim.procs import kill_marked, marked_pids
 
@@ -112,7 +112,7 @@ def down(rig_dir: Path | str, quiet: bool = False) -> list[str]:
     done: list[str] = []
     if layout.sim_sock.exists():
         try:
-            answer = call(layout.sim_sock, {"cmd": "down"}, timeout=60)
+            answer = call(layout.sim_sock, {"cmd": "down"}, timeout=60, peer=SUPERVISOR)
             done.append("supervisor stopped the rig")
             done += answer.get("removed", [])
         except (ControlError, OSError) as exc:
@@ -141,6 +141,6 @@ def act(rig_dir: Path | str, request: dict, timeout: float = 90.0) -> dict:
     if not layout.sim_sock.exists():
         raise RigError(f"no rig is up in {layout.dir} (no {layout.sim_sock})")
     try:
-        return call(layout.sim_sock, request, timeout=timeout)
+        return call(layout.sim_sock, request, timeout=timeout, peer=SUPERVISOR)
     except ControlError as exc:
         raise RigError(str(exc)) from None

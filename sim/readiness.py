@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sim.jsonlines import answers
+from batm_common.control_client import answers
 
 if TYPE_CHECKING:
     from sim.procs import Child

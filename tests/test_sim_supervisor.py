@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from batm_common.control_client import AgentError, answers, call
 from sim import lifecycle, netns, prereqs
-from sim.jsonlines import answers, call
-from sim.layout import parse_terminal_specs
+from sim.layout import SUPERVISOR, parse_terminal_specs
 from sim.naming import RigNames
 from sim.procs import marked_pids
 from sim.rigfile import load_rig_file
@@ -52,8 +52,12 @@ def rig_dir(tmp_path: Path):
         lifecycle.down(path)
 
 
+def _ask(rig, request: dict) -> dict:
+    return call(rig.supervisor, request, peer=SUPERVISOR)
+
+
 def _children(rig) -> dict:
-    return call(rig.supervisor, {"cmd": "status"})["children"]
+    return _ask(rig, {"cmd": "status"})["children"]
 
 
 def test_up_actions_down(rig_dir: Path) -> None:
@@ -77,21 +81,21 @@ def test_up_actions_down(rig_dir: Path) -> None:
     assert answers(control)
 
     agent = f"{first.serial}-agent"
-    call(rig.supervisor, {"cmd": "terminal", "serial": first.serial, "action": "kill"})
+    _ask(rig, {"cmd": "terminal", "serial": first.serial, "action": "kill"})
     assert _children(rig)[agent]["alive"] is False
     assert _children(rig)[agent]["returncode"] == -signal.SIGKILL
-    call(rig.supervisor, {"cmd": "terminal", "serial": first.serial, "action": "start"})
+    _ask(rig, {"cmd": "terminal", "serial": first.serial, "action": "start"})
     assert _children(rig)[agent]["alive"] is True
     pid = _children(rig)[agent]["pid"]
-    call(rig.supervisor, {"cmd": "terminal", "serial": first.serial, "action": "restart"})
+    _ask(rig, {"cmd": "terminal", "serial": first.serial, "action": "restart"})
     assert _children(rig)[agent]["pid"] != pid
-    call(rig.supervisor, {"cmd": "terminal", "serial": first.serial, "action": "stop"})
+    _ask(rig, {"cmd": "terminal", "serial": first.serial, "action": "stop"})
     assert _children(rig)[agent]["alive"] is False
     assert _children(rig)[f"{rig.terminals[1].serial}-agent"]["alive"] is True
 
-    call(rig.supervisor, {"cmd": "server", "action": "stop"})
+    _ask(rig, {"cmd": "server", "action": "stop"})
     assert _children(rig)["server"]["alive"] is False
-    call(rig.supervisor, {"cmd": "server", "action": "start"})
+    _ask(rig, {"cmd": "server", "action": "start"})
     assert _children(rig)["server"]["alive"] is True
     assert json.loads((rig_dir / "server" / "server.json").read_text())["pid"]
 
@@ -136,13 +140,13 @@ def test_down_cleans_after_a_crashed_supervisor(rig_dir: Path) -> None:
 
 def test_supervisor_rejects_bad_requests(rig_dir: Path) -> None:
     rig = load_rig_file(_up(rig_dir, terminals=1))
-    with pytest.raises(Exception, match="unknown cmd"):
-        call(rig.supervisor, {"cmd": "reboot"})
-    with pytest.raises(Exception, match="terminal action must be"):
-        call(rig.supervisor, {"cmd": "terminal", "serial": rig.terminals[0].serial,
+    with pytest.raises(AgentError, match="unknown cmd"):
+        _ask(rig, {"cmd": "reboot"})
+    with pytest.raises(AgentError, match="terminal action must be"):
+        _ask(rig, {"cmd": "terminal", "serial": rig.terminals[0].serial,
                               "action": "explode"})
-    with pytest.raises(Exception, match="server action must be"):
-        call(rig.supervisor, {"cmd": "server", "action": "explode"})
+    with pytest.raises(AgentError, match="server action must be"):
+        _ask(rig, {"cmd": "server", "action": "explode"})
     assert answers(rig.supervisor)
 
 

@@ -9,37 +9,23 @@ app, a pygame event the UI thread handles. A failure becomes an answer too:
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from display.agent_link import _connect_unix
+from batm_common.control_client import ControlClient, ControlError
 
 TIMEOUT = 10.0
 
 
 def ask(socket_path: Path, message: dict, timeout: float = TIMEOUT) -> dict:
-    """One request, one answer (blocking)."""
+    """One request, one answer (blocking); a failure is an answer with code "unreachable"."""
     try:
-        sock = _connect_unix(socket_path, timeout)
-    except OSError as exc:
-        return {"ok": False, "code": "unreachable",
-                "error": f"the terminal agent does not answer ({exc.strerror or exc})"}
-    try:
-        sock.settimeout(timeout)
-        sock.sendall(json.dumps(message).encode() + b"\n")
-        line = sock.makefile("rb").readline(1 << 20)
-        answer = json.loads(line) if line else None
-    except (OSError, ValueError) as exc:
-        return {"ok": False, "code": "unreachable",
-                "error": f"the terminal agent did not answer ({exc})"}
-    finally:
-        sock.close()
-    if not isinstance(answer, dict):
-        return {"ok": False, "code": "unreachable", "error": "the terminal agent did not answer"}
-    return answer
+        with ControlClient(socket_path, timeout, peer="the terminal agent") as client:
+            return client.request(message)
+    except ControlError as exc:
+        return {"ok": False, "code": "unreachable", "error": str(exc)}
 
 
 class AgentRequester:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import httpx
 
+from batm_common.control_client import call
 from hil_tests.rig.resources import RigFile, TerminalResource
 from hil_tests.rig.trace import StepTrace, step
-from sim.jsonlines import call
+from sim.layout import SUPERVISOR
 
 TIMEOUT = 30.0
 
@@ -100,7 +101,7 @@ class MasterDriver:
     def link(self, action: str) -> None:
         assert self.rig.supervisor, "this rig has no supervisor"
         call(self.rig.supervisor, {"cmd": "link", "serial": self.terminal.serial,
-                                   "action": action}, timeout=30)
+                                   "action": action}, timeout=30, peer=SUPERVISOR)
 
     # -- MQTT probes ---------------------------------------------------------------------------
 

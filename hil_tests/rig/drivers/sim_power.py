@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from batm_common.control_client import call
 from hil_tests.rig.trace import StepTrace, step
-from sim.jsonlines import call
+from sim.layout import SUPERVISOR
 
 ACTION_TIMEOUT = 90.0
 
@@ -17,8 +18,10 @@ class SimPowerDriver:
         self.trace = trace
 
     def _terminal(self, action: str) -> None:
-        call(self.supervisor, {"cmd": "terminal", "serial": self.serial, "action": action},
-             timeout=ACTION_TIMEOUT)
+        self._ask({"cmd": "terminal", "serial": self.serial, "action": action})
+
+    def _ask(self, request: dict) -> None:
+        call(self.supervisor, request, timeout=ACTION_TIMEOUT, peer=SUPERVISOR)
 
     @step
     def off(self) -> None:
@@ -44,8 +47,8 @@ class SimPowerDriver:
 
     @step
     def stop_server(self) -> None:
-        call(self.supervisor, {"cmd": "server", "action": "stop"}, timeout=ACTION_TIMEOUT)
+        self._ask({"cmd": "server", "action": "stop"})
 
     @step
     def start_server(self) -> None:
-        call(self.supervisor, {"cmd": "server", "action": "start"}, timeout=ACTION_TIMEOUT)
+        self._ask({"cmd": "server", "action": "start"})
