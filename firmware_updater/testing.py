@@ -54,6 +54,12 @@ def make_tree(src: Path, version: int = NEW, big: int = 200_000) -> Path:
     return src
 
 
+def make_rig(tmp: Path) -> tuple[Path, Path, Ed25519PrivateKey, Path]:
+    """(tmp, slots at OLD, a trusted release key, a source tree at NEW): what install tests start
+    from."""
+    return tmp, make_slots(tmp / "slots"), make_key(tmp, "release"), make_tree(tmp / "src")
+
+
 def make_bundle(path: Path, src: Path, keys: list[Ed25519PrivateKey], version: int = NEW,
                 hardware: tuple[str, ...] = (HARDWARE,), install_from: str = f"{OLD}-",
                 chunk_size: int | None = 4096) -> Manifest:

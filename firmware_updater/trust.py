@@ -31,23 +31,29 @@ def public_raw(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def load_public_key(path: Path) -> Ed25519PublicKey:
+def _load_key(path: Path, what: str, from_pem, key_type: type, from_raw):
+    """A key file in PEM or as 32 bytes of base64url; TrustError naming `what` and `path`."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise TrustError(f"cannot read public key {path} ({exc.strerror})") from exc
+        raise TrustError(f"cannot read {what} {path} ({exc.strerror})") from exc
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
-            key = serialization.load_pem_public_key(data)
-            if not isinstance(key, Ed25519PublicKey):
-                raise TrustError(f"public key {path} is not an Ed25519 key")
+            key = from_pem(data)
+            if not isinstance(key, key_type):
+                raise TrustError(f"{what} {path} is not an Ed25519 key")
             return key
         raw = unb64url(data.decode("ascii").strip())
         if len(raw) != 32:
-            raise TrustError(f"public key {path} is not 32 bytes of base64url")
-        return Ed25519PublicKey.from_public_bytes(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TrustError(f"public key {path} is neither PEM nor base64url ({exc})") from exc
+            raise TrustError(f"{what} {path} is not 32 bytes of base64url")
+        return from_raw(raw)
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise TrustError(f"{what} {path} is neither PEM nor base64url ({exc})") from exc
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    return _load_key(Path(path), "public key", serialization.load_pem_public_key,
+                     Ed25519PublicKey, Ed25519PublicKey.from_public_bytes)
 
 
 def load_trusted_keys(directory: Path | str) -> dict[str, Ed25519PublicKey]:
@@ -64,23 +70,9 @@ def load_trusted_keys(directory: Path | str) -> dict[str, Ed25519PublicKey]:
 
 
 def load_private_key(path: Path | str) -> Ed25519PrivateKey:
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise TrustError(f"cannot read signing key {path} ({exc.strerror})") from exc
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            key = serialization.load_pem_private_key(data, password=None)
-            if not isinstance(key, Ed25519PrivateKey):
-                raise TrustError(f"signing key {path} is not an Ed25519 key")
-            return key
-        seed = unb64url(data.decode("ascii").strip())
-        if len(seed) != 32:
-            raise TrustError(f"signing key {path} is not 32 bytes of base64url")
-        return Ed25519PrivateKey.from_private_bytes(seed)
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise TrustError(f"signing key {path} is neither PEM nor base64url ({exc})") from exc
+    return _load_key(Path(path), "signing key",
+                     lambda data: serialization.load_pem_private_key(data, password=None),
+                     Ed25519PrivateKey, Ed25519PrivateKey.from_private_bytes)
 
 
 def keygen(key_path: Path | str) -> str:

@@ -9,6 +9,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import json
 
+import display_window
 import pygame
 import pytest
 
@@ -22,6 +23,8 @@ from display.input import Key, Pointer
 from display.model import ScreenModel
 from display.preview import SAMPLES
 from display.screenshots import ScreenshotWriter
+
+window = display_window.window  # the shared pygame-window fixture
 
 FAST = {"n": 2**4, "r": 8, "p": 1}
 NEW_PIN = "482913"
@@ -203,15 +206,6 @@ def test_physical_keyboard(agent):
 
 
 # --- on a window: gesture, hit tests, screenshots --------------------------------------------
-
-@pytest.fixture
-def window():
-    pygame.display.init()
-    pygame.font.init()
-    yield pygame.display.set_mode((800, 480))
-    fonts.clear_cache()
-    pygame.quit()
-
 
 def press_button(display: Display, key: str, now: float = 0.0) -> None:
     button = display.layout.button(key)

@@ -10,15 +10,17 @@ import sys
 import time
 from pathlib import Path
 
+import display_window
 import pygame
 import pytest
 from waiting import wait_for as wait_until
 
-from display import fonts
 from display.app import Display, build_parser, parse_size
 from display.fake_agent import FakeAgent
 from display.preview import SAMPLES
 from display.screenshots import ScreenshotWriter
+
+window = display_window.window  # the shared pygame-window fixture
 
 
 def display_command() -> list[str]:
@@ -31,15 +33,6 @@ def pngs(directory: Path) -> list[str]:
 
 
 # --- the UI-thread logic, in process ---------------------------------------------------------
-
-@pytest.fixture
-def window():
-    pygame.display.init()
-    pygame.font.init()
-    yield pygame.display.set_mode((800, 480))
-    fonts.clear_cache()
-    pygame.quit()
-
 
 def test_screenshot_on_change_and_not_on_an_identical_model(window, tmp_path):
     display = Display(window, ScreenshotWriter(tmp_path))

@@ -18,6 +18,7 @@ from firmware_updater.testing import (
     OLD,
     make_bundle,
     make_key,
+    make_rig,
     make_slots,
     make_tree,
 )
@@ -26,11 +27,9 @@ from firmware_updater.trust import load_trusted_keys
 
 @pytest.fixture()
 def rig(tmp_path: Path):
-    slots = make_slots(tmp_path / "slots")
-    key = make_key(tmp_path, "release")
-    src = make_tree(tmp_path / "src")
-    make_bundle(tmp_path / "b.fw", src, keys=[key])
-    return tmp_path, slots, key, src
+    tmp, slots, key, src = make_rig(tmp_path)
+    make_bundle(tmp / "b.fw", src, keys=[key])
+    return tmp, slots, key, src
 
 
 def installer(tmp: Path, slots: Path) -> Installer:

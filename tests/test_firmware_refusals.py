@@ -14,8 +14,7 @@ from firmware_updater.testing import (
     hostile_tar,
     make_bundle,
     make_key,
-    make_slots,
-    make_tree,
+    make_rig,
     snapshot,
 )
 from firmware_updater.trust import load_trusted_keys
@@ -23,10 +22,7 @@ from firmware_updater.trust import load_trusted_keys
 
 @pytest.fixture()
 def rig(tmp_path: Path):
-    slots = make_slots(tmp_path / "slots")
-    key = make_key(tmp_path, "release")
-    src = make_tree(tmp_path / "src")
-    return tmp_path, slots, key, src
+    return make_rig(tmp_path)
 
 
 def refused(tmp_path: Path, slots: Path, bundle: Path, match: str) -> str:
