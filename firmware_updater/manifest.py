@@ -135,6 +135,9 @@ class Manifest:
             raise BundleError("the manifest is not UTF-8 text") from exc
         except json.JSONDecodeError as exc:
             raise BundleError(f"the manifest is not JSON ({exc.msg} at byte {exc.pos})") from exc
+        except RecursionError:
+            # No field of a manifest nests more than two levels; this is a hostile file.
+            raise BundleError("the manifest nests too deeply to be a manifest") from None
         if not isinstance(data, dict):
             raise BundleError("the manifest is not a JSON object")
         manifest = cls.from_json(data)

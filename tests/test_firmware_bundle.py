@@ -119,6 +119,12 @@ def test_manifest_missing_duplicate_and_non_canonical(tmp_path: Path) -> None:
         Manifest.from_bytes(pretty)
 
 
+def test_a_deeply_nested_manifest_is_refused_not_a_crash() -> None:
+    hostile = b'{"version":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(BundleError, match="nests too deeply"):
+        Manifest.from_bytes(hostile)
+
+
 def test_bad_headers(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="bad magic"):
         bundle.read_header(io.BytesIO(b"PK\x03\x04" + bytes(100)).read)
