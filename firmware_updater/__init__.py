@@ -11,6 +11,7 @@ Modules, one concept each (docs in each module):
   slots_dir  directory backend (atomic `active` symlink switch)
   slots_rpi  Raspberry Pi backend (boot partitions, autoboot.txt, tryboot)
   backends   which backend a slots directory names (SLOTS_DIR/updater.json)
+  payload_check  read a payload as a terminal would, without installing (for publishers)
   journal    the persisted install state (written before every step is acted on)
   install    the state machine that drives an install, a boot, a commit, a rollback
   hooks      state scripts run at well-defined points

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from firmware_updater.errors import FirmwareError
+from firmware_updater.errors import FirmwareError, PayloadError
 from firmware_updater.install import Installer
+from firmware_updater.payload_check import check_payload
 from firmware_updater.testing import (
     OLD,
     assemble,
@@ -142,3 +143,37 @@ def test_refusal_is_recorded_but_does_not_hide_an_install_in_progress(rig) -> No
     status = Installer(slots).status()
     assert status["install"]["state"] == "failed"
     assert status["install"]["reason"].startswith("unsigned")
+
+
+# -- the same refusals before publishing: check_payload reads a bundle as a terminal would ------
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "nested", "absolute", "symlink", "hardlink",
+                                  "chardev", "blockdev", "fifo", "manifest"])
+def test_check_payload_refuses_what_a_terminal_would(rig, kind: str) -> None:
+    tmp, _slots, key, _src = rig
+    assemble(tmp / "evil.fw", hostile_tar(kind), keys=[key])
+    with pytest.raises(FirmwareError):
+        check_payload(tmp / "evil.fw")
+
+
+def test_check_payload_refuses_garbage_and_tampering(rig) -> None:
+    tmp, _slots, key, src = rig
+    assemble(tmp / "garbage.fw", (b"this is not a tar archive. " * 200)[:3072], keys=[key])
+    with pytest.raises(PayloadError, match="tar"):
+        check_payload(tmp / "garbage.fw")
+    make_bundle(tmp / "good.fw", src, keys=[key])
+    data = bytearray((tmp / "good.fw").read_bytes())
+    data[-600] ^= 1
+    (tmp / "tampered.fw").write_bytes(bytes(data))
+    with pytest.raises(PayloadError, match="signed digest"):
+        check_payload(tmp / "tampered.fw")
+
+
+def test_check_payload_passes_a_good_bundle_and_counts_it(rig) -> None:
+    tmp, _slots, key, src = rig
+    make_bundle(tmp / "good.fw", src, keys=[key])
+    summary = check_payload(tmp / "good.fw")
+    files = [p for p in src.rglob("*") if p.is_file()]
+    assert summary.files == len(files)
+    assert summary.bytes == sum(p.stat().st_size for p in files)
