@@ -22,6 +22,7 @@ every package. Protocols: docs/protocol.md §5; topology and rig.json: sim/READM
   serial_json       the serial console's JSON mode from the rig side
   mqtt_probe        a one-shot MQTT client run inside a rig namespace
   tls_proxy         a TLS-intercepting proxy (the man in the middle the pairing code exposes)
+  postgres          a throw-away PostgreSQL cluster (tests, benches, fleet rigs), socket only
   demo              `batm-sim demo`: the pairing guide walked on the rig, with screenshots
   standins          stand-in processes for testing the rig machinery without the product
   testsupport       prerequisites for the rig's own unit tests (skip outside CI, fail in CI)

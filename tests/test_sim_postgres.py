@@ -1,0 +1,43 @@
+"""The throw-away PostgreSQL the server tests and fleet benches run on: it starts from nothing in a
+directory of ours, answers on its own socket only, and stops without leaving a process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sim import postgres
+from sim.testsupport import unavailable
+
+
+def require_postgres() -> None:
+    problem = postgres.missing()
+    if problem:
+        unavailable(f"needs {problem}")
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an exited daemon may wait for PID 1 to reap it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+def test_a_cluster_starts_in_its_directory_answers_and_stops(tmp_path) -> None:
+    require_postgres()
+    with postgres.PostgresInstance(tmp_path / "pg") as db:
+        assert db.psql("select 1 + 1") == "2"
+        assert db.psql("show listen_addresses") == ""  # no TCP listener at all
+        assert db.url.startswith("postgresql+psycopg://")
+        assert str(db.socket_dir) in db.url
+        pid = int((db.data / "postmaster.pid").read_text().split()[0])
+    assert not running(pid)
+
+
+def test_a_second_start_reuses_the_cluster(tmp_path) -> None:
+    require_postgres()
+    with postgres.PostgresInstance(tmp_path / "pg") as db:
+        db.psql("create table kept (x int); insert into kept values (42)")
+    with postgres.PostgresInstance(tmp_path / "pg") as db:
+        assert db.psql("select x from kept") == "42"
