@@ -15,6 +15,7 @@ every package. Protocols: docs/protocol.md §5; topology and rig.json: sim/READM
   netns             namespaces, bridge and veth pairs
   vpn               scenario A: the server's WireGuard endpoint and the terminals' tunnels
   faults            cut and restore a terminal's link
+  clock_skew        a wrong wall clock for one terminal's agent (libfaketime)
   firmware_fixture  a signing key, tiny signed bundles, the server's catalog
   rigfile           rig.json, the rig description the HIL suite loads
   readiness         wait-for-condition helpers that fail with the log tail

@@ -18,7 +18,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from sim import readiness
+from sim import clock_skew, readiness
 from sim import vpn as sim_vpn
 from sim.errors import ActionError
 from sim.layout import TerminalSpec
@@ -60,6 +60,7 @@ class TerminalChildren:
         rig_id = supervisor.names.id
         ns = supervisor.terminal_netns(index)
         self.state_dir = layout.state_dir(serial)
+        self.clock_offset = 0  # seconds the agent's wall clock is off (sim/clock_skew.py)
         for path in (layout.console(serial), layout.console_terminal_end(serial)):
             if any(c in str(path) for c in ",:!"):
                 raise ValueError(f"socat cannot take a pty link path with ',', ':' or '!': {path}")
@@ -150,7 +151,21 @@ class TerminalChildren:
         self.watch_agent()
         readiness.wait_agent(self.agent, self.state_dir, time.monotonic() + 30)
 
-    def act(self, action: object) -> None:
+    def set_clock_offset(self, offset: int) -> None:
+        """From the agent's next start on (restarts after an upgrade included)."""
+        for name in clock_skew.VARIABLES:
+            self.agent.env.pop(name, None)
+        self.agent.env.update(clock_skew.environment(offset))
+        self.clock_offset = offset
+
+    def act(self, action: object, clock_offset: object = None) -> None:
+        if clock_offset is not None:
+            if action not in ("start", "restart"):
+                raise ActionError("clock_offset goes with the start and restart actions only")
+            try:
+                self.set_clock_offset(clock_skew.parse_offset(clock_offset))
+            except clock_skew.ClockSkewError as exc:
+                raise ActionError(str(exc)) from None
         if action == "stop":
             self.agent.stop()
         elif action == "start":

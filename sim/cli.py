@@ -3,7 +3,7 @@
     batm-sim up --dir D [--terminals N] [--versions V,...] [--scenario A|B] [--serials S,...]
     batm-sim down --dir D
     batm-sim server stop|start|restart --dir D
-    batm-sim terminal stop|start|restart|kill|wipe SERIAL --dir D
+    batm-sim terminal stop|start|restart|kill|wipe SERIAL --dir D [--clock-offset SECONDS]
     batm-sim status --dir D
     batm-sim demo [--dir D]
 
@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     terminal.add_argument("action", choices=["stop", "start", "restart", "kill", "wipe"])
     terminal.add_argument("serial")
     terminal.add_argument("--dir", required=True)
+    terminal.add_argument("--clock-offset", type=float, metavar="SECONDS",
+                          help="with start/restart: run the agent with its wall clock shifted "
+                               "(libfaketime; e.g. 7200 or -34560000; 0 puts it right again)")
 
     status = sub.add_parser("status", help="the supervisor's view of the rig's processes")
     status.add_argument("--dir", required=True)
@@ -90,8 +93,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"server {args.action}: ok")
         return 0
     if args.verb == "terminal":
-        lifecycle.act(args.dir, {"cmd": "terminal", "serial": args.serial, "action": args.action})
-        print(f"terminal {args.serial} {args.action}: ok")
+        request = {"cmd": "terminal", "serial": args.serial, "action": args.action}
+        if args.clock_offset is not None:
+            request["clock_offset"] = args.clock_offset
+        lifecycle.act(args.dir, request)
+        skew = "" if args.clock_offset is None else f" (clock offset {args.clock_offset:+g} s)"
+        print(f"terminal {args.serial} {args.action}{skew}: ok")
         return 0
     if args.verb == "status":
         print(json.dumps(lifecycle.act(args.dir, {"cmd": "status"}), indent=2))

@@ -73,7 +73,8 @@ def run_agent(state_dir: Path, hardware_dir: Path) -> None:
                 elif cmd == "status":
                     answer = {"ok": True, "status": {
                         "serial": serial, "screen": screen["screen"], "server": screen["server"],
-                        "paired": False, "pid": os.getpid(), "uptime": time.time() - started}}
+                        "paired": False, "pid": os.getpid(), "uptime": time.time() - started,
+                        "wall_time": time.time()}}  # lets rig tests see a clock offset
                 elif cmd == "set_server":
                     screen.update(server=request.get("address"), screen="connecting",
                                   seq=screen["seq"] + 1, changed_at=time.time())

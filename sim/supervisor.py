@@ -199,7 +199,7 @@ class Supervisor:
                     f"no terminal {serial!r} in this rig (have: {list(self.terminals)})"
                 )
             with self.lock:
-                terminal.act(action)
+                terminal.act(action, request.get("clock_offset"))
             self.save_state()
             return {"ok": True}
         if cmd in faults.FAULT_COMMANDS:

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from batm_common.control_client import AgentError, answers, call
-from sim import lifecycle, netns, prereqs
+from sim import clock_skew, lifecycle, netns, prereqs
 from sim.layout import SUPERVISOR, parse_terminal_specs
 from sim.naming import RigNames
 from sim.procs import marked_pids
 from sim.rigfile import load_rig_file
-from sim.testsupport import require_binaries
+from sim.testsupport import require_binaries, unavailable
 
 BATM_SIM = str(Path(sys.executable).with_name("batm-sim"))
 
@@ -136,6 +136,34 @@ def test_down_cleans_after_a_crashed_supervisor(rig_dir: Path) -> None:
     done = lifecycle.down(rig_dir)
     assert any("did not answer" in line for line in done)
     _assert_gone(rig_dir)
+
+
+def test_clock_offset_shifts_the_agents_wall_clock_until_put_right(rig_dir: Path) -> None:
+    if clock_skew.library() is None:
+        unavailable(f"needs libfaketime (Debian package {clock_skew.PACKAGE})")
+    rig = load_rig_file(_up(rig_dir, 1))
+    serial, control = rig.terminals[0].serial, Path(rig.terminals[0].state_dir) / "control.sock"
+
+    def skew() -> float:
+        return call(control, {"cmd": "status"})["status"]["wall_time"] - time.time()
+
+    assert abs(skew()) < 5
+    shifted = subprocess.run([BATM_SIM, "terminal", "restart", serial, "--dir", str(rig_dir),
+                              "--clock-offset", "-34560000"], capture_output=True, text=True)
+    assert shifted.returncode == 0, shifted.stderr
+    assert abs(skew() + 34_560_000) < 5  # 400 days back
+    _ask(rig, {"cmd": "terminal", "serial": serial, "action": "kill"})
+    _ask(rig, {"cmd": "terminal", "serial": serial, "action": "start"})
+    assert abs(skew() + 34_560_000) < 5  # a power cut does not put the clock right
+    _ask(rig, {"cmd": "terminal", "serial": serial, "action": "restart", "clock_offset": 7200})
+    assert abs(skew() - 7200) < 5
+    _ask(rig, {"cmd": "terminal", "serial": serial, "action": "restart", "clock_offset": 0})
+    assert abs(skew()) < 5
+    with pytest.raises(AgentError, match="start and restart actions only"):
+        _ask(rig, {"cmd": "terminal", "serial": serial, "action": "wipe", "clock_offset": 5})
+    with pytest.raises(AgentError, match="number of seconds"):
+        _ask(rig, {"cmd": "terminal", "serial": serial, "action": "restart",
+                   "clock_offset": "2h"})
 
 
 def test_supervisor_rejects_bad_requests(rig_dir: Path) -> None:
