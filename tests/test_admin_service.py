@@ -6,9 +6,11 @@ import os
 
 import pytest
 
-from agent.admin_service import AdminService, active_slot, read_network
-from agent.control import ControlServerThread
-from agent.screen_bus import ScreenBus
+from agent.admin.network import read_network
+from agent.admin.service import AdminService
+from agent.control.screen_bus import ScreenBus
+from agent.control.server import ControlServerThread
+from agent.hardware import active_slot
 from batm_common.control_client import ControlClient
 from batm_common.hostaddr import parse_server_address
 

@@ -14,8 +14,8 @@ import pytest
 from fake_agent import FakeBackend, screen
 from waiting import wait_for
 
-from agent.control import ControlServer, ControlServerThread
-from agent.screen_bus import ScreenBus
+from agent.control.screen_bus import ScreenBus
+from agent.control.server import ControlServer, ControlServerThread
 from batm_common.control_client import AgentUnreachable, ControlClient
 from batm_common.jsonlines import socket_path
 from batm_common.sd_notify import sd_notify

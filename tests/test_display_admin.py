@@ -12,7 +12,7 @@ import json
 import pygame
 import pytest
 
-from agent.admin_service import AdminService
+from agent.admin.service import AdminService
 from batm_common.hostaddr import parse_server_address
 from display import fonts
 from display.admin import view as v
