@@ -47,7 +47,7 @@ from firmware_updater.journal import BEFORE_BOOT, COMMITTED, FAILED, ROLLED_BACK
 from firmware_updater.source import HttpStream
 from firmware_updater.trust import load_trusted_keys
 
-log = logging.getLogger("batm-agent.upgrade.adapter")
+log = logging.getLogger("batm-agent.upgrade")
 
 DEFAULT_KEYS_DIR = Path("/etc/batm/firmware-keys")
 HISTORY = "upgrades.json"  # in SLOTS_DIR/updater/: one entry per committed upgrade
