@@ -15,8 +15,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from agent.vpn import cli as vpn_cli
+from agent.vpn import options as vpn_options
 from batm_common.control_client import ControlClient, ControlError, WaitTimeout, wait_for_screen
+from batm_common.control_commands import ControlCommand
 from batm_common.hostaddr import AddressError, parse_server_address
 from batm_common.screen_ids import is_known_screen_id, unknown_screen_message
 
@@ -113,14 +114,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        status = client.call("status")["status"]
+        status = client.call(ControlCommand.STATUS)["status"]
     print(json.dumps(status, indent=2) if args.json else "\n".join(format_status(status)))
     return 0
 
 
 def cmd_screen(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        screen = client.call("screen")["screen"]
+        screen = client.call(ControlCommand.SCREEN)["screen"]
     print(json.dumps(screen, indent=2) if args.json else "\n".join(format_screen(screen)))
     return 0
 
@@ -132,7 +133,7 @@ def cmd_set_server(args: argparse.Namespace) -> int:
     except AddressError as exc:
         raise CliError(f"invalid server address {args.address.strip()!r}: {exc}") from None
     with _client(args) as client:
-        server = client.call("set_server", address=args.address.strip())["server"]
+        server = client.call(ControlCommand.SET_SERVER, address=args.address.strip())["server"]
     print(f"server set to {server}")
     return 0
 
@@ -154,7 +155,7 @@ def cmd_event(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CliError(f"--data is not valid JSON: {exc}") from None
     with _client(args) as client:
-        event_id = client.call("record_event", type=args.type, data=data)["id"]
+        event_id = client.call(ControlCommand.RECORD_EVENT, type=args.type, data=data)["id"]
     print(event_id)
     return 0
 
@@ -165,7 +166,7 @@ def cmd_emit_test_events(args: argparse.Namespace) -> int:
         raise CliError("the number of events must be zero or more")
     with _client(args) as client:
         for i in range(args.count):
-            client.call("record_event", type=args.type, data={"n": i, "run": args.run})
+            client.call(ControlCommand.RECORD_EVENT, type=args.type, data={"n": i, "run": args.run})
     print(f"recorded {args.count} event(s)")
     return 0
 
@@ -232,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--heartbeat", type=_positive_seconds, default=30.0, metavar="SECONDS",
         help="status heartbeat on the master service (default 30)",
     )
-    vpn_cli.add_run_options(run)  # scenario A: --vpn-interface, --vpn-health-window, …
+    vpn_options.add_run_options(run)  # scenario A: --vpn-interface, --vpn-health-window, …
     run.set_defaults(handler=cmd_run)
 
     status = sub.add_parser("status", parents=[common], help="show the agent's status")

@@ -26,6 +26,7 @@ import serial
 
 from agent.cli import DEFAULT_STATE_DIR, format_screen, format_status
 from batm_common.control_client import ControlClient, ControlError, WaitTimeout, wait_for_screen
+from batm_common.control_commands import ControlCommand
 from batm_common.hostaddr import AddressError, parse_server_address
 from batm_common.screen_ids import is_known_screen_id, unknown_screen_message
 
@@ -272,14 +273,14 @@ class Console:
         if args:
             return _error("status takes no arguments")
         with self._client() as client:
-            status = client.call("status")["status"]
+            status = client.call(ControlCommand.STATUS)["status"]
         return Reply({"ok": True, "status": status}, format_status(status))
 
     def cmd_screen(self, args: list[str]) -> Reply:
         if args:
             return _error("screen takes no arguments")
         with self._client() as client:
-            screen = client.call("screen")["screen"]
+            screen = client.call(ControlCommand.SCREEN)["screen"]
         return Reply({"ok": True, "screen": screen}, format_screen(screen))
 
     def cmd_set_server(self, args: list[str]) -> Reply:
@@ -290,7 +291,7 @@ class Console:
         except AddressError as exc:
             return _error(f"invalid server address {args[0]!r}: {exc}")
         with self._client() as client:
-            server = client.call("set_server", address=args[0])["server"]
+            server = client.call(ControlCommand.SET_SERVER, address=args[0])["server"]
         return Reply({"ok": True, "server": server}, [f"server set to {server}"])
 
     def cmd_wait(self, args: list[str]) -> Reply:

@@ -1,4 +1,4 @@
-"""The agent daemon: the imperative shell around the pure pairing machine.
+"""The agent daemon: the imperative shell around the pure state machine (agent/machine/).
 
 One asyncio loop. Adapters (gate client, timers, control socket) turn the outside world into
 events; `dispatch` runs the transition, persists what must survive a power cut *before* acting,
@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import pairing as pm
-from agent.admin_service import AdminService, reboot_terminal
+from agent.admin.service import AdminService
 from agent.backoff import retry_delay
-from agent.control import ControlServer
+from agent.control.screen_bus import ScreenBus
+from agent.control.server import ControlServer
 from agent.gate_client import (
     CertificateMismatchError,
     GateClient,
@@ -29,16 +29,18 @@ from agent.gate_client import (
     UnknownTerminalError,
     UpgradeRequiredError,
 )
-from agent.hardware import TerminalFacts, read_facts
+from agent.hardware import HardwareError, TerminalFacts, read_facts
 from agent.identity import Identity, load_or_create
-from agent.log_archive import file_handler
-from agent.master_session import MasterSession
-from agent.screen_bus import ScreenBus
+from agent.machine import state as machine
+from agent.machine.dispatch import transition
+from agent.master.log_archive import file_handler
+from agent.master.session import MasterSession
+from agent.restart import reboot_terminal
 from agent.screens import screen_model
 from agent.settings import ServerPin, Settings, SettingsStore
-from agent.upgrade import StartReport, UpgradeAdapter, resume_updater, upgrade_event
-from agent.upgrade_states import UPGRADE_EFFECTS, UpgradeStartup
-from agent.vpn import cli as vpn_cli
+from agent.upgrade.adapter import StartReport, UpgradeAdapter, resume_updater, upgrade_event
+from agent.upgrade.states import UPGRADE_EFFECTS, UpgradeStartup
+from agent.vpn import options as vpn_options
 from agent.vpn.adapter import VpnAdapter
 from agent.vpn.config import VpnConfigError
 from agent.vpn.states import VPN_EFFECTS
@@ -56,10 +58,10 @@ class DaemonConfig:
     slots_dir: Path
     retry_max: float = 30.0
     heartbeat: float = 30.0  # status heartbeat on the master service, seconds
-    vpn_interface: str = "wg-batm"  # scenario A (agent/vpn): unique on the machine
-    vpn_mtu: int = 1420
-    vpn_health_window: float = 180.0
-    vpn_check_interval: float = 5.0
+    vpn_interface: str = vpn_options.DEFAULT_INTERFACE  # scenario A (agent/vpn)
+    vpn_mtu: int = vpn_options.DEFAULT_MTU
+    vpn_health_window: float = vpn_options.HEALTH_WINDOW
+    vpn_check_interval: float = vpn_options.CHECK_INTERVAL
 
 
 class Daemon:
@@ -71,13 +73,13 @@ class Daemon:
         self.store = SettingsStore(config.state_dir)
         self.settings: Settings = self.store.load()
         self.identity: Identity = load_or_create(config.state_dir)
-        self.state = pm.initial_state(uses_master=True)
+        self.state = machine.initial_state(uses_master=True)
         self.bus = ScreenBus()
-        self._events: asyncio.Queue[pm.Event] = asyncio.Queue()
+        self._events: asyncio.Queue[machine.Event] = asyncio.Queue()
         self._tasks: dict[asyncio.Task, int] = {}
         self._client: GateClient | None = None
         self._client_key: tuple | None = None
-        self.exit_code = 0  # RESTART_EXIT_CODE asks the supervisor to start the agent again
+        self.exit_code = 0  # RESTART_EXIT_CODE (agent/restart.py): start me again
         self._stop: asyncio.Event | None = None
         self.upgrade_start: StartReport | None = None  # what resume_updater() found at start
         self.upgrades = UpgradeAdapter(config.slots_dir, facts.serial, lambda: self.state.server,
@@ -124,17 +126,17 @@ class Daemon:
 
     def set_server(self, address: str) -> str:
         server = parse_server_address(address)  # AddressError says what is wrong
-        self.dispatch(pm.ServerSet(server))
+        self.dispatch(machine.ServerSet(server))
         return str(server)
 
     # ------------------------------------------------------------------ the loop
 
-    def dispatch(self, event: pm.Event) -> None:
+    def dispatch(self, event: machine.Event) -> None:
         old = self.state
-        new, effects = pm.transition(old, event)
+        new, effects = transition(old, event)
         # Persist first: a power cut after this line must not lose what the screen will claim.
         for effect in effects:
-            if isinstance(effect, pm.PERSISTENT_EFFECTS):
+            if isinstance(effect, machine.PERSISTENT_EFFECTS):
                 self._persist(effect)
         self.state = new
         if new.generation != old.generation:
@@ -144,21 +146,21 @@ class Daemon:
         self.bus.publish(screen_model(new, self.facts))
         self.master.status_changed()
         for effect in effects:
-            if not isinstance(effect, pm.PERSISTENT_EFFECTS):
+            if not isinstance(effect, machine.PERSISTENT_EFFECTS):
                 task = asyncio.get_running_loop().create_task(self._perform(effect))
                 self._tasks[task] = effect.generation
                 task.add_done_callback(self._tasks.pop)
 
-    def _persist(self, effect: pm.Effect) -> None:
+    def _persist(self, effect: machine.Effect) -> None:
         match effect:
-            case pm.SaveServer(server=server):
+            case machine.SaveServer(server=server):
                 self.settings = Settings(server=server, pin=self.settings.pin,
                                          paired_at=self.settings.paired_at,
                                          extra=self.settings.extra)
-            case pm.SavePairing(pin=pin):
+            case machine.SavePairing(pin=pin):
                 self.settings = Settings(server=self.settings.server, pin=pin,
                                          paired_at=time.time(), extra=self.settings.extra)
-            case pm.DropCredentials():
+            case machine.DropCredentials():
                 self.settings = Settings(server=self.settings.server, extra=self.settings.extra)
                 self.master.drop_credentials()
                 self.vpn.forget_key()  # a revoked WireGuard key is never offered again
@@ -185,22 +187,22 @@ class Daemon:
         if self._client is client:
             self._client_key = (self.state.server, pin)
 
-    async def _perform(self, effect: pm.Effect) -> None:
+    async def _perform(self, effect: machine.Effect) -> None:
         gen = effect.generation
         try:
             event = await self._network_effect(effect)
         except UnknownTerminalError:
-            event = pm.TerminalUnknown(gen)
+            event = machine.TerminalUnknown(gen)
         except NotPairedError:
-            event = pm.Unpaired(gen)
+            event = machine.Unpaired(gen)
         except RequestGoneError:
-            event = pm.PairingRequestGone(gen)
+            event = machine.PairingRequestGone(gen)
         except CertificateMismatchError as exc:
-            event = pm.ServerKeyMismatch(gen, str(exc))
+            event = machine.ServerKeyMismatch(gen, str(exc))
         except UpgradeRequiredError as exc:
             event = upgrade_event(gen, exc.answer)
         except GateUnreachableError as exc:
-            event = pm.GateUnreachable(gen, str(exc))
+            event = machine.GateUnreachable(gen, str(exc))
         if event is not None:
             await self._events.put(event)
 
@@ -209,22 +211,22 @@ class Daemon:
         if self._stop is not None:
             self._stop.set()
 
-    async def _network_effect(self, effect: pm.Effect) -> pm.Event | None:
+    async def _network_effect(self, effect: machine.Effect) -> machine.Event | None:
         gen = effect.generation
         if isinstance(effect, UPGRADE_EFFECTS):
             return await self.upgrades.perform(effect)
         if isinstance(effect, VPN_EFFECTS):
             return await self.vpn.perform(effect)
         match effect:
-            case pm.StartPairing():
+            case machine.StartPairing():
                 client = self._gate(pin=None, fresh=True)
                 offer = await client.start_pairing()
                 self._adopt(client, offer.pin)
-                return pm.PairingOffered(gen, offer.request_id, offer.code, offer.pin)
-            case pm.PollApproval(request_id=request_id, pin=pin):
+                return machine.PairingOffered(gen, offer.request_id, offer.code, offer.pin)
+            case machine.PollApproval(request_id=request_id, pin=pin):
                 approved = await self._gate(pin).poll_approval(request_id)
-                return pm.Approved(gen) if approved else pm.ApprovalPending(gen)
-            case pm.CheckIn():
+                return machine.Approved(gen) if approved else machine.ApprovalPending(gen)
+            case machine.CheckIn():
                 answer = await self._gate(self.settings.pin).check_in(
                     {"vpn_public_key": self.vpn.public_key()})
                 self.master.broker_moved(answer.get("broker"))
@@ -233,18 +235,18 @@ class Daemon:
                 except VpnConfigError as exc:
                     raise GateUnreachableError(f"the server's VPN answer is unusable: {exc}"
                                                ) from exc
-                return pm.CheckedIn(gen, vpn=offer.required)
-            case pm.WatchSession():
+                return machine.CheckedIn(gen, vpn=offer.required)
+            case machine.WatchSession():
                 still_paired = await self._gate(self.settings.pin).watch_session()
-                return pm.SessionAlive(gen) if still_paired else pm.Unpaired(gen)
-            case pm.ObtainMasterCredentials():
+                return machine.SessionAlive(gen) if still_paired else machine.Unpaired(gen)
+            case machine.ObtainMasterCredentials():
                 return await self.master.obtain(gen, self._gate(self.settings.pin))
-            case pm.ConnectMaster():
+            case machine.ConnectMaster():
                 self.master.connect(gen, self.settings.pin)
                 return None
-            case pm.RetryLater(attempt=attempt):
+            case machine.RetryLater(attempt=attempt):
                 await asyncio.sleep(retry_delay(attempt, self.config.retry_max))
-                return pm.RetryDue(gen)
+                return machine.RetryDue(gen)
         return None
 
     async def run(self) -> None:
@@ -256,7 +258,7 @@ class Daemon:
         await control.start()
         if self.upgrade_start is not None:
             self.dispatch(UpgradeStartup(self.upgrade_start.trying, self.upgrade_start.note))
-        self.dispatch(pm.Started(self.settings.server, self.settings.paired,
+        self.dispatch(machine.Started(self.settings.server, self.settings.paired,
                                  self.master.has_credentials()))
         heartbeat = loop.create_task(self.master.heartbeat_loop())
         sd_notify("READY=1")
@@ -300,10 +302,8 @@ def run(args) -> int:
         slots_dir=Path(args.slots_dir),
         retry_max=float(args.retry_max),
         heartbeat=float(getattr(args, "heartbeat", None) or 30.0),
-        **vpn_cli.daemon_options(args),
+        **vpn_options.daemon_options(args),
     )
-    from agent.hardware import HardwareError
-
     upgrade_start = resume_updater(config.slots_dir)  # before the version is read
     log.info("firmware: %s", upgrade_start.message)
     try:

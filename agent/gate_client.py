@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from agent.hardware import TerminalFacts
 from agent.identity import Identity
 from agent.settings import ServerPin
-from agent.upgrade_offer import OfferError, UpgradeOffer, UpgradeWait, parse_upgrade_answer
+from agent.upgrade.offer import OfferError, UpgradeOffer, UpgradeWait, parse_upgrade_answer
 from batm_common import pairing_code
 from batm_common.hostaddr import ServerAddress
 from batm_common.signing import b64url, sign_headers, unb64url
@@ -85,7 +85,7 @@ def spki_der(cert: x509.Certificate) -> bytes:
     )
 
 
-def _tls_context(pin: ServerPin | None) -> ssl.SSLContext:
+def tls_context(pin: ServerPin | None) -> ssl.SSLContext:
     if pin is None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
@@ -156,7 +156,7 @@ class GateClient:
         self._expected_spki_sha256 = pin.spki_sha256 if pin else None
         self._client = httpx.AsyncClient(
             base_url=f"https://{server.url_host}:{server.port}",
-            verify=_tls_context(pin),
+            verify=tls_context(pin),
             timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT),
             headers={"User-Agent": f"batm-agent/{facts.version}"},
         )

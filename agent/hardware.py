@@ -8,6 +8,7 @@ in the active slot's manifest (the slot layout is the firmware updater's directo
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,3 +82,13 @@ def read_slot_hardware(slots_dir: Path) -> str | None:
         return None
     hardware = data.get("hardware") if isinstance(data, dict) else None
     return hardware if isinstance(hardware, str) and len(hardware) <= 32 else None
+
+
+def active_slot(slots_dir: Path | None) -> str | None:
+    """The name of the active firmware slot (directory backend: `active` -> a|b)."""
+    if slots_dir is None:
+        return None
+    try:
+        return Path(os.readlink(Path(slots_dir) / "active")).name
+    except OSError:
+        return None

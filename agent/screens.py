@@ -8,7 +8,7 @@ recognises each screen.
 from __future__ import annotations
 
 from agent.hardware import TerminalFacts
-from agent.pairing import (
+from agent.machine.state import (
     AgentState,
     AwaitingApproval,
     CertificateMismatch,
@@ -19,8 +19,9 @@ from agent.pairing import (
     UnknownTerminal,
     Unreachable,
 )
-from agent.upgrade_screens import UPGRADE_PHASES, upgrade_screen
+from agent.upgrade.screens import UPGRADE_PHASES, upgrade_screen
 from agent.vpn.screens import vpn_screen
+from batm_common.screen_ids import ScreenId
 
 
 def screen_model(state: AgentState, facts: TerminalFacts) -> dict:
@@ -43,32 +44,32 @@ def screen_model(state: AgentState, facts: TerminalFacts) -> dict:
     match phase:
         case NoServer():
             model.update(
-                screen="set_server",
+                screen=ScreenId.SET_SERVER,
                 title="Server not set",
                 text="Set the terminal server's host/IP in advanced administration.",
             )
         case Connecting():
             model.update(
-                screen="connecting",
+                screen=ScreenId.CONNECTING,
                 title="Connecting",
                 text=f"Contacting the server at {server}…",
             )
         case ConnectingMaster():
             model.update(
-                screen="connecting",
+                screen=ScreenId.CONNECTING,
                 title="Connecting",
                 text=f"Paired with {server}; connecting to the master service…",
             )
         case Unreachable(reason=reason):
             model.update(
-                screen="server_unreachable",
+                screen=ScreenId.SERVER_UNREACHABLE,
                 title="Server unreachable",
                 text=f"Cannot reach the server at {server}. Retrying automatically.",
                 detail=reason,
             )
         case UnknownTerminal():
             model.update(
-                screen="unknown_terminal",
+                screen=ScreenId.UNKNOWN_TERMINAL,
                 title="Unknown terminal",
                 text=(
                     f"The server does not know terminal {facts.serial}. Create the terminal on "
@@ -77,7 +78,7 @@ def screen_model(state: AgentState, facts: TerminalFacts) -> dict:
             )
         case AwaitingApproval(code=code):
             model.update(
-                screen="pairing_code",
+                screen=ScreenId.PAIRING_CODE,
                 title="Terminal not paired",
                 text=(
                     "Approve the pairing request for this terminal in the terminal list on the "
@@ -87,13 +88,13 @@ def screen_model(state: AgentState, facts: TerminalFacts) -> dict:
             )
         case InService():
             model.update(
-                screen="in_service",
+                screen=ScreenId.IN_SERVICE,
                 title="In service",
                 text=f"Paired and connected to {server}.",
             )
         case CertificateMismatch(reason=reason):
             model.update(
-                screen="certificate_mismatch",
+                screen=ScreenId.CERTIFICATE_MISMATCH,
                 title="SERVER CERTIFICATE MISMATCH",
                 text=(
                     f"The server at {server} no longer presents the key this terminal paired "

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from batm_common.control_commands import ControlCommand
 from batm_common.jsonlines import connect_unix, encode_line, socket_path
 
 
@@ -121,7 +122,7 @@ class ControlClient:
         `first_deadline` (default: `deadline`) bounds the wait for the first, current screen. The
         connection is the subscription's from then on: do not call request() on it again.
         """
-        self._send({"cmd": "subscribe"})
+        self._send({"cmd": ControlCommand.SUBSCRIBE})
         first = self._read_message(deadline if first_deadline is None else first_deadline)
         self.checked(first)
         yield self._screen_of(first)

@@ -3,7 +3,7 @@
     D/firmware-keys/sim.key, sim.key.pub    the rig's firmware signing key (made once per D)
     D/firmware/<version>.fw                 the bundles, rebuilt by every `up` (a few KB each)
     D/server/firmware-keys/sim.key.pub      the server trusts it (`firmware add` checks it)
-    D/<serial>/slots/trusted-keys/          each terminal trusts it (agent/upgrade.py)
+    D/<serial>/slots/trusted-keys/          each terminal trusts it (agent/upgrade/adapter.py)
 
 The catalog makes the seed's upgrade paths (DESIGN.md §2): 20210315 is installable from
 ≤ 20190130 and 20230801 from 20190131..20230731, so an old terminal takes one step to 20230801

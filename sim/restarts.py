@@ -1,6 +1,6 @@
 """Restart-on-request for simulated agents (like systemd's Restart=always for the agent).
 
-An agent exits with RESTART_EXIT_CODE (agent/upgrade.py) after it armed a new firmware slot or
+An agent exits with RESTART_EXIT_CODE (agent/restart.py) after it armed a new firmware slot or
 fell back to the old one: on a Pi systemd starts it again (and the Pi backend reboots with
 tryboot); in the simulator the supervisor does. Any other exit - a crash, `stop`, a SIGKILL
 "power cut" - leaves the agent down, as before, so a test sees a failure instead of a mask.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from agent.upgrade import RESTART_EXIT_CODE
+from agent.restart import RESTART_EXIT_CODE
 from sim.procs import Child
 
 

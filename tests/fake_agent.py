@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.control import ControlServerThread
-from agent.screen_bus import ScreenBus
+from agent.control.screen_bus import ScreenBus
+from agent.control.server import ControlServerThread
 from batm_common.hostaddr import AddressError, parse_server_address
 
 BLOCKED_HOST = "blocked.example"  # set_server refuses it, as a backend may refuse any address
@@ -21,7 +21,7 @@ def screen(screen_id: str, **fields: object) -> dict:
 
 
 class FakeBackend:
-    """The daemon's side of the control socket (agent.control.ControlBackend)."""
+    """The daemon's side of the control socket (agent.control.server.ControlBackend)."""
 
     def __init__(self, first: str = "connecting") -> None:
         self.bus = ScreenBus(screen(first))

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from agent.admin_pin import (
+from agent.admin.pin import (
     FACTORY_PIN,
     MAX_FAILURES,
     PinError,

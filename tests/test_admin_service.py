@@ -6,10 +6,13 @@ import os
 
 import pytest
 
-from agent.admin_service import AdminService, active_slot, read_network
-from agent.control import ControlServerThread
-from agent.screen_bus import ScreenBus
+from agent.admin.network import read_network
+from agent.admin.service import AdminService
+from agent.control.screen_bus import ScreenBus
+from agent.control.server import ControlServerThread
+from agent.hardware import active_slot
 from batm_common.control_client import ControlClient
+from batm_common.control_commands import AdminCommand
 from batm_common.hostaddr import parse_server_address
 
 FAST = {"n": 2**4, "r": 8, "p": 1}
@@ -142,6 +145,13 @@ def test_info_reboot_and_pin_change(admin, terminal):
 def test_unknown_and_malformed_admin_commands(admin):
     assert "admin_unlock" in admin.handle("admin_format_disk", {})["error"]
     assert admin.handle("admin_unlock", {"pin": 0})["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("command", list(AdminCommand))
+def test_every_catalogued_admin_command_is_answered(admin, command):
+    session = unlocked(admin)
+    answer = admin.handle(command, {"session": session})
+    assert "unknown command" not in answer.get("error", "")
 
 
 def test_a_broken_info_source_does_not_break_the_page(admin):

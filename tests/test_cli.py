@@ -267,3 +267,18 @@ def test_run_options_reach_the_daemon(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert seen["log_level"] == "debug"
     assert cli.main(["run", "--state-dir", "/x"]) == 0
     assert seen["state_dir"] == "/x"
+
+
+def test_talking_to_the_agent_loads_no_daemon_libraries(agent) -> None:
+    """status/screen/wait/set-server start fast: none of them loads what only `run` needs."""
+    heavy = ("agent.daemon", "cryptography", "paho", "pyroute2", "httpx", "wireguard_tools")
+    probe = "\n".join([
+        "import sys",
+        "from agent import cli",
+        f"cli.main(['status', '--state-dir', {str(agent.state_dir)!r}])",
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r} or m in {heavy!r}))",
+    ])
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=30, env=_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"

@@ -14,9 +14,10 @@ import pytest
 from fake_agent import FakeBackend, screen
 from waiting import wait_for
 
-from agent.control import ControlServer, ControlServerThread
-from agent.screen_bus import ScreenBus
+from agent.control.screen_bus import ScreenBus
+from agent.control.server import ControlServer, ControlServerThread
 from batm_common.control_client import AgentUnreachable, ControlClient
+from batm_common.control_commands import ControlCommand
 from batm_common.jsonlines import socket_path
 from batm_common.sd_notify import sd_notify
 
@@ -129,6 +130,16 @@ def test_malformed_line_gets_an_error_and_the_connection_stays(
     assert answer["ok"] is False
     assert complaint in answer["error"]
     assert line.ask({"cmd": "ping"}) == {"ok": True}
+
+
+@pytest.mark.parametrize("command", list(ControlCommand))
+def test_every_catalogued_command_is_answered(agent: ControlServerThread, command) -> None:
+    connection = Line(agent.path)
+    try:
+        answer = connection.ask({"cmd": command})
+    finally:
+        connection.close()
+    assert "unknown command" not in answer.get("error", "")
 
 
 def test_overlong_lines_are_refused_once_each(line: Line) -> None:

@@ -13,7 +13,7 @@ import display_window
 import pygame
 import pytest
 
-from agent.admin_service import AdminService
+from agent.admin.service import AdminService
 from batm_common.hostaddr import parse_server_address
 from display import fonts
 from display.admin import view as v

@@ -123,9 +123,9 @@ def test_admin_in_the_real_window_with_touch_through_xdotool(xvfb, tmp_path):
         pytest.skip("xdotool not found (apt-get install xdotool)")
     import json
 
-    from agent.admin_service import AdminService
-    from agent.control import ControlServerThread
-    from agent.screen_bus import ScreenBus
+    from agent.admin.service import AdminService
+    from agent.control.screen_bus import ScreenBus
+    from agent.control.server import ControlServerThread
     from batm_common.hostaddr import parse_server_address
     from display.admin.samples import SAMPLES as ADMIN
     from display.admin.widgets import layout

@@ -1,6 +1,7 @@
 """The pairing machine with the master service: in service means connected over MQTT."""
 
-from agent import pairing as pm
+from agent.machine import state as pm
+from agent.machine.dispatch import transition
 from batm_common.hostaddr import ServerAddress
 
 SERVER = ServerAddress("192.0.2.1", 8443)
@@ -9,7 +10,7 @@ SERVER = ServerAddress("192.0.2.1", 8443)
 def run(state, *events):
     effects = []
     for event in events:
-        state, new_effects = pm.transition(state, event)
+        state, new_effects = transition(state, event)
         effects.extend(new_effects)
     return state, effects
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from agent.outbox import AckError, EventError, Outbox, OutboxPump, parse_acks
+from agent.master.outbox import AckError, EventError, Outbox, OutboxPump, parse_acks
 
 
 class FakeLink:

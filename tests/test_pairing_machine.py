@@ -1,6 +1,7 @@
 """The pure pairing state machine: every transition the seed's flows rely on."""
 
-from agent import pairing as pm
+from agent.machine import state as pm
+from agent.machine.dispatch import transition
 from agent.settings import ServerPin
 from batm_common.hostaddr import ServerAddress
 
@@ -12,7 +13,7 @@ PIN = ServerPin(ca_pem="-----BEGIN CERTIFICATE-----\n...", spki_sha256="ab" * 32
 def run(state, *events):
     effects = []
     for event in events:
-        state, new_effects = pm.transition(state, event)
+        state, new_effects = transition(state, event)
         effects.extend(new_effects)
     return state, effects
 

@@ -11,8 +11,8 @@ import tarfile
 
 import pytest
 
-from agent.log_archive import build_archive, lines_in_period
-from agent.remote_commands import CommandError, CommandRunner, LogRequest, log_request
+from agent.master.log_archive import build_archive, lines_in_period
+from agent.master.remote_commands import CommandError, CommandRunner, LogRequest, log_request
 
 UTC = datetime.UTC
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from agent import pairing as pm
-from agent import upgrade_states as us
 from agent.hardware import TerminalFacts
+from agent.machine import state as pm
+from agent.machine.dispatch import transition
 from agent.screens import screen_model
-from agent.upgrade_offer import OfferError, UpgradeOffer, UpgradeWait, parse_upgrade_answer
+from agent.upgrade import states as us
+from agent.upgrade.offer import OfferError, UpgradeOffer, UpgradeWait, parse_upgrade_answer
 from batm_common.hostaddr import parse_server_address
 
 SERVER = parse_server_address("192.0.2.1:8443")
@@ -15,7 +16,7 @@ OFFER = UpgradeOffer(20210315, "/api/v1/firmware/1/bundle", 5000, "a" * 64, 1, 2
 
 
 def started() -> pm.AgentState:
-    state, effects = pm.transition(pm.initial_state(), pm.Started(SERVER, paired=False))
+    state, effects = transition(pm.initial_state(), pm.Started(SERVER, paired=False))
     assert effects == [pm.StartPairing(state.generation)]
     return state
 
@@ -23,7 +24,7 @@ def started() -> pm.AgentState:
 def run(state: pm.AgentState, *events) -> tuple[pm.AgentState, list]:
     effects: list = []
     for event in events:
-        state, new = pm.transition(state, event)
+        state, new = transition(state, event)
         effects += new
     return state, effects
 

@@ -1,7 +1,8 @@
 """The VPN step of the pure pairing machine (scenario A) and its screens."""
 
-from agent import pairing as pm
 from agent.hardware import TerminalFacts
+from agent.machine import state as pm
+from agent.machine.dispatch import transition
 from agent.screens import screen_model
 from agent.vpn import states as vs
 from batm_common.hostaddr import ServerAddress
@@ -14,7 +15,7 @@ FACTS = TerminalFacts(serial="SIM00001", model="test", version=20230801)
 def run(state, *events):
     effects = []
     for event in events:
-        state, new_effects = pm.transition(state, event)
+        state, new_effects = transition(state, event)
         effects.extend(new_effects)
     return state, effects
 

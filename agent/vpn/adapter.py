@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent.vpn import keys
-from agent.vpn.config import DEFAULT_MTU, KEEPALIVE, VpnConfig, VpnOffer, wg_quick_text
+from agent.vpn.config import KEEPALIVE, VpnConfig, VpnOffer, wg_quick_text
+from agent.vpn.options import CHECK_INTERVAL, DEFAULT_INTERFACE, DEFAULT_MTU, HEALTH_WINDOW
 from agent.vpn.states import (
     FAILED,
     NO_HANDSHAKE,
@@ -43,11 +44,8 @@ from batm_common.wireguard import PeerSpec, PeerState, WgError, WgInterface
 
 log = logging.getLogger(__name__)
 
-DEFAULT_INTERFACE = "wg-batm"
 CONFIG_FILE = "wg-batm.conf"
-HEALTH_WINDOW = 180.0
 HANDSHAKE_FLOOR = 180.0  # REKEY_AFTER_TIME (120 s) + keepalive + margin
-CHECK_INTERVAL = 5.0
 UP_TIMEOUT = 5.0  # how long a bring-up waits for the handshake
 KICK = 1.0  # WireGuard itself re-sends a lost initiation only after 5 s (REKEY_TIMEOUT): a
 # fresh peer every second re-sends it sooner, so a path that comes back is used at once

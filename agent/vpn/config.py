@@ -21,10 +21,9 @@ from dataclasses import dataclass
 
 from wireguard_tools import WireguardConfig, WireguardKey, WireguardPeer
 
+from agent.vpn.options import MAX_MTU, MIN_MTU
 from batm_common.hostaddr import AddressError, ServerAddress, parse_server_address
 
-DEFAULT_MTU = 1420
-MIN_MTU, MAX_MTU = 1280, 9000
 KEEPALIVE = 25  # seconds: keeps NAT mappings open and the server's view of the path fresh
 MAX_ALLOWED_IPS = 16
 

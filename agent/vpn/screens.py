@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from agent.hardware import TerminalFacts
 from agent.vpn.states import FAILED, MISSING, UNHEALTHY, VpnError
+from batm_common.screen_ids import ScreenId
 
 TITLE = "VPN connection error"
 
@@ -34,4 +35,4 @@ def vpn_screen(error: VpnError, facts: TerminalFacts, retrying: bool = False) ->
                 "open. Retrying automatically.")
     if retrying:
         text += " Retrying now…"
-    return {"screen": "vpn_error", "title": TITLE, "text": text, "detail": error.detail}
+    return {"screen": ScreenId.VPN_ERROR, "title": TITLE, "text": text, "detail": error.detail}

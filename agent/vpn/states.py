@@ -1,4 +1,4 @@
-"""The VPN step's phase, events and effects (pure data; agent/vpn/machine.py moves them).
+"""The VPN step's phase, events and effects (pure data; agent/machine/vpn.py moves them).
 
 Scenario A: after the check-in and the MQTT credentials, the terminal brings up its WireGuard
 tunnel (BringUpVpn) before it connects to the master service through it. The adapter answers

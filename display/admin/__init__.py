@@ -9,6 +9,6 @@
     requests.py    agent requests on a worker thread (the UI thread never waits)
     samples.py     one view per page (golden screenshots, contact sheet, benchmark)
 
-The PIN, its lockout and the sessions live in the agent (agent/admin_service.py): the display is
+The PIN, its lockout and the sessions live in the agent (agent/admin/service.py): the display is
 an unprivileged UI and gains nothing by being restarted.
 """

@@ -1,7 +1,7 @@
 """The advanced administration's state machine, on the display side.
 
 It holds what the technician is doing (page, digits typed so far, the address being typed) and
-turns button activations and keys into requests to the agent (`admin_*`, agent/admin_service.py).
+turns button activations and keys into requests to the agent (`admin_*`, agent/admin/service.py).
 The agent decides everything that matters — PIN, lockout, address validity — and its answers
 (with their reasons) are shown as they are. Nothing here blocks: `send(message, on_answer)`
 queues a request and on_answer runs later on the UI thread; `busy` is shown meanwhile.

@@ -1,4 +1,4 @@
-"""The info pages' contents: the agent's admin_info answer (agent/admin_service.py) as label/value
+"""The info pages' contents: the agent's admin_info answer (agent/admin/service.py) as label/value
 rows, and the pairing page from the terminal's own screen model. Defensive like model.py: the
 answer is data from another process and a missing or odd field shows as "—", never raises."""
 

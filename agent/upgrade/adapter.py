@@ -1,4 +1,4 @@
-"""The upgrade adapter: runs the firmware updater for the pairing machine's upgrade effects.
+"""The upgrade adapter: runs the firmware updater for the state machine's upgrade effects.
 
 In-process, through firmware_updater's API (no subprocess: progress and cancellation need the
 byte stream, and the agent already holds the gate's TLS key from the hello):
@@ -33,9 +33,11 @@ from pathlib import Path
 import httpx
 from cryptography import x509
 
-from agent import upgrade_states as us
-from agent.gate_client import _tls_context, spki_der
-from agent.upgrade_offer import UpgradeOffer, UpgradeWait
+from agent.gate_client import spki_der, tls_context
+from agent.machine.state import RetryDue
+from agent.restart import RESTART_EXIT_CODE
+from agent.upgrade import states as us
+from agent.upgrade.offer import UpgradeOffer, UpgradeWait
 from batm_common.atomic import atomic_write
 from batm_common.hostaddr import ServerAddress
 from batm_common.signing import HEADER_SERIAL
@@ -47,7 +49,6 @@ from firmware_updater.trust import load_trusted_keys
 
 log = logging.getLogger("batm-agent.upgrade")
 
-RESTART_EXIT_CODE = 75  # "restart me": the agent armed a slot (or rolled back) and must restart
 DEFAULT_KEYS_DIR = Path("/etc/batm/firmware-keys")
 HISTORY = "upgrades.json"  # in SLOTS_DIR/updater/: one entry per committed upgrade
 PROGRESS_STEP = 2  # percent between progress events
@@ -70,7 +71,6 @@ class StartReport:
 
 def resume_updater(slots_dir: Path) -> StartReport:
     """`batm-firmware resume`, in-process, before the agent reads its version."""
-
     try:
         installer = Installer(slots_dir)
         record = installer.journal.load() or {}
@@ -114,7 +114,7 @@ class PinnedStream(HttpStream):
     def __init__(self, url: str, offset: int, serial: str, spki_sha256: str,
                  on_position: Callable[[int, int | None], None], cancel: threading.Event):
         self.spki_sha256 = spki_sha256
-        client = httpx.Client(verify=_tls_context(None), headers={HEADER_SERIAL: serial},
+        client = httpx.Client(verify=tls_context(None), headers={HEADER_SERIAL: serial},
                               timeout=httpx.Timeout(30.0, connect=5.0))
         super().__init__(url, offset, client=client, check_response=self._check_key,
                          on_position=on_position, cancel=cancel)
@@ -148,7 +148,6 @@ class UpgradeAdapter:
         self._loop.call_soon_threadsafe(self._put, event)
 
     def status(self) -> dict:
-
         try:
             record = Journal(self.slots_dir).load() or {}
         except FirmwareError:
@@ -163,8 +162,6 @@ class UpgradeAdapter:
         match effect:
             case us.WaitForUpgrade(seconds=seconds):
                 await asyncio.sleep(seconds)
-                from agent.pairing import RetryDue
-
                 return RetryDue(gen)
             case us.WatchTrial(seconds=seconds):
                 # Not tied to a generation: retries must not cancel the trial's deadline.
@@ -221,12 +218,10 @@ class UpgradeAdapter:
         return us.UpgradeInstalled(gen)
 
     def _install_blocking(self, url: str, opener):
-
         keys = load_trusted_keys(trusted_keys_dir(self.slots_dir))
         return Installer(self.slots_dir, trusted=keys, opener=opener).install(url)
 
     def _commit(self) -> None:
-
         try:
             installer = Installer(self.slots_dir)
             outcome = installer.commit()
@@ -245,7 +240,6 @@ class UpgradeAdapter:
             self._request_exit(RESTART_EXIT_CODE)
 
     def _rollback(self, reason: str) -> None:
-
         log.error("falling back to the previous slot: %s", reason)
         try:
             Installer(self.slots_dir).rollback(reason)

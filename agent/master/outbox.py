@@ -15,7 +15,6 @@ tests drive it with fakes.
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import re
@@ -25,6 +24,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from batm_common.clock import iso_ms, utcnow
+from batm_common.jsondoc import NotAJsonObject, parse_object
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +57,12 @@ class AckError(ValueError):
     """An acknowledgement payload that cannot be used; str() says why."""
 
 
-def utc_iso(moment: datetime.datetime | None = None) -> str:
-    moment = moment or datetime.datetime.now(datetime.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def parse_acks(payload: bytes) -> list[str]:
     """The event ids of a server acknowledgement {"ids": [id, …]}; AckError if unusable."""
-    if len(payload) > MAX_PAYLOAD:
-        raise AckError(f"acknowledgement: {len(payload)} bytes is over {MAX_PAYLOAD}")
     try:
-        value = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise AckError(f"acknowledgement: not valid JSON ({exc})") from exc
-    ids = value.get("ids") if isinstance(value, dict) else None
+        ids = parse_object(payload, "acknowledgement", max_bytes=MAX_PAYLOAD).get("ids")
+    except NotAJsonObject as exc:
+        raise AckError(str(exc)) from None
     if not isinstance(ids, list):
         raise AckError('acknowledgement: must be a JSON object {"ids": [event ids]}')
     if len(ids) > MAX_ACK_IDS:
@@ -114,7 +108,7 @@ class Outbox:
                              f"'-', starting with a letter or digit; got {event_type!r}")
         event_id = str(uuid.uuid4())
         try:
-            body = json.dumps({"id": event_id, "type": event_type, "at": utc_iso(),
+            body = json.dumps({"id": event_id, "type": event_type, "at": iso_ms(utcnow()),
                                "data": data}).encode()
         except (TypeError, ValueError) as exc:
             raise EventError(f"the event data is not JSON-serialisable ({exc})") from exc
@@ -148,7 +142,7 @@ class Outbox:
 
     def mark_sent(self, ids: list[str]) -> None:
         if ids:
-            stamp = utc_iso()
+            stamp = iso_ms(utcnow())
             self._relaxed("UPDATE outbox SET sent_at = ? WHERE id = ?", [(stamp, i) for i in ids])
 
     def remove(self, ids: list[str]) -> int:
@@ -347,7 +341,7 @@ class OutboxPump:
 
     def _synced(self) -> None:
         """The outbox is empty and the server confirmed everything: that is a sync."""
-        self.last_sync = utc_iso()
+        self.last_sync = iso_ms(utcnow())
         self.outbox.set_meta("last_sync", self.last_sync)
         if self.last_sync_error is not None:
             self.last_sync_error = None

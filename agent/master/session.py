@@ -1,6 +1,6 @@
 """The daemon's master-service side: credentials, the MQTT link, outbox, status, commands.
 
-The daemon owns the pairing machine; this object performs its two master effects
+The daemon owns the state machine; this object performs its two master effects
 (ObtainMasterCredentials, ConnectMaster), turns what the link reports into machine events, and
 runs what lives on the link: the outbox pump, the status reporter and the remote commands.
 Everything here runs on the daemon's asyncio loop.
@@ -12,51 +12,47 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import shutil
-import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from agent import pairing as pm
 from agent.gate_client import GateClient, GateUnreachableError
 from agent.hardware import TerminalFacts
-from agent.log_archive import build_archive, collect
-from agent.master_credentials import (
+from agent.machine.state import (
+    Event,
+    MasterConnected,
+    MasterCredentialsIssued,
+    MasterLost,
+    MasterRejected,
+    Unpaired,
+)
+from agent.master.credentials import (
     CredentialsError,
     CredentialsStore,
     MasterCredentials,
     new_password,
 )
-from agent.mqtt_link import LinkEvent, MqttLink
-from agent.outbox import AckError, Outbox, OutboxPump, parse_acks
-from agent.remote_commands import Command, CommandError, CommandRunner, log_request
+from agent.master.log_archive import build_archive, collect
+from agent.master.mqtt_link import LinkEvent, MqttLink
+from agent.master.outbox import AckError, Outbox, OutboxPump, parse_acks
+from agent.master.remote_commands import Command, CommandError, CommandRunner, log_request
+from agent.master.status_report import HEARTBEAT, StatusReporter, build_status
+from agent.restart import reboot_terminal
 from agent.settings import ServerPin
-from agent.status_report import HEARTBEAT, StatusReporter, build_status
+from batm_common.remote_commands import RemoteCommand
 
 log = logging.getLogger(__name__)
 
 TICK = 1.0  # seconds between checks for events the server has not acknowledged
 
 
-def _default_reboot() -> None:
-    """Under systemd: `systemctl reboot`; elsewhere (a shell, the simulator) stop the agent."""
-    if os.environ.get("INVOCATION_ID") and shutil.which("systemctl"):
-        subprocess.run(["systemctl", "reboot"], check=False, timeout=30)
-        return
-    log.warning("not under systemd: stopping the agent instead of rebooting")
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
 class MasterSession:
     def __init__(
         self, state_dir: Path, facts: TerminalFacts, slots_dir: Path, *,
-        dispatch: Callable[[pm.Event], None],
+        dispatch: Callable[[Event], None],
         agent_status: Callable[[], dict],
         generation: Callable[[], int],
         gate: Callable[[], GateClient],
-        reboot: Callable[[], None] | None = None,
+        reboot: Callable[[], None] = reboot_terminal,
         heartbeat: float = HEARTBEAT,
     ):
         self.state_dir = Path(state_dir)
@@ -71,11 +67,13 @@ class MasterSession:
         self._agent_status = agent_status
         self._generation = generation
         self._gate = gate
-        self._reboot = reboot or _default_reboot
+        self._reboot = reboot
         self.reporter = StatusReporter(self._build_status, self._publish_status)
         self.commands = CommandRunner({
-            "unpair": self._cmd_unpair, "retrieve_logs": self._cmd_retrieve_logs,
-            "reset_db": self._cmd_reset_db, "reboot": self._cmd_reboot,
+            RemoteCommand.UNPAIR: self._cmd_unpair,
+            RemoteCommand.RETRIEVE_LOGS: self._cmd_retrieve_logs,
+            RemoteCommand.RESET_DB: self._cmd_reset_db,
+            RemoteCommand.REBOOT: self._cmd_reboot,
         }, self._respond)
         self._tasks: set[asyncio.Task] = set()
         self._ticker: asyncio.TimerHandle | None = None
@@ -85,7 +83,7 @@ class MasterSession:
     def has_credentials(self) -> bool:
         return self.credentials.load(self.facts.serial) is not None
 
-    async def obtain(self, generation: int, client: GateClient) -> pm.Event:
+    async def obtain(self, generation: int, client: GateClient) -> Event:
         password = new_password()
         answer = await client.master_credentials(password)
         try:
@@ -95,7 +93,7 @@ class MasterSession:
                                        ) from exc
         self.credentials.save(credentials)
         log.info("MQTT credentials obtained (broker %s)", credentials.broker)
-        return pm.MasterCredentialsIssued(generation)
+        return MasterCredentialsIssued(generation)
 
     def broker_moved(self, broker: object) -> None:
         """The check-in names the broker's address; keep the stored one current."""
@@ -117,7 +115,7 @@ class MasterSession:
         self.close_link()
         credentials = self.credentials.load(self.facts.serial)
         if credentials is None or pin is None:
-            self._dispatch(pm.MasterRejected(generation, "no MQTT credentials stored"))
+            self._dispatch(MasterRejected(generation, "no MQTT credentials stored"))
             return
         loop = asyncio.get_running_loop()
         self.link = MqttLink(loop, generation, self.facts.serial, credentials, pin,
@@ -149,7 +147,7 @@ class MasterSession:
         if event.kind == "connected" and current:
             log.info("master service connected (%s)", link.credentials.broker)
             self.reporter.forget()
-            self._dispatch(pm.MasterConnected(generation))  # publishes the status (in_service)
+            self._dispatch(MasterConnected(generation))  # publishes the status (in_service)
             self.reporter.report()
             self.pump.connected_with(lambda body: link.publish("events", body))
             self._start_ticker()
@@ -160,10 +158,10 @@ class MasterSession:
             self.link = None
         if event.kind == "rejected":
             log.error("the broker refused this terminal's credentials: %s", event.reason)
-            self._dispatch(pm.MasterRejected(generation, event.reason))
+            self._dispatch(MasterRejected(generation, event.reason))
         elif event.kind == "lost":
             log.warning("master service link lost: %s", event.reason)
-            self._dispatch(pm.MasterLost(generation, event.reason))
+            self._dispatch(MasterLost(generation, event.reason))
 
     # ------------------------------------------------------------------ server acknowledgements
 
@@ -253,7 +251,7 @@ class MasterSession:
     async def _cmd_unpair(self, _command: Command) -> dict:
         generation = self._generation()
         # After the result went out: the machine drops credentials and starts pairing afresh.
-        asyncio.get_running_loop().call_soon(self._dispatch, pm.Unpaired(generation))
+        asyncio.get_running_loop().call_soon(self._dispatch, Unpaired(generation))
         return {"unpaired": True}
 
     async def _cmd_reset_db(self, _command: Command) -> dict:

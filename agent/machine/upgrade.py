@@ -1,4 +1,4 @@
-"""Transitions of the staged upgrade (pure): pairing.transition hands these events over.
+"""Transitions of the staged upgrade (pure); agent/machine/dispatch.py hands these events over.
 
     hello → upgrade_required + next  → TerminalUnpaired(offer)   InstallUpgrade
           → upgrade_required, null   → TerminalUnpaired(detail)  WaitForUpgrade(retry_after)
@@ -7,17 +7,17 @@
     UpgradeFailed                    → TerminalUnpaired(reason)  RetryLater (backoff)
 
 After the restart the updater reports a slot on trial (UpgradeStartup(trying=True)): the first
-answer of the gate to the new version (pairing, upgrade_required, checked in) commits it
-(CommitSlot); if none comes within TRIAL_SECONDS the slot is rolled back (RollBackSlot).
+answer of the gate to the new version (pairing, upgrade_required, checked in; `reached_gate`)
+commits it — the dispatcher adds CommitSlot and lets the answer take its ordinary course; if none
+comes within TRIAL_SECONDS the slot is rolled back (RollBackSlot).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from agent import pairing as pm
-from agent.upgrade_states import (
-    CommitSlot,
+from agent.machine.state import AgentState, CheckedIn, Event, PairingOffered, Transition, failed
+from agent.upgrade.states import (
     InstallUpgrade,
     RestartIntoNewSlot,
     RollBackSlot,
@@ -36,19 +36,17 @@ from agent.upgrade_states import (
 
 TRIAL_SECONDS = 300.0
 # Answers that prove the new version reached the gate (an error answer proves nothing).
-REACHED_GATE = (pm.PairingOffered, pm.CheckedIn, UpgradeOffered, UpgradeBusy)
+REACHED_GATE = (PairingOffered, CheckedIn, UpgradeOffered, UpgradeBusy)
 
 
-def reached_gate(state: pm.AgentState, event: pm.Event) -> bool:
+def reached_gate(state: AgentState, event: Event) -> bool:
+    """Whether `event` is the gate's first answer to a slot on trial: time to commit it."""
     return (state.trying_upgrade and isinstance(event, REACHED_GATE)
             and getattr(event, "generation", None) == state.generation)
 
 
-def transition(state: pm.AgentState, event: pm.Event,
-               trial_seconds: float = TRIAL_SECONDS) -> pm.Transition:
-    if reached_gate(state, event):
-        new, effects = pm.transition(replace(state, trying_upgrade=False), event)
-        return new, [CommitSlot(state.generation), *effects]
+def transition(state: AgentState, event: Event,
+               trial_seconds: float = TRIAL_SECONDS) -> Transition:
     match event:
         case UpgradeStartup(trying=trying, note=note):
             effects = [WatchTrial(state.generation, trial_seconds)] if trying else []
@@ -76,11 +74,11 @@ def transition(state: pm.AgentState, event: pm.Event,
             return replace(state, phase=phase), [RestartIntoNewSlot(gen)]
         case UpgradeFailed(reason=reason):
             note = f"the upgrade failed: {reason}"
-            return pm._failed(replace(state, upgrade_note=note), TerminalUnpaired(detail=note))
+            return failed(replace(state, upgrade_note=note), TerminalUnpaired(detail=note))
     return state, []
 
 
-def _step(state: pm.AgentState) -> tuple[int, int, int] | None:
+def _step(state: AgentState) -> tuple[int, int, int] | None:
     """(step, steps, version) of the step being installed, if one is."""
     phase = state.phase
     if isinstance(phase, TerminalUnpaired) and phase.offer is not None:

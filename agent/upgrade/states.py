@@ -1,6 +1,7 @@
-"""The staged-upgrade part of the pairing machine: its phases, events and effects, as data.
+"""The staged upgrade's phases, events and effects, as data (pure).
 
-The transitions are in upgrade_machine.py; pairing.py includes these in its unions. A terminal
+The transitions are in agent/machine/upgrade.py; agent/machine/state.py includes these in its
+unions. A terminal
 too old to pair shows TerminalUnpaired ("Error: Terminal unpaired", as the operator's guide words
 it) while the gate decides, then Upgrading (step i of n, percent, do not power off), restarts
 into the new slot, and commits it once its hello with the new version got an answer.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.upgrade_offer import UpgradeOffer
+from agent.upgrade.offer import UpgradeOffer
 
 # --------------------------------------------------------------------------- phases
 

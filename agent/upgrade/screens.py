@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from agent.hardware import TerminalFacts
-from agent.upgrade_states import UPGRADE_PHASES, TerminalUnpaired, Upgrading
+from agent.upgrade.states import UPGRADE_PHASES, TerminalUnpaired, Upgrading
+from batm_common.screen_ids import ScreenId
 
 __all__ = ["UPGRADE_PHASES", "upgrade_screen"]
 
@@ -16,13 +17,13 @@ def upgrade_screen(phase: TerminalUnpaired | Upgrading, facts: TerminalFacts) ->
             text += f": version {phase.offer.version} is about to be installed."
         else:
             text += "; it will start shortly."
-        return {"screen": "terminal_unpaired", "title": "Error: Terminal unpaired",
+        return {"screen": ScreenId.TERMINAL_UNPAIRED, "title": "Error: Terminal unpaired",
                 "text": text, "detail": phase.detail}
     if phase.restarting:
         text = f"Version {phase.version} is installed. Restarting into it. Do not power off."
     else:
         text = (f"Installing version {phase.version} (step {phase.step} of {phase.steps}). "
                 "Do not power off.")
-    return {"screen": "upgrading", "title": "Upgrading", "text": text,
+    return {"screen": ScreenId.UPGRADING, "title": "Upgrading", "text": text,
             "progress": phase.progress, "step": phase.step, "steps": phase.steps,
             "detail": "Do not power off"}

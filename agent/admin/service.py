@@ -1,17 +1,10 @@
-"""The advanced administration's backend: control-socket commands `admin_*` (listed below).
+"""The advanced administration's backend: the control socket's `admin_*` commands.
 
 The display is an unprivileged UI; the PIN, its lockout and the sessions live here, in the agent,
-so that a display restart (or a fake display on the control socket) gains nothing. agent/control.py
-routes every command whose name starts with "admin_" to AdminService.handle(cmd, message).
-
-    admin_state      {}                         → locked_for, must_change (no session needed)
-    admin_unlock     {pin}                      → session, must_change | error, locked_for
-    admin_set_pin    {session, old?, new}       → ok ("old" not needed while must_change)
-    admin_info       {session}                  → network, vpn, terminal
-    admin_set_server {session, address}         → server | error, reason
-    admin_reboot     {session}                  → ok, then the terminal reboots
-    admin_touch      {session}                  → keeps the session alive while someone types
-    admin_lock       {session}                  → ok; the session is gone
+so that a display restart (or a fake display on the control socket) gains nothing.
+agent/control/server.py routes every command whose name starts with "admin_" to
+AdminService.handle(cmd, message); the commands and their fields are listed in
+batm_common/control_commands.py (AdminCommand).
 
 Failures are {"ok": false, "error": sentence, "code": one of wrong_pin, locked, must_change,
 session, invalid_pin, invalid_address, bad_request, failed}. One session at a time (one screen):
@@ -24,30 +17,27 @@ Everything here is synchronous and runs in the daemon's loop: the slowest step i
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import json
 import logging
-import os
 import secrets
-import shutil
-import socket
-import struct
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.admin_pin import MAX_FAILURES, PinError, PinFileDamaged, PinStore
+from agent.admin.network import read_network
+from agent.admin.pin import PinError, PinFileDamaged, PinStore
+from agent.hardware import active_slot
+from agent.restart import reboot_terminal
+from batm_common.control_commands import ADMIN_PREFIX, AdminCommand
 from batm_common.hostaddr import AddressError
 
 log = logging.getLogger("batm-agent.admin")
 
 IDLE_TIMEOUT = 90.0  # the display leaves after 60 s without touches and locks explicitly
-REBOOT_EXIT_CODE = 75  # EX_TEMPFAIL: "restart me" to a supervisor without systemd
-SESSION_FREE = ("admin_state", "admin_unlock")
-WHILE_MUST_CHANGE = ("admin_set_pin", "admin_lock", "admin_touch")
+SESSION_FREE = (AdminCommand.STATE, AdminCommand.UNLOCK)
+WHILE_MUST_CHANGE = (AdminCommand.SET_PIN, AdminCommand.LOCK, AdminCommand.TOUCH)
 
 
 def _fail(code: str, error: str, **extra: Any) -> dict[str, Any]:
@@ -82,13 +72,19 @@ class AdminService:
         self._session: str | None = None
         self._session_seen = 0.0
         self._session_must_change = False
+        self._handlers: dict[str, Callable[[dict], dict]] = {
+            AdminCommand.STATE: self._cmd_state, AdminCommand.UNLOCK: self._cmd_unlock,
+            AdminCommand.SET_PIN: self._cmd_set_pin, AdminCommand.INFO: self._cmd_info,
+            AdminCommand.SET_SERVER: self._cmd_set_server, AdminCommand.REBOOT: self._cmd_reboot,
+            AdminCommand.TOUCH: self._cmd_touch, AdminCommand.LOCK: self._cmd_lock,
+        }
 
     # -- dispatch ---------------------------------------------------------------------------
 
     def handle(self, cmd: str, message: dict[str, Any]) -> dict[str, Any]:
-        handler = getattr(self, f"_cmd_{cmd.removeprefix('admin_')}", None)
-        if not cmd.startswith("admin_") or handler is None:
-            known = ", ".join(f"admin_{n[5:]}" for n in sorted(dir(self)) if n.startswith("_cmd_"))
+        handler = self._handlers.get(cmd)
+        if not cmd.startswith(ADMIN_PREFIX) or handler is None:
+            known = ", ".join(sorted(self._handlers))
             return _fail("bad_request", f"unknown command {cmd!r} (admin commands: {known})")
         try:
             if cmd not in SESSION_FREE:
@@ -208,109 +204,3 @@ def _guarded(provider: Callable[[], dict], what: str) -> dict:
     except Exception as exc:  # an info page must never cost the session
         log.exception("cannot read %s information", what)
         return {"error": f"cannot read {what} information: {exc}"}
-
-
-# -- the operating system --------------------------------------------------------------------
-
-def active_slot(slots_dir: Path | None) -> str | None:
-    """The name of the active firmware slot (directory backend: `active` -> a|b)."""
-    if slots_dir is None:
-        return None
-    try:
-        return Path(os.readlink(slots_dir / "active")).name
-    except OSError:
-        return None
-
-
-def _ip_json(*args: str) -> list | None:
-    ip = shutil.which("ip") or shutil.which("ip", path="/usr/sbin:/sbin")
-    if ip is None:
-        return None
-    try:
-        out = subprocess.run([ip, "-j", *args], capture_output=True, text=True, timeout=3)
-        data = json.loads(out.stdout) if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return None
-    return data if isinstance(data, list) else None
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _interfaces(sys_net: Path) -> list[dict]:
-    links = {}
-    for entry in _ip_json("addr", "show") or []:
-        if not isinstance(entry, dict) or "LOOPBACK" in entry.get("flags", []):
-            continue
-        addresses = [f"{a.get('local')}/{a.get('prefixlen')}" for a in entry.get("addr_info", [])
-                     if isinstance(a, dict) and a.get("local")]
-        links[str(entry.get("ifname"))] = {"name": str(entry.get("ifname")),
-                                            "link": str(entry.get("operstate", "unknown")).lower(),
-                                            "mac": entry.get("address"), "addresses": addresses}
-    try:
-        names = sorted(p.name for p in sys_net.iterdir())
-    except OSError:
-        names = []
-    for name in names:  # what `ip` did not report (no ip binary): link state from sysfs
-        if name == "lo" or name in links:
-            continue
-        links[name] = {"name": name, "link": _read(sys_net / name / "operstate") or "unknown",
-                       "mac": _read(sys_net / name / "address"), "addresses": []}
-    return list(links.values())
-
-
-def _gateway(proc_route: Path) -> tuple[str | None, str | None]:
-    try:
-        lines = proc_route.read_text().splitlines()[1:]
-    except OSError:
-        return None, None
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 3 and fields[1] == "00000000":
-            try:
-                gw = socket.inet_ntoa(struct.pack("<L", int(fields[2], 16)))
-            except (ValueError, struct.error):
-                continue
-            return gw, fields[0]
-    return None, None
-
-
-def _dns(resolv_conf: Path) -> list[str]:
-    text = _read(resolv_conf) or ""
-    return [parts[1] for line in text.splitlines()
-            if len(parts := line.split()) >= 2 and parts[0] == "nameserver"]
-
-
-def read_network(sys_net: Path = Path("/sys/class/net"), proc_route: Path = Path("/proc/net/route"),
-                 resolv_conf: Path = Path("/etc/resolv.conf")) -> dict:
-    """Interfaces (link state, MAC, addresses), default gateway and DNS servers, as far as the OS
-    tells; missing pieces are None/empty, never an error."""
-    gateway, gateway_dev = _gateway(proc_route)
-    return {"interfaces": _interfaces(sys_net), "gateway": gateway,
-            "gateway_interface": gateway_dev, "dns": _dns(resolv_conf)}
-
-
-def reboot_terminal() -> None:
-    """Reboot. Under systemd (INVOCATION_ID set): `systemctl reboot` (the agent's user needs a
-    polkit rule granting org.freedesktop.login1.reboot). Elsewhere (the simulator, a shell): the
-    agent exits with REBOOT_EXIT_CODE half a second later, after its answer went out, so that a
-    supervisor restarting it plays the reboot."""
-    if os.environ.get("INVOCATION_ID") and shutil.which("systemctl"):
-        result = subprocess.run(["systemctl", "reboot"], capture_output=True, text=True,
-                                timeout=30)
-        if result.returncode != 0:
-            raise RuntimeError(result.stderr.strip() or f"systemctl exited {result.returncode}")
-        return
-    log.warning("not under systemd: exiting with status %d instead of rebooting",
-                REBOOT_EXIT_CODE)
-    try:
-        asyncio.get_running_loop().call_later(0.5, os._exit, REBOOT_EXIT_CODE)
-    except RuntimeError:  # no loop (a tool calling this directly): exit now
-        os._exit(REBOOT_EXIT_CODE)
-
-
-__all__ = ["MAX_FAILURES", "AdminService", "read_network", "reboot_terminal"]

@@ -7,7 +7,7 @@ from its loop.
 Trust: TLS with the CA pinned at pairing (the chain is verified before the password is sent;
 hostname not checked, terminals are pointed at IPs), then the leaf key is compared with the
 pinned SPKI SHA-256, exactly like the gate. A link is one connection: it never reconnects by
-itself. The pairing machine reconnects through a fresh check-in with capped, jittered backoff
+itself. The state machine reconnects through a fresh check-in with capped, jittered backoff
 (agent.backoff), and a CONNACK refusing the credentials ends in MasterRejected — the terminal
 goes back to pairing instead of knocking again.
 
@@ -34,7 +34,7 @@ import paho.mqtt.client as mqtt
 from cryptography import x509
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.master_credentials import MasterCredentials
+from agent.master.credentials import MasterCredentials
 from agent.settings import ServerPin
 
 log = logging.getLogger(__name__)

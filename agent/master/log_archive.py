@@ -22,7 +22,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from agent.remote_commands import LogRequest
+from agent.master.remote_commands import LogRequest
 
 LOG_DIR = "logs"
 LOG_FILE = "agent.log"

@@ -12,17 +12,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.outbox import utc_iso
+from agent.hardware import active_slot
+from batm_common.clock import iso_ms, utcnow
 
 HEARTBEAT = 30.0
 VOLATILE = ("uptime", "vpn_handshake_age", "at")  # a change in these alone is no "change"
-
-
-def active_slot(slots_dir: Path) -> str | None:
-    try:
-        return os.path.basename(os.readlink(Path(slots_dir) / "active"))
-    except OSError:
-        return None
 
 
 def last_firmware_update(slots_dir: Path) -> str | None:
@@ -31,7 +25,7 @@ def last_firmware_update(slots_dir: Path) -> str | None:
         stamp = os.lstat(Path(slots_dir) / "active").st_mtime
     except OSError:
         return None
-    return utc_iso(datetime.datetime.fromtimestamp(stamp, datetime.UTC))
+    return iso_ms(datetime.datetime.fromtimestamp(stamp, datetime.UTC))
 
 
 def build_status(*, serial: str, version: int, slots_dir: Path, state: str, screen: str | None,
@@ -50,7 +44,7 @@ def build_status(*, serial: str, version: int, slots_dir: Path, state: str, scre
         "uptime": round(uptime, 1),
         "vpn_handshake_age": vpn_handshake_age,
         "outbox_pending": outbox_pending,
-        "at": utc_iso(),
+        "at": iso_ms(utcnow()),
     }
 
 

@@ -4,22 +4,20 @@ A command is {"id", "command", "args"}; every one gets a result {"command_id", "
 "result"?}. A payload that is not JSON, too big, or names an unknown command or bad arguments
 gets an error result naming the problem — never an exception out of here.
 
-    unpair         drop credentials (and VPN), back to the pairing-code screen
-    retrieve_logs  {"since": ISO, "until": ISO, "max_size": bytes}: upload a .tar.gz of the
-                   agent's log lines in that period, no larger than max_size
-    reset_db       delete and recreate the local database; the agent keeps running
-    reboot         reboot the terminal
+The commands are catalogued in batm_common/remote_commands.py (RemoteCommand); the master session
+(agent/master/session.py) carries each out. Here: parsing and running them, and the arguments of
+retrieve_logs ({"since": ISO, "until": ISO, "max_size": bytes}).
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from batm_common.jsondoc import NotAJsonObject, parse_object
 from batm_common.remote_commands import NO_ARGUMENTS
 
 log = logging.getLogger(__name__)
@@ -50,15 +48,10 @@ class LogRequest:
 
 def parse_command(payload: bytes) -> Command:
     """The command in an MQTT payload; CommandError (with the id if one was readable)."""
-    if len(payload) > MAX_COMMAND:
-        raise CommandError(f"the command is {len(payload)} bytes, over the {MAX_COMMAND}-byte "
-                           "limit")
     try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CommandError(f"the command is not valid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise CommandError("the command must be a JSON object")
+        data = parse_object(payload, "the command", max_bytes=MAX_COMMAND)
+    except NotAJsonObject as exc:
+        raise CommandError(str(exc)) from None
     command_id = data.get("id")
     if not isinstance(command_id, str) or not COMMAND_ID.match(command_id):
         raise CommandError("the command has no valid id (1-64 letters, digits, '-', '_')")

@@ -2,7 +2,8 @@
 
 Three clients share it: the display, the serial console and the `batm-agent` CLI. The server side
 (ControlServer) runs in the daemon's asyncio loop and delegates to a ControlBackend the daemon
-provides; the blocking client side lives in batm_common/control_client.py.
+provides; the blocking client side lives in batm_common/control_client.py, and the commands
+in batm_common/control_commands.py.
 
 Whatever a client sends, the answer is a JSON line and the connection stays up: a bad request
 gets {"ok": false, "error": "<sentence naming the problem>"}.
@@ -23,7 +24,8 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.screen_bus import ScreenBus
+from agent.control.screen_bus import ScreenBus
+from batm_common.control_commands import ADMIN_PREFIX, ControlCommand
 from batm_common.hostaddr import AddressError
 from batm_common.jsonlines import encode_line
 
@@ -31,8 +33,9 @@ log = logging.getLogger(__name__)
 
 SOCKET_MODE = 0o660  # the display user is in the agent's group
 MAX_LINE = 64 * 1024
-COMMANDS = ("ping", "status", "screen", "set_server", "subscribe", "record_event", "admin_*")
-ADMIN_PREFIX = "admin_"  # the advanced administration: backend.admin.handle(cmd, request)
+COMMANDS = tuple(ControlCommand)  # each answered by a cmd_<name> method below
+# Every admin_* command goes to the advanced administration: backend.admin.handle(cmd, request).
+KNOWN = (*COMMANDS, f"{ADMIN_PREFIX}*")
 
 
 class ControlBackend(Protocol):
@@ -46,7 +49,7 @@ class ControlBackend(Protocol):
         """Store the server address; return it as "HOST:PORT". Raises AddressError."""
         ...
 
-    # Optional: `admin` (agent.admin_service.AdminService), whose handle(cmd, request) -> dict
+    # Optional: `admin` (agent.admin.service.AdminService), whose handle(cmd, request) -> dict
     # answers every "admin_*" command. A backend without it refuses them.
 
 
@@ -242,7 +245,7 @@ class _Connection:
         if cmd.startswith(ADMIN_PREFIX):
             return await self.cmd_admin(cmd, request)
         if cmd not in COMMANDS:
-            return _error(f"unknown command {cmd!r} (known: {', '.join(COMMANDS)})")
+            return _error(f"unknown command {cmd!r} (known: {', '.join(KNOWN)})")
         try:
             return await getattr(self, f"cmd_{cmd}")(request)
         except Exception as exc:
@@ -294,7 +297,7 @@ class _Connection:
             return _error("this agent records no events")
         try:
             event_id = await _maybe_await(record(request.get("type"), request.get("data")))
-        except ValueError as exc:  # agent.outbox.EventError: says what is wrong
+        except ValueError as exc:  # agent.master.outbox.EventError: says what is wrong
             return _error(str(exc))
         return {"ok": True, "id": event_id}
 

@@ -1,15 +1,25 @@
-"""`batm-agent run`'s VPN options (scenario A), and their values for the daemon's config."""
+"""The VPN's tunables (scenario A): their defaults and limits, and `batm-agent run`'s options.
+
+Kept free of WireGuard libraries: `batm-agent` builds its whole parser for every command, and
+`status` must not pay for loading what only `run` uses.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from agent.vpn.adapter import CHECK_INTERVAL, DEFAULT_INTERFACE, HEALTH_WINDOW
-from agent.vpn.config import DEFAULT_MTU, MAX_MTU, MIN_MTU
-from batm_common.wireguard import WgError, check_ifname
+DEFAULT_INTERFACE = "wg-batm"  # unique on the machine
+DEFAULT_MTU = 1420
+MIN_MTU, MAX_MTU = 1280, 9000
+HEALTH_WINDOW = 180.0  # seconds without traffic through the tunnel before it counts as down
+CHECK_INTERVAL = 5.0  # seconds between health checks
 
 
 def _ifname(text: str) -> str:
+    # Imported here, not above: batm_common.wireguard loads wireguard_tools, which only `run`
+    # needs (argparse calls this only when the command is `run`).
+    from batm_common.wireguard import WgError, check_ifname
+
     try:
         return check_ifname(text)
     except WgError as exc:

@@ -1,6 +1,6 @@
 """What the gate's `upgrade_required` answer means, as plain data (docs/protocol.md §2).
 
-Pure: the pairing machine carries these values; the gate client parses them; the upgrade adapter
+Pure: the state machine carries these values; the gate client parses them; the upgrade adapter
 acts on them. Parsing refuses a malformed answer with a sentence naming the field.
 """
 
