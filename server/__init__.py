@@ -19,6 +19,6 @@ is what concerns the server as a whole.
   db/        the engine apart from the tables; the tables of every domain
   cli/       `batm-server`: the entry point, the admin client, what it prints
 
-Dependencies run one way: db ← pairing ← firmware, master, vpn ← http ← app; cli reaches the
-domains only inside the commands that need them.
+Dependencies run one way: db ← pairing ← firmware, master, vpn ← http ← app. The CLI loads the
+domains' database and HTTP parts only inside the commands that need them (fast `--help`).
 """

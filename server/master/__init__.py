@@ -8,5 +8,6 @@
   commands    remote commands the operator issues and their results
   archives    log archives terminals upload for retrieve_logs
   views       the rows as the admin API's JSON shapes
+  service     the parts above as one, as the server runs them and the HTTP APIs take them
   cli         `batm-server terminal status|events|logs|reset-db|reboot|command|archives`
 """
