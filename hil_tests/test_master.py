@@ -17,7 +17,7 @@ import pytest
 from hil_tests.rig.drivers.master import MasterDriver
 from hil_tests.rig.strategies import PairingStrategy
 from hil_tests.rig.target import Target
-from server.admin_client import SocketBackend
+from server.cli.admin_client import SocketBackend
 
 TIMEOUT = 30.0
 

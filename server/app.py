@@ -21,74 +21,45 @@ import signal
 import socket
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 
 from batm_common.atomic import atomic_write, ensure_private_dir
-from batm_common.hostaddr import AddressError, ServerAddress, parse_server_address, validate_host
+from batm_common.hostaddr import ServerAddress
 from batm_common.sd_notify import sd_notify
-from server.admin_api import create_admin_app
-from server.broker import DEFAULT_MQTT_PORT, Broker, BrokerError, BrokerSettings
 from server.ca import CertificateError, ensure_certificates
-from server.db import close_database, open_database
-from server.firmware_catalog import Catalog
-from server.firmware_cli import DEFAULT_MAX_CONCURRENT
-from server.firmware_gate import UpgradeGate
-from server.gate import create_gate_app
+from server.db.engine import close_database, open_database
+from server.firmware.catalog import Catalog
+from server.firmware.gate import UpgradeGate
+from server.http.admin_api import create_admin_app
+from server.http.gate import create_gate_app
 from server.local_addresses import default_advertised
-from server.master import MasterLink
-from server.master_records import MasterRecords
+from server.master.archives import Archives
+from server.master.broker import Broker, BrokerError, BrokerSettings
+from server.master.commands import Commands
+from server.master.ingest import Ingest
+from server.master.link import MasterLink
+from server.master.monitoring import Monitoring
+from server.master.service import MasterService
 from server.notify import Notifier
+from server.pairing.authentication import Authenticator
+from server.pairing.registry import Registry
+from server.pairing.requests import PairingRequests
+from server.pairing.transactions import Transactions
 from server.paths import ADMIN_SOCKET, LOCK_FILE, SERVER_INFO
-from server.service import Service
-from server.vpn_wire import VpnGate, VpnSettings, start_vpn
+from server.settings import ServerSettings
+from server.vpn.gate import VpnGate
+from server.vpn.service import VpnService, start_vpn
 
 log = logging.getLogger("batm-server")
 
-DEFAULT_LISTEN = "0.0.0.0:8443"
 MAX_UNIX_PATH = 107  # sun_path is 108 bytes including the terminating NUL
 SHUTDOWN_GRACE = 5  # seconds; long-polls are woken at once, so this is only a safety net
 
 
 class StartupError(Exception):
     """The server cannot start; str() says why, for the operator."""
-
-
-def parse_listen(text: str) -> ServerAddress:
-    """HOST:PORT to listen on; port 0 (any free port) is allowed, unlike for a server address."""
-    stripped = text.strip()
-    if stripped.endswith(":0") and not stripped.endswith("::0"):
-        address = parse_server_address(stripped[:-2] + ":1")
-        return ServerAddress(address.host, 0)
-    return parse_server_address(stripped)
-
-
-def parse_advertise(text: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names:
-        raise AddressError("--advertise needs at least one address or host name")
-    return [validate_host(name) for name in names]
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    data_dir: Path
-    listen: ServerAddress
-    advertise: list[str] | None = None  # None: every address of the listen host + loopback
-    mqtt_listen: ServerAddress | None = None  # None: the gate's host, port 8883
-    max_concurrent_upgrades: int = DEFAULT_MAX_CONCURRENT  # terminals upgraded at once
-    vpn: VpnSettings | None = None  # scenario A: the WireGuard endpoint (server/vpn_wire)
-
-    @property
-    def broker_listen(self) -> ServerAddress:
-        if self.mqtt_listen is not None:
-            return self.mqtt_listen
-        # A gate on a free port or on loopback (tests, development) gets a broker on a free
-        # port: terminals learn the broker's address from the gate, at every check-in.
-        local = self.listen.port == 0 or self.listen.host.startswith("127.")
-        return ServerAddress(self.listen.host, 0 if local else DEFAULT_MQTT_PORT)
 
 
 class _Uvicorn(uvicorn.Server):
@@ -106,11 +77,10 @@ class BatmServer:
         self.notifier = Notifier()
         self.ready = threading.Event()
         self.gate_address: ServerAddress | None = None
-        self.service: Service | None = None
+        self.registry: Registry | None = None
         self.broker: Broker | None = None
-        self.master: MasterLink | None = None
-        self.records: MasterRecords | None = None
-        self.vpn = None  # server.vpn_service.VpnService, once started
+        self.master: MasterService | None = None
+        self.vpn: VpnService | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._gate_sock: socket.socket | None = None
@@ -185,17 +155,16 @@ class BatmServer:
             except (CertificateError, OSError) as exc:
                 raise StartupError(str(exc)) from exc
             sessions = open_database(self.data_dir)
-            self.service = Service(
-                sessions, server_spki=certs.leaf_spki_der, ca_pem=certs.ca_pem,
-                notify=self.notifier.notify, revoke=self._revoke,
-            )
-            self.records = MasterRecords(sessions, self.data_dir, notify=self.notifier.notify)
+            transactions = Transactions(sessions, notify=self.notifier.notify)
+            self.registry = Registry(transactions, revoke=self._revoke)
+            requests = PairingRequests(transactions, server_spki=certs.leaf_spki_der,
+                                       ca_pem=certs.ca_pem, revoke=self._revoke)
             try:  # before the broker: its tunnel listener binds the tunnel address
                 self.vpn = await asyncio.to_thread(start_vpn, self.settings.vpn,
                                                    self.data_dir, sessions)
             except Exception as exc:  # WgError, OSError, netlink errors: say why
                 raise StartupError(f"vpn endpoint: {exc}") from exc
-            await self._start_master(certs)
+            await self._start_master(certs, sessions)
             gate_sock = self._gate_sock = self._gate_socket()
             sockets.append(gate_sock)
             admin_sock = self._admin_socket()
@@ -205,18 +174,18 @@ class BatmServer:
                 "proxy_headers": False, "server_header": False,
                 "timeout_graceful_shutdown": SHUTDOWN_GRACE,
             }
+            upgrades = UpgradeGate(sessions, Catalog(sessions, self.data_dir),
+                                   self.settings.max_concurrent_upgrades)
             gate = _Uvicorn(uvicorn.Config(
-                create_gate_app(self.service, self.notifier, self.master, self.records,
-                                UpgradeGate(sessions, Catalog(sessions, self.data_dir),
-                                            self.settings.max_concurrent_upgrades),
-                                vpn=VpnGate(self.vpn)),
+                create_gate_app(requests, Authenticator(transactions), self.notifier,
+                                master=self.master, upgrades=upgrades, vpn=VpnGate(self.vpn)),
                 ssl_certfile=os.fspath(certs.leaf_cert_path),
                 ssl_keyfile=os.fspath(certs.leaf_key_path),
                 **common,
             ))
             admin = _Uvicorn(uvicorn.Config(
-                create_admin_app(self.service, self.records, self.master, self.notifier,
-                                 vpn=self.vpn),
+                create_admin_app(self.registry, requests, master=self.master,
+                                 notifier=self.notifier, vpn=self.vpn),
                 **common))
             await self._serve({gate: gate_sock, admin: admin_sock})
             self._stop_master()
@@ -233,34 +202,37 @@ class BatmServer:
 
     def _revoke(self, serial: str) -> None:
         if self.master is not None:
-            self.master.revoke(serial)
+            self.master.link.revoke(serial)
         if self.vpn is not None:
             self.vpn.revoke(serial)  # the WireGuard peer goes at once too
 
-    async def _start_master(self, certs) -> None:
+    async def _start_master(self, certs, sessions) -> None:
         """Mosquitto as a child, and the server's own client on its loopback listener."""
-        assert self.service is not None and self.records is not None
+        assert self.registry is not None
         try:
             broker = Broker(
                 BrokerSettings(self.data_dir, self.settings.broker_listen,
                                certs.leaf_cert_path, certs.leaf_key_path,
                                tunnel_host=self.vpn.server_ip if self.vpn is not None
                                and self.vpn.endpoint is not None else None),
-                paired=self.service.paired_serials,
+                paired=self.registry.paired_serials,
             )
             broker.prepare()
             await asyncio.to_thread(broker.start)
         except (BrokerError, OSError) as exc:
             raise StartupError(f"master service: {exc}") from exc
         self.broker = broker
-        self.master = MasterLink(broker, self.records)
-        self.master.start()
-        if not await asyncio.to_thread(self.master.wait_connected, 10):
+        notify = self.notifier.notify
+        link = MasterLink(broker, Ingest(sessions, notify))
+        self.master = MasterService(Monitoring(sessions), Commands(sessions, notify),
+                                    Archives(sessions, self.data_dir, notify), link)
+        link.start()
+        if not await asyncio.to_thread(link.wait_connected, 10):
             raise StartupError("master service: the server's client cannot log in to the broker")
 
     def _stop_master(self) -> None:
         if self.master is not None:
-            self.master.stop()
+            self.master.link.stop()
             self.master = None
         if self.broker is not None:
             self.broker.stop()

@@ -1,4 +1,5 @@
-"""Wake long-polls at once: approve wakes the pairing poll, unpair wakes the session poll.
+"""Wake long-polls at once: approve wakes the pairing poll, unpair wakes the session poll, a
+terminal's status or command result wakes the operator's waits.
 
 The gate and the admin API run in one process and one asyncio loop, so an in-process notifier is
 enough. A long-poll registers *before* it reads the state from the database and waits only
@@ -18,6 +19,14 @@ def pairing_topic(request_id: str) -> str:
 
 def session_topic(serial: str) -> str:
     return f"session:{serial}"
+
+
+def status_topic(serial: str) -> str:
+    return f"status:{serial}"
+
+
+def command_topic(command_id: str) -> str:
+    return f"command:{command_id}"
 
 
 class Listener:

@@ -10,6 +10,7 @@ DB_FILE = "batm.db"  # SQLite, WAL
 ADMIN_SOCKET = "admin.sock"  # the admin API; how every command finds a running server
 SERVER_INFO = "server.json"  # written when ready, removed on exit: {"pid", "gate", "admin_socket"}
 LOCK_FILE = "server.lock"  # held while a server runs: one server per data dir
+ARCHIVES_DIR = "archives"  # log archives terminals uploaded (master/archives.py)
 
 
 def default_data_dir() -> Path:

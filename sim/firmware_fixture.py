@@ -65,8 +65,8 @@ def build_bundles(layout: Layout, key_path: Path) -> list[Path]:
 
 def prepare_firmware(layout: Layout, terminals: list[TerminalSpec]) -> list[Path]:
     """Key, bundles, trusted keys on server and terminals, and the server's catalog."""
-    from server.db import close_database, open_database
-    from server.firmware_catalog import Catalog, copy_keys
+    from server.db.engine import close_database, open_database
+    from server.firmware.catalog import Catalog, copy_keys
 
     key = signing_key(layout)
     public = key.with_name(key.name + ".pub")

@@ -13,12 +13,15 @@ from fastapi.testclient import TestClient
 
 from firmware_updater.manifest import VersionRange
 from firmware_updater.testing import make_bundle, make_key, make_tree, resign
-from server.db import open_database
+from server.db.engine import open_database
 from server.errors import ServiceError
-from server.firmware_catalog import Bundle, Catalog, CatalogError, copy_keys, plan
-from server.firmware_gate import UpgradeGate, install_firmware_routes, parse_range
-from server.http_errors import install_error_handlers
-from server.service import Service
+from server.firmware.catalog import Bundle, Catalog, CatalogError, copy_keys, plan
+from server.firmware.gate import UpgradeGate
+from server.http.bundle_download import install_bundle_download, parse_range
+from server.http.error_handlers import install_error_handlers
+from server.pairing.registry import Registry
+from server.pairing.requests import PairingRequests
+from server.pairing.transactions import Transactions
 
 MIN = 20230801
 
@@ -47,16 +50,16 @@ def world(tmp_path: Path):
     copy_keys(sorted((tmp_path / "trusted").glob("*.pub")), data)
     sessions = open_database(data)
     catalog = Catalog(sessions, data)
-    service = Service(sessions)
+    registry = Registry(Transactions(sessions))
     for version, ranges in ((20210315, "-20190130"), (MIN, "20190131-20230731")):
         src = make_tree(tmp_path / f"src{version}", version, big=3000)
         make_bundle(tmp_path / f"{version}.fw", src, [key], version=version, install_from=ranges)
         catalog.add(tmp_path / f"{version}.fw")
-    return tmp_path, data, catalog, service, key
+    return tmp_path, data, catalog, registry, key
 
 
 def test_add_verifies_the_copy_and_refuses_bad_bundles(world) -> None:
-    tmp, data, catalog, _service, key = world
+    tmp, data, catalog, _registry, key = world
     assert [b.version for b in catalog.bundles()] == [20210315, MIN]
     with pytest.raises(CatalogError, match="already in the catalog"):
         catalog.add(tmp / f"{MIN}.fw")
@@ -80,9 +83,9 @@ def test_add_verifies_the_copy_and_refuses_bad_bundles(world) -> None:
 
 
 def test_hello_offers_the_next_step_only(world) -> None:
-    _tmp, _data, catalog, service, _key = world
+    _tmp, _data, catalog, registry, _key = world
     gate = UpgradeGate(catalog._sessions, catalog)
-    service.create_terminal("T1", "B", None)
+    registry.create_terminal("T1", "B", None)
     assert gate.hello("NOPE", 20190130, "rpi4") is None  # unknown: the pairing path says 404
     assert gate.hello("T1", MIN, "rpi4") is None
     first = gate.hello("T1", 20190130, "rpi4")
@@ -97,10 +100,10 @@ def test_hello_offers_the_next_step_only(world) -> None:
 
 
 def test_concurrency_limit_and_no_path(world) -> None:
-    _tmp, _data, catalog, service, _key = world
+    _tmp, _data, catalog, registry, _key = world
     gate = UpgradeGate(catalog._sessions, catalog, max_concurrent=1)
     for serial in ("T1", "T2"):
-        service.create_terminal(serial, "B", None)
+        registry.create_terminal(serial, "B", None)
     assert gate.hello("T1", 20210601, "rpi4")["next"]["version"] == MIN
     busy = gate.hello("T2", 20210601, "rpi4")
     assert busy["next"] is None and busy["retry_after"] > 0 and "upgrading 1" in busy["message"]
@@ -112,13 +115,13 @@ def test_concurrency_limit_and_no_path(world) -> None:
 
 
 def test_download_needs_a_slot_and_honours_range(world) -> None:
-    _tmp, _data, catalog, service, _key = world
+    _tmp, _data, catalog, registry, _key = world
     gate = UpgradeGate(catalog._sessions, catalog)
     app = FastAPI()
     install_error_handlers(app)
-    install_firmware_routes(app, gate)
-    service.create_terminal("T1", "B", None)
-    service.create_terminal("T2", "B", None)
+    install_bundle_download(app, gate)
+    registry.create_terminal("T1", "B", None)
+    registry.create_terminal("T2", "B", None)
     offer = gate.hello("T1", 20210601, "rpi4")["next"]
     client = TestClient(app)
     whole = client.get(offer["url"], headers={"X-BATM-Serial": "T1"})
@@ -147,25 +150,27 @@ def test_parse_range() -> None:
 
 
 def test_approve_refuses_a_terminal_below_the_minimum(world) -> None:
-    _tmp, _data, catalog, service, _key = world
+    _tmp, _data, catalog, registry, _key = world
     from batm_common import pairing_code
-    from server.db import PairingRequest
+    from batm_common.clock import utcnow
+    from server.db.terminals import PairingRequest
 
-    service.create_terminal("T1", "B", None)
+    registry.create_terminal("T1", "B", None)
     with catalog._sessions() as session, session.begin():
         session.add(PairingRequest(
             request_id="r1", serial="T1", identity_key=b"k" * 32, commitment="0" * 64,
             server_nonce=b"n" * 32, code="ABCD-1234", version=20210601, hardware="rpi4",
-            created_at=service._clock(), last_poll=service._clock(), state="pending"))
+            created_at=utcnow(), last_poll=utcnow(), state="pending"))
+    requests = PairingRequests(Transactions(catalog._sessions))
     with pytest.raises(ServiceError, match="older than the minimum version to pair"):
-        service.approve("T1", "ABCD-1234")
-    assert service.list_pairing_requests()[0]["version"] == 20210601
+        requests.approve("T1", "ABCD-1234")
+    assert requests.list_pairing_requests()[0]["version"] == 20210601
     catalog.set_min_pair_version(20190101)
-    assert service.approve("T1", pairing_code.normalize("ABCD-1234"))["state"] == "paired"
+    assert requests.approve("T1", pairing_code.normalize("ABCD-1234"))["state"] == "paired"
 
 
 def test_cli_firmware_commands(world) -> None:
-    tmp, data, _catalog, _service, key = world
+    tmp, data, _catalog, _registry, key = world
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "server.cli", "firmware", *args,

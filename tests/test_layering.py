@@ -28,15 +28,8 @@ def test_no_package_depends_on_one_it_must_not(graph):
     assert not violations, "\n".join(map(str, violations))
 
 
-# Being dissolved by the layout change (issue 9); this list must end empty.
-KNOWN_CYCLES = [
-    ["server.broker", "server.master", "server.vpn_wire"],
-    ["server.db", "server.firmware_db", "server.master_db"],
-]
-
-
 def test_no_import_cycle_between_modules(graph):
-    cycles = [c for c in import_cycles(graph) if c not in KNOWN_CYCLES]
+    cycles = import_cycles(graph)
     assert not cycles, "import cycles:\n" + "\n".join(" ↔ ".join(c) for c in cycles)
 
 

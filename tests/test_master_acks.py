@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime
 import json
 
-from server.broker import reconcile_dynsec, terminal_acls, terminal_role
-from server.db import Terminal, open_database
-from server.master import ACK_IDS, MasterLink
-from server.master_records import Incoming, Ingested, MasterRecords
+from server.db.engine import open_database
+from server.db.terminals import Terminal
+from server.master.broker import reconcile_dynsec, terminal_acls, terminal_role
+from server.master.ingest import Incoming, Ingest, Ingested
+from server.master.link import ACK_IDS, MasterLink
+from server.master.monitoring import Monitoring
 
 
 def event(event_id: str) -> bytes:
@@ -17,17 +19,18 @@ def event(event_id: str) -> bytes:
                        "data": None}).encode()
 
 
-def records(tmp_path) -> MasterRecords:
+def two_terminals(tmp_path):
     sessions = open_database(tmp_path)
     now = datetime.datetime.now(datetime.UTC)
     with sessions() as session, session.begin():
         for serial in ("T1", "T2"):
             session.add(Terminal(serial=serial, scenario="B", state="paired", created_at=now))
-    return MasterRecords(sessions, tmp_path)
+    return sessions
 
 
 def test_ingest_names_stored_events_per_terminal_including_redeliveries(tmp_path):
-    store = records(tmp_path)
+    sessions = two_terminals(tmp_path)
+    store, monitoring = Ingest(sessions), Monitoring(sessions)
     first = store.ingest([Incoming("T1", "events", event("e1")),
                           Incoming("T2", "events", event("e2"))])
     assert first.refused == 0 and first.events == {"T1": ["e1"], "T2": ["e2"]}
@@ -42,7 +45,7 @@ def test_ingest_names_stored_events_per_terminal_including_redeliveries(tmp_path
     ])
     assert again.events == {"T1": ["e1", "e3"]}
     assert again.refused == 3
-    assert store.events("T1")["count"] == 2 and store.events("T2")["count"] == 1
+    assert monitoring.events("T1")["count"] == 2 and monitoring.events("T2")["count"] == 1
 
 
 class FakeClient:

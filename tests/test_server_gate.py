@@ -27,8 +27,9 @@ from waiting import wait_for
 from batm_common import pairing_code
 from batm_common.hostaddr import ServerAddress
 from batm_common.signing import b64url, sign_headers, unb64url
-from server.app import BatmServer, ServerSettings
+from server.app import BatmServer
 from server.notify import pairing_topic, session_topic
+from server.settings import ServerSettings
 
 LONG_WAIT = 20  # seconds a long-poll may wait; "at once" must be far below it
 PROMPT = 5.0

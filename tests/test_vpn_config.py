@@ -91,15 +91,16 @@ def test_terminal_key_is_made_once_0600_and_forgotten_on_unpair(tmp_path):
 
 
 def test_server_allocates_stable_addresses_and_refuses_bad_input(tmp_path):
-    from server.db import open_database
+    from server.db.engine import open_database
     from server.errors import ServiceError
-    from server.service import Service
-    from server.vpn_service import VpnService, parse_public_key
+    from server.pairing.registry import Registry
+    from server.pairing.transactions import Transactions
+    from server.vpn.service import VpnService, parse_public_key
 
     sessions = open_database(tmp_path)
-    service = Service(sessions)
+    registry = Registry(Transactions(sessions))
     for serial, scenario in (("A-1", "A"), ("A-2", "A"), ("B-1", "B")):
-        service.create_terminal(serial, scenario, None)
+        registry.create_terminal(serial, scenario, None)
     vpn = VpnService(sessions)
     assert vpn.generate("A-1")["tunnel_address"] == "198.51.100.2/24"
     assert vpn.generate("A-2")["tunnel_address"] == "198.51.100.3/24"
@@ -108,8 +109,8 @@ def test_server_allocates_stable_addresses_and_refuses_bad_input(tmp_path):
         vpn.generate("B-1")
     with pytest.raises(ServiceError, match="no terminal"):
         vpn.generate("A-9")
-    service.delete_terminal("A-1")
-    service.create_terminal("A-4", "A", None)
+    registry.delete_terminal("A-1")
+    registry.create_terminal("A-4", "A", None)
     assert vpn.generate("A-4")["tunnel_address"] == "198.51.100.2/24"  # freed, reused
     for bad in ("x", base64.b64encode(bytes(32)).decode(), 5):
         with pytest.raises(ServiceError, match="vpn_public_key"):

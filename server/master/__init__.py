@@ -1,0 +1,13 @@
+"""The master service: terminals' MQTT traffic stored, remote commands, logs; the broker itself.
+
+  broker      Mosquitto as a supervised child: its config, dynamic-security users and ACLs
+  link        the server's own MQTT client: dynsec administration, ingest worker, acknowledgements
+  payloads    what a terminal's MQTT payloads must look like, checked field by field
+  ingest      status, events and command results into the database, one transaction a batch
+  monitoring  the seed's status-monitoring page as data: status (red/yellow), history, events
+  commands    remote commands the operator issues and their results
+  archives    log archives terminals upload for retrieve_logs
+  views       the rows as the admin API's JSON shapes
+  service     the parts above as one, as the server runs them and the HTTP APIs take them
+  cli         `batm-server terminal status|events|logs|reset-db|reboot|command|archives`
+"""

@@ -1,0 +1,83 @@
+"""Log archives: what a terminal uploads for a retrieve_logs command, kept for the operator.
+
+The gate stores the upload (POST /api/v1/logs/{command_id}, signed by the paired terminal) as
+data_dir/archives/<serial>-<command>-<id>.tar.gz (0600) with a row naming it; the admin API lists
+and serves them. An archive larger than the command's max_size, or for a command the terminal was
+not given, is refused.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from batm_common.atomic import atomic_write, ensure_private_dir
+from batm_common.clock import utcnow
+from batm_common.remote_commands import RemoteCommand
+from server.db.master import Archive, Command
+from server.errors import ServiceError, bad_request
+from server.master.views import archive_view
+from server.notify import command_topic
+from server.pairing.registry import find_terminal
+from server.paths import ARCHIVES_DIR
+
+MAX_ARCHIVE = 64 * 1024 * 1024  # bytes: the gate's body limit for uploads (http/gate.py)
+
+
+class Archives:
+    def __init__(self, sessions: sessionmaker, data_dir: Path,
+                 notify: Callable[[str], None] | None = None,
+                 clock: Callable[[], datetime.datetime] = utcnow):
+        self._sessions = sessions
+        self.directory = Path(data_dir) / ARCHIVES_DIR
+        self._notify = notify or (lambda _topic: None)
+        self._clock = clock
+
+    def store_archive(self, serial: str, command_id: str, body: bytes) -> dict:
+        with self._sessions() as session, session.begin():
+            row = session.get(Command, command_id)
+            if row is None or row.serial != serial or row.command != RemoteCommand.RETRIEVE_LOGS:
+                raise ServiceError(404, "unknown_command",
+                                   f"no retrieve_logs command {command_id!r} for {serial!r}")
+            limit = json.loads(row.args).get("max_size")
+            if isinstance(limit, int) and len(body) > limit:
+                raise ServiceError(413, "too_large",
+                                   f"the archive is {len(body)} bytes, over max_size {limit}")
+            if not body:
+                raise bad_request("the archive is empty")
+            ensure_private_dir(self.directory)
+            archive_id = secrets.token_hex(8)
+            filename = f"{serial}-{command_id}-{archive_id}.tar.gz"
+            atomic_write(self.directory / filename, body, mode=0o600)
+            archive = Archive(id=archive_id, serial=serial, command_id=command_id,
+                              filename=filename, size=len(body),
+                              sha256=hashlib.sha256(body).hexdigest(), created_at=self._clock())
+            session.add(archive)
+            session.flush()
+            view = archive_view(archive)
+        self._notify(command_topic(command_id))
+        return view
+
+    def archives(self, serial: str) -> list[dict]:
+        with self._sessions() as session, session.begin():
+            find_terminal(session, serial)
+            rows = session.scalars(select(Archive).where(Archive.serial == serial)
+                                   .order_by(Archive.created_at.desc())).all()
+            return [archive_view(a) for a in rows]
+
+    def archive_file(self, archive_id: str) -> tuple[dict, Path]:
+        with self._sessions() as session, session.begin():
+            row = session.get(Archive, archive_id) if isinstance(archive_id, str) else None
+            if row is None:
+                raise ServiceError(404, "unknown_archive", f"no archive {archive_id!r}")
+            path = self.directory / row.filename
+            if not path.exists():
+                raise ServiceError(410, "archive_gone", f"archive file {path} is gone")
+            return archive_view(row), path

@@ -1,0 +1,385 @@
+"""The master service's broker: a real Mosquitto, configured and supervised by `batm-server run`.
+
+Everything lives in data_dir/mosquitto/: the generated mosquitto.conf, the dynamic-security
+plugin's dynamic-security.json (per-terminal users, roles and ACLs), the admin user's password
+(admin.secret, 0600) and the broker's persistence file (retained status, queued QoS 1 messages).
+
+Credentials are username/password clients of the dynamic-security plugin, not client
+certificates: Mosquitto issue #2999 — dynsec's disable/delete does not bind certificate-
+authenticated clients — while deleting a password client kicks its live session and refuses its
+reconnects. That is the revocation an unpair needs (docs/protocol.md §7).
+
+The server's database is the source of truth. Before every broker start the dynsec file is
+reconciled with it (clients of terminals that are no longer paired are removed, the admin user's
+password is re-derived from admin.secret, every terminal role gets exactly today's ACLs — so a
+role made by an older server gains the acks subscription), so an unpair made while the broker
+was down takes effect before the broker accepts its first connection. While it runs, changes go
+through $CONTROL/dynamic-security/v1 (master/link.py), which the plugin persists itself.
+
+Scenario A (docs/protocol.md § VPN): with a tunnel host, Mosquitto gets a second TLS listener on
+the server's tunnel address (198.51.100.1, same port), and a scenario-A terminal's dynsec client
+is bound to the client id "<serial>@vpn" (vpn/gate.py). The terminals' listener sets
+`use_username_as_clientid true`, which replaces every client id there by the username (the
+serial) *before* authentication, so a scenario-A terminal's credentials fail on it (CONNACK not
+authorized) whatever it sends, while scenario-B terminals (no bound client id) are not affected.
+On the tunnel listener the terminal connects as "<serial>@vpn" and is accepted.
+
+The broker's persistence file is saved every second (autosave_interval 1), but nothing depends
+on it: the terminal deletes an event only on the server's own acknowledgement.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import hashlib
+import json
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from batm_common.atomic import atomic_write, ensure_private_dir
+from batm_common.hostaddr import ServerAddress
+
+log = logging.getLogger("batm-server.broker")
+
+BROKER_DIR = "mosquitto"
+CONF_FILE = "mosquitto.conf"
+DYNSEC_FILE = "dynamic-security.json"
+ADMIN_SECRET_FILE = "admin.secret"
+ADMIN_USER = "batm-server"
+ADMIN_ROLE = "batm-server-admin"
+TERMINAL_ROLE_PREFIX = "terminal-"
+# Mosquitto refuses bigger packets outright (and disconnects the sender); the application limit
+# (64 KiB, answered with an error result) sits well below it.
+MAX_PACKET = 256 * 1024
+PLUGIN_CANDIDATES = (
+    "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/arm-linux-gnueabihf/mosquitto_dynamic_security.so",
+    "/usr/lib/mosquitto_dynamic_security.so",
+    "/usr/local/lib/mosquitto_dynamic_security.so",
+)
+PBKDF2_ITERATIONS = 101  # what `mosquitto_ctrl dynsec init` writes; the secret is 32 random bytes
+RESTART_DELAY = 0.5
+
+
+class BrokerError(Exception):
+    """The broker cannot be set up or started; str() says why, for the operator."""
+
+
+def find_mosquitto() -> tuple[str, str]:
+    """(mosquitto binary, dynamic-security plugin); BrokerError naming the package if absent."""
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
+    )
+    plugin = next((p for p in PLUGIN_CANDIDATES if os.path.exists(p)), None)
+    if binary is None or plugin is None:
+        missing = "mosquitto" if binary is None else "its dynamic-security plugin"
+        raise BrokerError(
+            f"{missing} is not installed; install the Debian package 'mosquitto' (2.0 or later)"
+        )
+    return binary, plugin
+
+
+def topic_prefix(serial: str) -> str:
+    return f"terminals/{serial}/"
+
+
+def terminal_role(serial: str) -> str:
+    return TERMINAL_ROLE_PREFIX + serial
+
+
+def terminal_acls(serial: str) -> list[dict]:
+    """A terminal may publish its status, events and command results, and subscribe to its
+    commands and the server's event acknowledgements: nothing outside terminals/<serial>/,
+    nothing of another terminal."""
+    prefix = topic_prefix(serial)
+    return [
+        {"acltype": "publishClientSend", "topic": prefix + "status", "allow": True},
+        {"acltype": "publishClientSend", "topic": prefix + "events", "allow": True},
+        {"acltype": "publishClientSend", "topic": prefix + "results", "allow": True},
+        {"acltype": "subscribePattern", "topic": prefix + "commands", "allow": True},
+        {"acltype": "subscribePattern", "topic": prefix + "acks", "allow": True},
+        {"acltype": "publishClientReceive", "topic": prefix + "#", "allow": True},
+    ]
+
+
+def password_hash(password: str, salt: bytes | None = None,
+                  iterations: int = PBKDF2_ITERATIONS) -> dict:
+    """The dynsec file's password fields (PBKDF2-HMAC-SHA512, as the plugin computes them)."""
+    salt = salt if salt is not None else secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return {
+        "password": base64.b64encode(digest).decode(),
+        "salt": base64.b64encode(salt).decode(),
+        "iterations": iterations,
+    }
+
+
+def _admin_role() -> dict:
+    acls = []
+    for topic in ("$CONTROL/dynamic-security/#", "terminals/#"):
+        for acltype in ("publishClientSend", "publishClientReceive", "subscribePattern",
+                        "unsubscribePattern"):
+            acls.append({"acltype": acltype, "topic": topic, "allow": True})
+    return {"rolename": ADMIN_ROLE, "acls": acls}
+
+
+def _admin_client(password: str) -> dict:
+    return {"username": ADMIN_USER, "textName": "batm-server", **password_hash(password),
+            "roles": [{"rolename": ADMIN_ROLE}]}
+
+
+def reconcile_dynsec(data: dict, admin_password: str, paired: set[str]) -> tuple[dict, list[str]]:
+    """The dynsec config with the admin user reset and terminals not in `paired` removed."""
+    clients = [c for c in data.get("clients", []) if isinstance(c, dict)]
+    roles = [r for r in data.get("roles", []) if isinstance(r, dict)]
+    removed = [c.get("username") for c in clients
+               if c.get("username") != ADMIN_USER and c.get("username") not in paired]
+    kept = [c for c in clients if c.get("username") in paired]
+    role_serials = {terminal_role(s): s for s in paired}
+    kept_roles = [
+        # Today's ACLs, whatever an older server (or a hand edit) left in the role.
+        {**r, "acls": [{**acl, "priority": 0} for acl in terminal_acls(role_serials[name])]}
+        for r in roles if (name := r.get("rolename")) in role_serials
+    ]
+    result = dict(data)
+    result["clients"] = [_admin_client(admin_password), *kept]
+    result["roles"] = [_admin_role(), *kept_roles]
+    result["groups"] = [g for g in data.get("groups", []) if isinstance(g, dict)]
+    result["defaultACLAccess"] = {
+        "publishClientSend": False, "publishClientReceive": True,
+        "subscribe": False, "unsubscribe": True,
+    }
+    return result, [str(name) for name in removed]
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    data_dir: Path
+    listen: ServerAddress  # the TLS listener terminals connect to
+    cert: Path
+    key: Path
+    tunnel_host: str | None = None  # scenario A: a listener on the VPN address (see above)
+
+
+def tunnel_listener_lines(tunnel_host: str, port: int, cert: Path, key: Path) -> list[str]:
+    """Appended right after the terminals' listener in mosquitto.conf (see the module doc)."""
+    return [
+        "# scenario A terminals are bound to client id <serial>@vpn: refused on this listener",
+        "use_username_as_clientid true",
+        "",
+        "# scenario A terminals: through the WireGuard tunnel only",
+        f"listener {port} {tunnel_host}",
+        f"certfile {cert}",
+        f"keyfile {key}",
+        "tls_version tlsv1.2",
+        "",
+    ]
+
+
+def _pick_free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _set_pdeathsig() -> None:
+    """In the child: die with the server, even when the server is SIGKILLed."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Broker:
+    """Mosquitto as a supervised child: configure, start, restart on death, stop."""
+
+    def __init__(self, settings: BrokerSettings, paired: Callable[[], Iterable[str]]):
+        self.settings = settings
+        self.dir = Path(settings.data_dir) / BROKER_DIR
+        self._paired = paired
+        self.binary, self.plugin = find_mosquitto()
+        self.admin_port = 0
+        self.mqtt_port = settings.listen.port
+        self.admin_password = ""
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.restarts = 0
+
+    # ------------------------------------------------------------------ files
+
+    def prepare(self) -> None:
+        """Make the directory, the admin secret and the ports; the files come at each start."""
+        ensure_private_dir(self.dir)
+        secret = self.dir / ADMIN_SECRET_FILE
+        if not secret.exists():
+            atomic_write(secret, (secrets.token_urlsafe(32) + "\n").encode(), mode=0o600)
+        self.admin_password = secret.read_text().strip()
+        self.admin_port = _pick_free_port()
+        if self.mqtt_port == 0:
+            self.mqtt_port = _pick_free_port(self.settings.listen.host)
+
+    def _write_config(self) -> None:
+        host = self.settings.listen.host
+        user = pwd.getpwuid(os.getuid()).pw_name
+        lines = [
+            "# Generated by batm-server at every broker start; edits are overwritten.",
+            "per_listener_settings false",
+            "allow_anonymous false",
+            f"user {user}",
+            "persistence true",
+            f"persistence_location {self.dir}/",
+            "autosave_interval 1",  # seconds; correctness does not depend on it
+            f"max_packet_size {MAX_PACKET}",
+            "max_inflight_messages 100",
+            "set_tcp_nodelay true",  # small QoS 1 packets and their acks: no Nagle delays
+            "max_queued_messages 10000",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "connection_messages true",
+            "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+            f"plugin {self.plugin}",
+            f"plugin_opt_config_file {self.dir / DYNSEC_FILE}",
+            "",
+            "# the server's own client",
+            f"listener {self.admin_port} 127.0.0.1",
+            "",
+            "# terminals: TLS with the server's certificate (the key they pinned at pairing)",
+            f"listener {self.mqtt_port} {host}",
+            f"certfile {self.settings.cert}",
+            f"keyfile {self.settings.key}",
+            "tls_version tlsv1.2",
+            "",
+        ]
+        if self.settings.tunnel_host:
+            lines += tunnel_listener_lines(self.settings.tunnel_host, self.mqtt_port,
+                                           self.settings.cert, self.settings.key)
+        atomic_write(self.dir / CONF_FILE, "\n".join(lines).encode(), mode=0o600)
+
+    def _write_dynsec(self) -> None:
+        path = self.dir / DYNSEC_FILE
+        data: dict = {}
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+                if not isinstance(data, dict):
+                    raise ValueError("not a JSON object")
+            except (OSError, ValueError) as exc:
+                quarantine = path.with_name(f"{DYNSEC_FILE}.corrupt-{int(time.time())}")
+                os.replace(path, quarantine)
+                log.error("broker: %s was unusable (%s); moved to %s — terminals will get new "
+                          "credentials at their next check-in", path, exc, quarantine.name)
+                data = {}
+        paired = set(self._paired())
+        data, removed = reconcile_dynsec(data, self.admin_password, paired)
+        if removed:
+            log.info("broker: revoked MQTT access of %s (no longer paired)", ", ".join(removed))
+        atomic_write(path, (json.dumps(data, indent=1) + "\n").encode(), mode=0o600)
+
+    # ------------------------------------------------------------------ process
+
+    def start(self) -> None:
+        with self._lock:
+            self._stopping.clear()
+            self._spawn()
+            if self._watcher is None or not self._watcher.is_alive():
+                self._watcher = threading.Thread(target=self._watch, name="broker-watch",
+                                                 daemon=True)
+                self._watcher.start()
+
+    def _spawn(self) -> None:
+        self._write_config()
+        self._write_dynsec()
+        self._proc = subprocess.Popen(
+            [self.binary, "-c", os.fspath(self.dir / CONF_FILE)],
+            stdin=subprocess.DEVNULL, preexec_fn=_set_pdeathsig,
+        )
+        self._wait_listening()
+        log.info("broker: mosquitto (pid %s) ready: terminals on %s:%s (TLS)",
+                 self._proc.pid, self.settings.listen.host, self.mqtt_port)
+
+    def _wait_listening(self, timeout: float = 10.0) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BrokerError(
+                    f"mosquitto exited with {self._proc.returncode} at start; see the log above "
+                    f"(config {self.dir / CONF_FILE})"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.admin_port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise BrokerError(f"mosquitto did not listen on 127.0.0.1:{self.admin_port} in time")
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            proc = self._proc
+            if proc is not None and proc.poll() is not None and not self._stopping.is_set():
+                with self._lock:
+                    if self._proc is proc and not self._stopping.is_set():
+                        log.error("broker: mosquitto exited with %s; restarting it",
+                                  proc.returncode)
+                        time.sleep(RESTART_DELAY)
+                        try:
+                            self.restarts += 1
+                            self._spawn()
+                        except BrokerError as exc:
+                            log.error("broker: restart failed: %s", exc)
+            self._stopping.wait(0.2)
+
+    def _terminate(self) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)  # mosquitto saves its persistence file on SIGTERM
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def restart(self) -> None:
+        """Stop and start again (the admin API's POST /api/v1/broker/restart)."""
+        with self._lock:
+            log.info("broker: restarting on request")
+            self._terminate()
+            self.restarts += 1
+            self._spawn()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            self._terminate()
+        if self._watcher is not None:
+            self._watcher.join(2)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+
+def kill_quietly(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        with contextlib.suppress(OSError):
+            proc.kill()

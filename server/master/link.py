@@ -1,0 +1,273 @@
+"""The server's own MQTT client: dynsec administration, and the terminals' messages into the DB.
+
+It connects to the broker's loopback listener as the dynsec admin user, with a persistent
+session (client id "batm-server", clean_session False) and *manual* acknowledgement: a QoS 1
+message is acknowledged only after the transaction that stores it has committed. A crash
+between receipt and commit therefore loses nothing — the broker redelivers — and the event id
+makes the redelivery a no-op.
+
+After the commit the server acknowledges the stored events to their terminal (end to end, not
+just to the broker): terminals/<serial>/acks, QoS 1, {"ids": [...]} in messages of at most
+ACK_IDS ids. Only then may the terminal delete them from its outbox; an event the broker took
+but lost (SIGKILLed before its autosave) is never acknowledged, so the terminal sends it again.
+A redelivered or re-sent event that was already stored is acknowledged again.
+
+Messages are stored in batches by one worker thread (one commit per batch), which is what makes
+an outbox of a thousand events drain in seconds rather than minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import secrets
+import socket
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from server.master.broker import ADMIN_USER, Broker, terminal_acls, terminal_role
+from server.master.ingest import KINDS, Incoming, Ingest, Ingested
+from server.master.payloads import MAX_PAYLOAD
+
+log = logging.getLogger("batm-server.master")
+
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
+CLIENT_ID = "batm-server"
+BATCH = 500
+ACK_IDS = 500  # event ids per acknowledgement message (≤ 33 KB with 64-character ids)
+DYNSEC_TIMEOUT = 5.0
+
+
+def no_delay(_client, _userdata, sock) -> None:
+    """TCP_NODELAY: an acknowledgement must not wait for a delayed ACK (Nagle)."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class MasterUnavailable(Exception):
+    """The broker did not answer; str() says so."""
+
+
+class MasterLink:
+    def __init__(self, broker: Broker, ingest: Ingest):
+        self.broker = broker
+        self._ingest = ingest
+        self.connected = threading.Event()
+        self._queue: queue.Queue[tuple[mqtt.MQTTMessage, int] | None] = queue.Queue()
+        self._generation = 0  # bumps on every (re)connect: mids of an older one are void
+        self._pending: dict[str, tuple[threading.Event, list]] = {}
+        self._lock = threading.Lock()
+        self._worker = threading.Thread(target=self._work, name="master-ingest", daemon=True)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=CLIENT_ID, clean_session=False,
+            manual_ack=True, reconnect_on_failure=True,
+        )
+        self.client.max_inflight_messages_set(100)
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(0.1, 1)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_socket_open = no_delay
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.client.username_pw_set(
+            ADMIN_USER, self.broker.admin_password)  # dynsec admin (master/broker.py)
+        self._worker.start()
+        self.client.connect_async("127.0.0.1", self.broker.admin_port, keepalive=10)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.disconnect()
+        self.client.loop_stop()
+        self._queue.put(None)
+        self._worker.join(5)
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
+        if reason_code.is_failure:
+            log.error("master: the broker refused the server's client: %s", reason_code)
+            return
+        with self._lock:
+            self._generation += 1
+        client.subscribe([(RESPONSE_TOPIC, 1)] + [(f"terminals/+/{k}", 1) for k in KINDS])
+        self.connected.set()
+        log.info("master: connected to the broker")
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
+        self.connected.clear()
+        log.warning("master: disconnected from the broker (%s)", reason_code)
+
+    def _on_message(self, client, _userdata, message: mqtt.MQTTMessage) -> None:
+        if message.topic == RESPONSE_TOPIC:
+            self._dynsec_response(message.payload)
+            client.ack(message.mid, message.qos)
+            return
+        self._queue.put((message, self._generation))
+
+    # ------------------------------------------------------------------ ingest
+
+    def _work(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            incoming = []
+            for message, _gen in batch:
+                parts = message.topic.split("/")
+                if len(parts) == 3 and parts[0] == "terminals" and parts[2] in KINDS:
+                    payload = message.payload
+                    if len(payload) > MAX_PAYLOAD:
+                        payload = payload[: MAX_PAYLOAD + 1]  # refused as oversized
+                    incoming.append(Incoming(parts[1], parts[2], payload))
+            stored = self._store(incoming)
+            self._acknowledge(stored)
+            with self._lock:
+                current = self._generation
+            for message, gen in batch:
+                if gen == current and message.qos > 0:
+                    with contextlib.suppress(Exception):
+                        self.client.ack(message.mid, message.qos)
+
+    def _store(self, incoming: list[Incoming]) -> Ingested:
+        """Store the batch, retrying until the database takes it: an unacknowledged message
+        would only come back after a reconnect, so giving up is never the answer. (SQLite
+        answers "database is locked" at once when a read transaction must become a write one
+        while the gate writes; a moment later it works.)"""
+        delay = 0.02
+        while True:
+            try:
+                return self._ingest.ingest(incoming)
+            except Exception as exc:
+                if delay >= 1.0:
+                    log.warning("master: storing %d message(s) failed (%s); retrying",
+                                len(incoming), exc.__class__.__name__)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _acknowledge(self, stored: Ingested) -> None:
+        """Tell each terminal which of its events are committed. A publish that cannot go out
+        (the broker is down) is not retried: the terminal re-sends what stays unacknowledged."""
+        for serial, ids in stored.events.items():
+            for start in range(0, len(ids), ACK_IDS):
+                payload = json.dumps({"ids": ids[start:start + ACK_IDS]}).encode()
+                with contextlib.suppress(Exception):
+                    self.client.publish(f"terminals/{serial}/acks", payload, qos=1)
+
+    # ------------------------------------------------------------------ publishing
+
+    def send_command(self, serial: str, command: dict) -> None:
+        payload = json.dumps(command).encode()
+        info = self.client.publish(f"terminals/{serial}/commands", payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
+            raise MasterUnavailable(f"cannot queue the command: {mqtt.error_string(info.rc)}")
+
+    def clear_status(self, serial: str) -> None:
+        with contextlib.suppress(Exception):
+            self.client.publish(f"terminals/{serial}/status", b"", qos=1, retain=True)
+
+    # ------------------------------------------------------------------ dynsec
+
+    def _dynsec_response(self, payload: bytes) -> None:
+        try:
+            responses = json.loads(payload).get("responses", [])
+        except (ValueError, AttributeError):
+            return
+        for response in responses:
+            correlation = response.get("correlationData") if isinstance(response, dict) else None
+            with self._lock:
+                waiter = self._pending.get(correlation) if correlation else None
+            if waiter is not None:
+                waiter[1].append(response)
+                waiter[0].set()
+
+    def dynsec(self, commands: list[dict], timeout: float = DYNSEC_TIMEOUT) -> list[dict]:
+        """Run dynsec commands; returns each response ({"command", "error"?}) in order."""
+        if not self.connected.is_set():
+            # Never wait for a broker that is down: callers run on the server's event loop.
+            raise MasterUnavailable("the broker is not reachable")
+        waiters = []
+        for command in commands:
+            correlation = secrets.token_hex(8)
+            command = dict(command, correlationData=correlation)
+            waiter: tuple[threading.Event, list] = (threading.Event(), [])
+            with self._lock:
+                self._pending[correlation] = waiter
+            waiters.append((correlation, waiter))
+            info = self.client.publish(CONTROL_TOPIC, json.dumps({"commands": [command]}), qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                raise MasterUnavailable(f"the broker is not reachable ({info.rc})")
+        deadline = time.monotonic() + timeout
+        results = []
+        try:
+            for _correlation, (event, answers) in waiters:
+                if not event.wait(max(0.0, deadline - time.monotonic())):
+                    raise MasterUnavailable("the broker did not answer a dynsec command in time")
+                results.append(answers[0])
+        finally:
+            with self._lock:
+                for correlation, _ in waiters:
+                    self._pending.pop(correlation, None)
+        return results
+
+    def grant(self, serial: str, password: str) -> None:
+        """(Re)create the terminal's MQTT user with this password and its topic ACLs."""
+        role = terminal_role(serial)
+        # Delete first: a re-issue also ends a session opened with older credentials.
+        self.dynsec([{"command": "deleteClient", "username": serial},
+                     {"command": "deleteRole", "rolename": role}])
+        commands = [{"command": "createRole", "rolename": role}]
+        commands += [{"command": "addRoleACL", "rolename": role, **acl}
+                     for acl in terminal_acls(serial)]
+        commands.append({"command": "createClient", "username": serial, "password": password,
+                         "roles": [{"rolename": role}]})
+        for response in self.dynsec(commands):
+            if response.get("error"):
+                raise MasterUnavailable(
+                    f"the broker refused {response.get('command')}: {response['error']}")
+        log.info("master: MQTT credentials issued for %s", serial)
+
+    def bind_client_id(self, serial: str, client_id: str) -> None:
+        """Let the terminal's MQTT user connect only with this client id (the VPN's binding,
+        vpn/gate.py); MasterUnavailable when the broker refuses or does not answer."""
+        responses = self.dynsec([{"command": "setClientId", "username": serial,
+                                  "clientid": client_id}])
+        errors = [r.get("error") for r in responses if r.get("error")]
+        if errors:
+            raise MasterUnavailable(f"binding the client id failed: {errors[0]}")
+
+    def revoke(self, serial: str) -> bool:
+        """Delete the terminal's MQTT user: its live session ends and it cannot reconnect."""
+        try:
+            responses = self.dynsec([{"command": "deleteClient", "username": serial},
+                                     {"command": "deleteRole", "rolename": terminal_role(serial)}])
+        except MasterUnavailable as exc:
+            # The broker start reconciles with the database, so this takes effect then.
+            log.warning("master: revoking %s now failed (%s); it is revoked at the broker's "
+                        "next start", serial, exc)
+            return False
+        self.clear_status(serial)
+        log.info("master: MQTT access of %s revoked (%s)", serial,
+                 responses[0].get("error") or "session closed")
+        return True

@@ -1,0 +1,48 @@
+"""What a terminal's MQTT payloads must look like, checked field by field.
+
+A bad payload is refused with a sentence naming the field (PayloadError); the ingest counts it
+on the terminal's status row and stores nothing of it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from batm_common.jsondoc import NotAJsonObject, parse_object
+
+MAX_PAYLOAD = 64 * 1024  # bytes; the broker's own limit (master/broker.py) sits well above
+EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class PayloadError(ValueError):
+    """A terminal's MQTT payload is unusable; str() says why."""
+
+
+def parse(payload: bytes, what: str) -> dict:
+    try:
+        return parse_object(payload, what, max_bytes=MAX_PAYLOAD)
+    except NotAJsonObject as exc:
+        raise PayloadError(str(exc)) from None
+
+
+def field(obj: dict, name: str, types: type | tuple, what: str, *, optional: bool = True,
+          max_len: int = 500):
+    """obj[name] if it has one of `types` (bool is not an int here); None if absent and
+    optional; PayloadError naming `what` and the field otherwise."""
+    value = obj.get(name)
+    if value is None:
+        if optional:
+            return None
+        raise PayloadError(f"{what}: {name} is missing")
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise PayloadError(f"{what}: {name} must be {_names(types)}, got bool")
+    if not isinstance(value, types):
+        raise PayloadError(f"{what}: {name} must be {_names(types)}, got {type(value).__name__}")
+    if isinstance(value, str) and len(value) > max_len:
+        raise PayloadError(f"{what}: {name} is longer than {max_len} characters")
+    return value
+
+
+def _names(types: type | tuple) -> str:
+    items = types if isinstance(types, tuple) else (types,)
+    return " or ".join(t.__name__ for t in items)

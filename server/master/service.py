@@ -1,0 +1,22 @@
+"""The master service as the rest of the server sees it: its stores and its link to the broker.
+
+`batm-server run` makes one (server/app.py); the gate and the admin API take it whole, or None
+when the server runs no master service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.master.archives import Archives
+from server.master.commands import Commands
+from server.master.link import MasterLink
+from server.master.monitoring import Monitoring
+
+
+@dataclass(frozen=True)
+class MasterService:
+    monitoring: Monitoring
+    commands: Commands
+    archives: Archives
+    link: MasterLink

@@ -1,0 +1,95 @@
+"""What `batm-server run` is told: where to listen, what to advertise, the broker's and the VPN's
+addresses, how many terminals to upgrade at once; parsed and checked before anything starts.
+
+Light on purpose (no FastAPI, no SQLAlchemy, no WireGuard): the CLI builds its `run` options
+from here, and `--help` must not wait for the server's heavy dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from batm_common.hostaddr import AddressError, ServerAddress, parse_server_address, validate_host
+from server.vpn.settings import VpnSettings, add_vpn_run_options, vpn_settings
+
+DEFAULT_LISTEN = "0.0.0.0:8443"
+DEFAULT_MQTT_PORT = 8883
+DEFAULT_MAX_CONCURRENT_UPGRADES = 4  # terminals the gate upgrades at once
+
+
+def parse_listen(text: str) -> ServerAddress:
+    """HOST:PORT to listen on; port 0 (any free port) is allowed, unlike for a server address."""
+    stripped = text.strip()
+    if stripped.endswith(":0") and not stripped.endswith("::0"):
+        address = parse_server_address(stripped[:-2] + ":1")
+        return ServerAddress(address.host, 0)
+    return parse_server_address(stripped)
+
+
+def parse_advertise(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise AddressError("needs at least one address or host name")
+    return [validate_host(name) for name in names]
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ≥ 1")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    data_dir: Path
+    listen: ServerAddress
+    advertise: list[str] | None = None  # None: every address of the listen host + loopback
+    mqtt_listen: ServerAddress | None = None  # None: the gate's host, port 8883
+    max_concurrent_upgrades: int = DEFAULT_MAX_CONCURRENT_UPGRADES
+    vpn: VpnSettings | None = None  # scenario A: the WireGuard endpoint (vpn/)
+
+    @property
+    def broker_listen(self) -> ServerAddress:
+        if self.mqtt_listen is not None:
+            return self.mqtt_listen
+        # A gate on a free port or on loopback (tests, development) gets a broker on a free
+        # port: terminals learn the broker's address from the gate, at every check-in.
+        local = self.listen.port == 0 or self.listen.host.startswith("127.")
+        return ServerAddress(self.listen.host, 0 if local else DEFAULT_MQTT_PORT)
+
+
+def add_run_options(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
+                     help=f"where the gate listens (default {DEFAULT_LISTEN}; port 0 picks a "
+                          "free one)")
+    run.add_argument("--mqtt-listen", metavar="HOST:PORT",
+                     help="where the broker's TLS listener for terminals listens "
+                          f"(default: the gate's host, port {DEFAULT_MQTT_PORT})")
+    run.add_argument("--advertise", metavar="ADDR,...",
+                     help="addresses and names for the server certificate "
+                          "(default: every address of the listen host, 127.0.0.1, localhost)")
+    run.add_argument("--max-concurrent-upgrades", type=positive_int,
+                     default=DEFAULT_MAX_CONCURRENT_UPGRADES, metavar="N",
+                     help="upgrade at most N terminals at once "
+                          f"(default {DEFAULT_MAX_CONCURRENT_UPGRADES})")
+    add_vpn_run_options(run)
+
+
+def settings_from_args(args: argparse.Namespace, data_dir: Path) -> ServerSettings:
+    """The `run` options as settings; AddressError naming the option that is wrong."""
+    try:
+        listen = parse_listen(args.listen)
+    except AddressError as exc:
+        raise AddressError(f"--listen: {exc}") from None
+    try:
+        advertise = parse_advertise(args.advertise) if args.advertise is not None else None
+    except AddressError as exc:
+        raise AddressError(f"--advertise: {exc}") from None
+    try:
+        mqtt = parse_listen(args.mqtt_listen) if args.mqtt_listen else None
+    except AddressError as exc:
+        raise AddressError(f"--mqtt-listen: {exc}") from None
+    return ServerSettings(data_dir, listen, advertise, mqtt, args.max_concurrent_upgrades,
+                          vpn=vpn_settings(args))
