@@ -19,9 +19,11 @@ pyroute2's synchronous API runs its own event loop: call these methods from a wo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import errno
+import functools
 import ipaddress
 import logging
 import os
@@ -30,11 +32,16 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from wireguard_tools import WireguardKey
 from wireguard_tools.wireguard_uapi import WireguardUAPIDevice
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +123,32 @@ def _set_pdeathsig() -> None:
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: die with the agent / server
 
 
+def _off_the_event_loop(work: Callable[..., T]) -> Callable[..., T]:
+    """Run `work` in a short-lived thread when the calling thread runs an asyncio loop.
+
+    pyroute2 (0.9) drives its synchronous API with an event loop of its own, which fails in a
+    thread that already runs one ("This event loop is already running", and a coroutine never
+    awaited) — the agent's loop calls delete() at shutdown. Elsewhere `work` runs in place."""
+
+    @functools.wraps(work)
+    def wrapper(*args, **kwargs) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return work(*args, **kwargs)
+        with ThreadPoolExecutor(1, thread_name_prefix="netlink") as pool:
+            return pool.submit(work, *args, **kwargs).result()
+
+    return wrapper
+
+
 def _ipr():
     from pyroute2 import IPRoute
 
     return IPRoute()
 
 
+@_off_the_event_loop
 def link_index(name: str) -> int | None:
     with _ipr() as ipr:
         found = ipr.link_lookup(ifname=name)
@@ -144,6 +171,7 @@ class WgInterface:
 
     # ------------------------------------------------------------------ life
 
+    @_off_the_event_loop
     def create(self) -> str:
         """Make the interface (or adopt ours if it is there); returns the kind."""
         if self.kind is not None and self.exists():
@@ -210,6 +238,7 @@ class WgInterface:
             with contextlib.suppress(OSError):
                 self.uapi_path.unlink()
 
+    @_off_the_event_loop
     def exists(self) -> bool:
         if self.kind == "wireguard-go" and self.proc is not None and self.proc.poll() is not None:
             return False
@@ -218,6 +247,7 @@ class WgInterface:
     def process_alive(self) -> bool:
         return self.proc is None or self.proc.poll() is None
 
+    @_off_the_event_loop
     def delete(self) -> None:
         """Remove the interface (and stop wireguard-go). Safe to repeat."""
         if self.proc is not None:
@@ -241,6 +271,7 @@ class WgInterface:
 
     # ------------------------------------------------------------------ configuration
 
+    @_off_the_event_loop
     def set(self, private_key: str | None = None, listen_port: int | None = None,
             peers: tuple[PeerSpec, ...] = (), remove: tuple[str, ...] = (),
             replace_peers: bool = False) -> None:
@@ -288,6 +319,7 @@ class WgInterface:
                     spec["persistent_keepalive"] = peer.keepalive
                 wg.set(self.name, peer=spec)
 
+    @_off_the_event_loop
     def peers(self) -> list[PeerState]:
         """The peers with their latest handshake and byte counters (wireguard-tools' parser)."""
         try:
@@ -321,6 +353,7 @@ class WgInterface:
 
     # ------------------------------------------------------------------ addresses, routes
 
+    @_off_the_event_loop
     def set_address(self, cidr: str, mtu: int, routes: tuple[str, ...] = ()) -> None:
         """Address (replacing any other), MTU, link up, and a route per allowed network."""
         interface = ipaddress.ip_interface(cidr)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from batm_common.control_commands import ControlCommand
 from batm_common.jsonlines import SOCKET_NAME, connect_unix, encode_line
 
 MAX_LINE = 1 << 20  # a screen model is ~1 kB; anything near this is not the agent talking
@@ -119,7 +120,7 @@ class AgentLink:
             self._sock = sock
         subscribed = False
         try:
-            sock.sendall(encode_line({"cmd": "subscribe"}))
+            sock.sendall(encode_line({"cmd": ControlCommand.SUBSCRIBE}))
             reader = sock.makefile("rb")
             while not self._stop.is_set():
                 line = reader.readline(MAX_LINE + 1)

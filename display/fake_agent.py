@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+from batm_common.control_commands import ControlCommand
+
 
 class FakeAgent:
     def __init__(self, socket_path: Path | str, screen: dict | None = None):
@@ -97,13 +99,13 @@ class FakeAgent:
                     client.sendall(b'{"ok": false, "error": "request is not a JSON object"}\n')
                     continue
                 with self._lock:
-                    if cmd == "subscribe":
+                    if cmd == ControlCommand.SUBSCRIBE:
                         answer = {"ok": True, "screen": self._screen}
                         client.sendall((json.dumps(answer) + "\n").encode())
                         self._clients.append(client)
                         self.subscribes += 1
                         continue
-                    if cmd == "ping":
+                    if cmd == ControlCommand.PING:
                         answer = {"ok": True}
                     elif cmd == "screen":
                         answer = {"ok": True, "screen": self._screen}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from batm_common.control_commands import AdminCommand
 from display.admin import view as v
 from display.model import ScreenModel
 from display.qr import pairing_payload
@@ -72,11 +73,11 @@ class AdminController:
         self._reset()
         self.active = True
         self.now = self.last_input = now
-        self._request({"cmd": "admin_state"}, self._on_state, busy=False)
+        self._request({"cmd": AdminCommand.STATE}, self._on_state, busy=False)
 
     def close(self) -> None:
         if self.session:
-            self.send({"cmd": "admin_lock", "session": self.session}, lambda answer: None)
+            self.send({"cmd": AdminCommand.LOCK, "session": self.session}, lambda answer: None)
         self._reset()
         self.active = False
 
@@ -105,7 +106,7 @@ class AdminController:
         self.now = self.last_input = now
         if self.session and now - self.last_keepalive >= KEEPALIVE_EVERY:
             self.last_keepalive = now
-            self.send({"cmd": "admin_touch", "session": self.session}, lambda answer: None)
+            self.send({"cmd": AdminCommand.TOUCH, "session": self.session}, lambda answer: None)
 
     # -- talking to the agent ----------------------------------------------------------------
 
@@ -181,7 +182,7 @@ class AdminController:
         elif key == "refresh" and self.page in INFO_PAGES:
             self._load_info()
         elif key == "confirm" and self.page == v.REBOOT:
-            self._request({"cmd": "admin_reboot"}, self._on_reboot, note="Restarting...")
+            self._request({"cmd": AdminCommand.REBOOT}, self._on_reboot, note="Restarting...")
 
     def type_text(self, text: str, now: float) -> None:
         """A character from a physical keyboard."""
@@ -226,7 +227,7 @@ class AdminController:
     def _submit_pin(self) -> None:
         entry, self.entry = self.entry, ""
         if self.stage == "unlock":
-            self._request({"cmd": "admin_unlock", "pin": entry}, self._on_unlock,
+            self._request({"cmd": AdminCommand.UNLOCK, "pin": entry}, self._on_unlock,
                           note="Checking...")
         elif self.stage == "old":
             self.old_pin = entry
@@ -238,7 +239,7 @@ class AdminController:
             self.new_pin = ""
             self._to_pin("new", "The two PINs differ. Enter the new PIN again.", "error")
         else:
-            message = {"cmd": "admin_set_pin", "new": self.new_pin}
+            message = {"cmd": AdminCommand.SET_PIN, "new": self.new_pin}
             if not self.must_change:
                 message["old"] = self.old_pin
             self.old_pin = self.new_pin = ""
@@ -293,7 +294,7 @@ class AdminController:
             self._to(v.MENU)
             return
         elif key == "save":
-            self._request({"cmd": "admin_set_server", "address": self.field},
+            self._request({"cmd": AdminCommand.SET_SERVER, "address": self.field},
                           self._on_set_server, note="Saving...")
             return
         self.message = ""
@@ -308,7 +309,7 @@ class AdminController:
             self.message, self.tone = _sentence(answer.get("error")), "error"
 
     def _load_info(self) -> None:
-        self._request({"cmd": "admin_info"}, self._on_info, note="Reading...")
+        self._request({"cmd": AdminCommand.INFO}, self._on_info, note="Reading...")
 
     def _on_info(self, answer: dict) -> None:
         if answer.get("ok"):
