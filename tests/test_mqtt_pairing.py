@@ -1,18 +1,11 @@
 """The pairing machine with the master service: in service means connected over MQTT."""
 
 from agent.machine import state as pm
-from agent.machine.dispatch import transition
+from agent.machine.dispatch import run
 from batm_common.hostaddr import ServerAddress
 
 SERVER = ServerAddress("192.0.2.1", 8443)
 
-
-def run(state, *events):
-    effects = []
-    for event in events:
-        state, new_effects = transition(state, event)
-        effects.extend(new_effects)
-    return state, effects
 
 
 def started(has_credentials: bool):

@@ -1,7 +1,7 @@
 """The pure pairing state machine: every transition the seed's flows rely on."""
 
 from agent.machine import state as pm
-from agent.machine.dispatch import transition
+from agent.machine.dispatch import run
 from agent.settings import ServerPin
 from batm_common.hostaddr import ServerAddress
 
@@ -9,13 +9,6 @@ SERVER = ServerAddress("192.0.2.1", 8443)
 OTHER = ServerAddress("198.51.100.7", 8443)
 PIN = ServerPin(ca_pem="-----BEGIN CERTIFICATE-----\n...", spki_sha256="ab" * 32)
 
-
-def run(state, *events):
-    effects = []
-    for event in events:
-        state, new_effects = transition(state, event)
-        effects.extend(new_effects)
-    return state, effects
 
 
 def test_fresh_terminal_asks_for_a_server():

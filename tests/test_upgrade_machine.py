@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent.hardware import TerminalFacts
 from agent.machine import state as pm
-from agent.machine.dispatch import transition
+from agent.machine.dispatch import run, transition
 from agent.screens import screen_model
 from agent.upgrade import states as us
 from agent.upgrade.offer import OfferError, UpgradeOffer, UpgradeWait, parse_upgrade_answer
@@ -19,14 +19,6 @@ def started() -> pm.AgentState:
     state, effects = transition(pm.initial_state(), pm.Started(SERVER, paired=False))
     assert effects == [pm.StartPairing(state.generation)]
     return state
-
-
-def run(state: pm.AgentState, *events) -> tuple[pm.AgentState, list]:
-    effects: list = []
-    for event in events:
-        state, new = transition(state, event)
-        effects += new
-    return state, effects
 
 
 def test_offer_unpaired_then_upgrading_then_restart() -> None:

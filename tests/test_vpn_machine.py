@@ -2,7 +2,7 @@
 
 from agent.hardware import TerminalFacts
 from agent.machine import state as pm
-from agent.machine.dispatch import transition
+from agent.machine.dispatch import run
 from agent.screens import screen_model
 from agent.vpn import states as vs
 from batm_common.hostaddr import ServerAddress
@@ -11,13 +11,6 @@ SERVER = ServerAddress("192.0.2.1", 8443)
 OTHER = ServerAddress("192.0.2.2", 8443)
 FACTS = TerminalFacts(serial="SIM00001", model="test", version=20230801)
 
-
-def run(state, *events):
-    effects = []
-    for event in events:
-        state, new_effects = transition(state, event)
-        effects.extend(new_effects)
-    return state, effects
 
 
 def checked_in_a(has_credentials=True):

@@ -1,4 +1,5 @@
-"""The machine's one entry point: `transition(state, event)` routes each event to its feature.
+"""The machine's one entry point: `transition(state, event)` routes each event to its feature;
+`run(state, *events)` applies several in order (tests and replays read as the flows they follow).
 
     VPN events (agent/vpn/states.py)          → vpn.transition
     upgrade events (agent/upgrade/states.py)  → upgrade.transition
@@ -34,3 +35,12 @@ def transition(state: AgentState, event: Event) -> Transition:
     if committing:
         effects = [CommitSlot(state.generation), *effects]
     return new, effects
+
+
+def run(state: AgentState, *events: Event) -> Transition:
+    """The state after `events`, in order, and every effect they produced, in order."""
+    effects: list = []
+    for event in events:
+        state, new_effects = transition(state, event)
+        effects.extend(new_effects)
+    return state, effects
