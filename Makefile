@@ -47,3 +47,9 @@ bench: system-deps $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache *.egg-info
+
+# Debian packages into dist/: batm-terminal (agent, display, console, updater) and batm-server.
+# `sudo apt install ./dist/batm-terminal_*.deb` is the whole install on a bookworm / Pi OS device.
+.PHONY: packages
+packages:
+	scripts/build-packages --out dist
