@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+REBOOT_EXIT = 133  # systemd-nspawn(1): the container asked to be rebooted
+
 
 class MachineError(RuntimeError):
     """The machine did not start or boot; str() says where to look."""
@@ -67,10 +69,13 @@ class Machine:
         """Start socat + nspawn in their own session; returns at once (see wait_ready)."""
         nspawn = (f"systemd-nspawn --register=no --keep-unit -q --console=interactive "
                   f"--network-namespace-path={self.netns_path} -b -D {self.root}")
+        # nspawn exits 133 when the container asks for a reboot: boot it again on the same
+        # console, as a Pi comes back on the same USB-serial adapter.
+        loop = f"while {nspawn}; [ $? -eq {REBOOT_EXIT} ]; do true; done"
         with open(self.log, "ab") as out:
             proc = subprocess.Popen(
                 ["socat", f"PTY,link={self.console},rawer",
-                 f"EXEC:{nspawn},pty,setsid,ctty,rawer"],
+                 f"SYSTEM:{loop},pty,setsid,ctty,rawer"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
@@ -89,13 +94,38 @@ class Machine:
         raise MachineError(f"{ready_file} did not appear within {timeout:.0f} s; see {self.log}")
 
     def leader_pid(self) -> int | None:
-        """PID 1 of the container, as the host numbers it (for nsenter)."""
-        nspawn = _children(self.socat_pid) if self.socat_pid else []
-        for pid in nspawn:
+        """PID 1 of the container, as the host numbers it (for nsenter); None between boots."""
+        for pid in self._nspawn_pids():
             leaders = _children(pid)
             if leaders:
                 return leaders[0]
         return None
+
+    def _nspawn_pids(self) -> list[int]:
+        return self._descendants_named("systemd-nspawn")
+
+    def _descendants_named(self, comm: str) -> list[int]:
+        """socat → socat (its EXEC/SYSTEM child) → sh (the reboot loop) → systemd-nspawn → …"""
+        found, todo = [], _children(self.socat_pid) if self.socat_pid else []
+        while todo:
+            pid = todo.pop()
+            if _comm(pid) == comm:
+                found.append(pid)
+            elif _comm(pid) in ("socat", "sh"):
+                todo.extend(_children(pid))
+        return found
+
+    def wait_rebooted(self, old_leader: int, timeout: float) -> float:
+        """Seconds until a new PID 1 replaced `old_leader` and finished booting."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            leader = self.leader_pid()
+            if leader is not None and leader != old_leader:
+                done = self.run("systemctl", "is-system-running", "--wait", timeout=timeout)
+                if done.stdout.strip() in ("running", "degraded"):
+                    return time.monotonic() - started
+            time.sleep(0.2)
+        raise MachineError(f"the machine did not come back within {timeout:.0f} s; see {self.log}")
 
     def run(self, *command: str, timeout: float = 30) -> subprocess.CompletedProcess:
         """Run a command inside the booted machine (all its namespaces), e.g. systemctl."""
@@ -108,7 +138,11 @@ class Machine:
     def stop(self, grace: float = 20.0) -> None:
         if self.socat_pid is None:
             return
-        nspawn = _children(self.socat_pid)
+        # The reboot loop first, so a powered-off container is not booted again.
+        shells = self._descendants_named("sh")
+        nspawn = self._nspawn_pids()
+        for pid in shells:
+            _signal(pid, signal.SIGKILL)
         for pid in nspawn:
             _signal(pid, signal.SIGTERM)  # nspawn: power the container off
         deadline = time.monotonic() + grace
@@ -123,6 +157,13 @@ class Machine:
         if os.path.ismount(self.root):
             return subprocess.run(["umount", str(self.root)]).returncode == 0
         return True
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _children(pid: int) -> list[int]:
