@@ -53,3 +53,9 @@ clean:
 .PHONY: packages
 packages:
 	scripts/build-packages --out dist
+
+# The booted-systemd rig (sim/booted): the package installed in a cached bookworm rootfs, booted
+# by systemd-nspawn; its own tests, then a pairing test of the shared suite on the same rig.
+.PHONY: hil-booted
+hil-booted: system-deps $(STAMP) packages
+	@scripts/hil-booted

@@ -15,6 +15,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 SUITE = "bookworm"
@@ -56,8 +57,21 @@ def cache_root() -> Path:
 
 
 def content_key(deb: Path) -> str:
+    """Hash of what the package installs (names, modes, link targets, contents; not mtimes, so
+    rebuilding an unchanged tree reuses the cache) and of the provisioning below."""
     digest = hashlib.sha256()
-    digest.update(Path(deb).read_bytes())
+    for part in ("--ctrl-tarfile", "--fsys-tarfile"):
+        with subprocess.Popen(["dpkg-deb", part, str(deb)], stdout=subprocess.PIPE) as proc:
+            assert proc.stdout is not None
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                for member in tar:
+                    digest.update(f"{member.name}\0{member.mode}\0{member.linkname}\0".encode())
+                    if member.isfile():
+                        data = tar.extractfile(member)
+                        assert data is not None
+                        digest.update(hashlib.sha256(data.read()).digest())
+        if proc.returncode != 0:
+            raise RootfsError(f"{deb} is not a Debian package (dpkg-deb {part} failed)")
     digest.update(Path(__file__).read_bytes())  # a change of provisioning is a new rootfs
     return digest.hexdigest()[:16]
 
@@ -78,7 +92,16 @@ def ensure_rootfs(deb: Path, log: Path) -> tuple[Path, bool]:
     build(deb, partial, log)
     shutil.rmtree(root, ignore_errors=True)
     partial.rename(root)
+    prune(keep=root)
     return root, True
+
+
+def prune(keep: Path, spare: int = 1) -> None:
+    """Old rootfs versions go, newest first kept: each is ~400 MB."""
+    others = sorted((p for p in keep.parent.glob("rootfs-*") if p != keep and p.is_dir()),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in others[spare:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def build(deb: Path, target: Path, log: Path) -> None:
