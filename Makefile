@@ -59,3 +59,8 @@ packages:
 .PHONY: hil-booted
 hil-booted: system-deps $(STAMP) packages
 	@scripts/hil-booted
+
+# Every terminal-side dependency has a binary wheel for linux/aarch64, CPython 3.11 (a Pi).
+.PHONY: check-arm64
+check-arm64:
+	@scripts/check-arm64-wheels

@@ -31,6 +31,16 @@ class BootedMachineDriver:
     def unit_property(self, unit: str, name: str) -> str:
         return self.run("systemctl", "show", "-P", name, unit).stdout.strip()
 
+    def timespan_seconds(self, unit: str, name: str) -> float:
+        """A time property ("30s", "1min 30s", "0") in seconds, as systemd-analyze reads it."""
+        value = self.unit_property(unit, name)
+        if value in ("", "0", "infinity"):
+            return 0.0
+        text = self.run("systemd-analyze", "timespan", value).stdout
+        usec = next((line.split(":", 1)[1] for line in text.splitlines()
+                     if line.strip().startswith("μs:")), "0")
+        return int(usec.strip()) / 1e6
+
     def main_pid(self, unit: str) -> int:
         return int(self.unit_property(unit, "MainPID") or 0)
 
