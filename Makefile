@@ -64,3 +64,8 @@ hil-booted: system-deps $(STAMP) packages
 .PHONY: check-arm64
 check-arm64:
 	@scripts/check-arm64-wheels
+
+# The terminal-side unit tests in an arm64 bookworm rootfs under qemu-user (aarch64 wheels only).
+.PHONY: test-arm64
+test-arm64:
+	@scripts/test-arm64

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+INSIDE_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8")
 REBOOT_EXIT = 133  # systemd-nspawn(1): the container asked to be rebooted
 
 
@@ -132,7 +133,9 @@ class Machine:
         leader = self.leader_pid()
         if leader is None:
             raise MachineError("the machine is not running")
-        return subprocess.run(["nsenter", "-t", str(leader), "-a", *command],
+        # env -i: the host's environment (SSL_CERT_FILE, PATH of a venv…) means nothing inside.
+        return subprocess.run(["nsenter", "-t", str(leader), "-a", "env", "-i", *INSIDE_ENV,
+                               *command],
                               capture_output=True, text=True, timeout=timeout)
 
     def stop(self, grace: float = 20.0) -> None:
