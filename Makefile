@@ -47,3 +47,25 @@ bench: system-deps $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache *.egg-info
+
+# Debian packages into dist/: batm-terminal (agent, display, console, updater) and batm-server.
+# `sudo apt install ./dist/batm-terminal_*.deb` is the whole install on a bookworm / Pi OS device.
+.PHONY: packages
+packages:
+	scripts/build-packages --out dist
+
+# The booted-systemd rig (sim/booted): the package installed in a cached bookworm rootfs, booted
+# by systemd-nspawn; its own tests, then a pairing test of the shared suite on the same rig.
+.PHONY: hil-booted
+hil-booted: system-deps $(STAMP) packages
+	@scripts/hil-booted
+
+# Every terminal-side dependency has a binary wheel for linux/aarch64, CPython 3.11 (a Pi).
+.PHONY: check-arm64
+check-arm64:
+	@scripts/check-arm64-wheels
+
+# The terminal-side unit tests in an arm64 bookworm rootfs under qemu-user (aarch64 wheels only).
+.PHONY: test-arm64
+test-arm64:
+	@scripts/test-arm64

@@ -8,6 +8,8 @@ updater and the server can each use it without pulling in one another.
   pairing_code     the short authentication string both sides derive independently
   hostaddr         validation of a server address HOST[:PORT]
   sd_notify        sd_notify(3) without libsystemd
+  watchdog         the systemd watchdog pinged from the asyncio event loop, STATUS= lines
+  journal_logging  stderr logging journald understands: "<N>" priority prefixes, no second stamp
   wireguard        one WireGuard interface: kernel module or wireguard-go, configured over UAPI
   jsonlines        JSON-lines framing over a Unix socket: encoding, parsing, long-path connect
   control_client   the one blocking client of the agent's control socket (CLI, console, rig, sim)

@@ -8,7 +8,7 @@ The contract fields are::
 The simulator adds (all optional when loading, so a hand-written real-rig file stays short):
 
 top level
-    "kind": "sim" | "real"       who made the file
+    "kind": "sim" | "booted" | "real"   who made the file (booted: sim/booted, systemd in nspawn)
     "rig_id": "ab12cd"           short id in every namespace/link name of this rig
     "scenario": "A" | "B"        deployment scenario the rig was brought up for
     "supervisor": "D/sim.sock"   the supervisor's control socket (docs/protocol.md §5)
@@ -239,8 +239,8 @@ class RigFile:
                 raise _fail(f"terminals[{i}].serial", f"{t.serial!r} appears twice")
             seen.add(t.serial)
         kind = data.get("kind", "real")
-        if kind not in ("sim", "real"):
-            raise _fail("kind", f"must be 'sim' or 'real', got {kind!r}")
+        if kind not in ("sim", "booted", "real"):
+            raise _fail("kind", f"must be 'sim', 'booted' or 'real', got {kind!r}")
         scenario = data.get("scenario")
         if scenario not in (None, "A", "B"):
             raise _fail("scenario", f"must be 'A' or 'B', got {scenario!r}")
