@@ -46,7 +46,10 @@ from agent.vpn.config import VpnConfigError
 from agent.vpn.states import VPN_EFFECTS
 from batm_common.atomic import ensure_private_dir
 from batm_common.hostaddr import parse_server_address
+from batm_common.journal_logging import stderr_handler
 from batm_common.sd_notify import sd_notify
+from batm_common.sd_notify import status as sd_status
+from batm_common.watchdog import WatchdogPinger
 
 log = logging.getLogger("batm-agent")
 
@@ -143,7 +146,10 @@ class Daemon:
             self._cancel_older_than(new.generation)
         if type(new.phase) is not type(old.phase) or new.phase != old.phase:
             log.info("%s -> %s (%s)", old.name, new.name, type(event).__name__)
-        self.bus.publish(screen_model(new, self.facts))
+        screen = screen_model(new, self.facts)
+        if screen.get("screen") != (self.bus.current or {}).get("screen"):
+            sd_status(f"screen {screen.get('screen')} ({new.name})")  # systemctl status shows it
+        self.bus.publish(screen)
         self.master.status_changed()
         for effect in effects:
             if not isinstance(effect, machine.PERSISTENT_EFFECTS):
@@ -262,6 +268,10 @@ class Daemon:
                                  self.master.has_credentials()))
         heartbeat = loop.create_task(self.master.heartbeat_loop())
         sd_notify("READY=1")
+        # Pings come from this loop: a blocked loop stops them and systemd restarts the agent.
+        watchdog = WatchdogPinger.from_environment()
+        if watchdog is not None:
+            watchdog.start()
         log.info(
             "terminal %s version %s ready (identity %s)",
             self.facts.serial, self.facts.version, self.identity.fingerprint,
@@ -277,6 +287,8 @@ class Daemon:
                     getter.cancel()
         finally:
             sd_notify("STOPPING=1")
+            if watchdog is not None:
+                await watchdog.stop()
             for task in list(self._tasks):
                 task.cancel()
             heartbeat.cancel()
@@ -293,7 +305,7 @@ def run(args) -> int:
     """Entry point for `batm-agent run` (args from agent.cli)."""
     logging.basicConfig(
         level=getattr(logging, str(getattr(args, "log_level", "INFO")).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[stderr_handler()],  # "<N>" priorities under journald, timestamps elsewhere
     )
     logging.getLogger("paho").setLevel(logging.WARNING)
     config = DaemonConfig(

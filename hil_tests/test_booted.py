@@ -86,8 +86,6 @@ def test_pairing_survives_a_real_reboot(target, machine):
     assert target.server.terminal(target.serial)["state"] == "paired"
 
 
-@pytest.mark.xfail(strict=True, reason="the agent's logging is not yet wired to "
-                   "batm_common.journal_logging (issue 14: lines to wire in agent/ start-up)")
 def test_an_error_the_agent_logs_is_an_error_in_the_journal(machine):
     machine.run("sh", "-c", "echo 'not json' > /var/lib/batm-agent/settings.json")
     machine.restart(AGENT)
@@ -97,9 +95,7 @@ def test_an_error_the_agent_logs_is_an_error_in_the_journal(machine):
 
 def test_a_hung_agent_is_restarted_by_the_watchdog(machine):
     period = machine.timespan_seconds(AGENT, "WatchdogUSec")
-    if period == 0:
-        pytest.skip("the rig disables the agent's watchdog until the agent pings it "
-                    "(WatchdogSec=0 in sim/booted/rootfs.py; drop it once agent/ is wired)")
+    assert period > 0, "the agent's unit must have a watchdog (WatchdogSec)"
     hung = machine.freeze(AGENT)
     machine.wait_new_main_pid(AGENT, hung, timeout=period * 2 + 15)
     assert int(machine.unit_property(AGENT, "NRestarts")) >= 1

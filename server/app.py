@@ -27,6 +27,7 @@ import uvicorn
 
 from batm_common.atomic import atomic_write, ensure_private_dir
 from batm_common.hostaddr import ServerAddress
+from batm_common.journal_logging import stderr_handler, stream_is_journal
 from batm_common.sd_notify import sd_notify
 from server.ca import CertificateError, ensure_certificates
 from server.db.engine import close_database, open_database
@@ -285,8 +286,11 @@ class _OneLineFormatter(logging.Formatter):
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if stream_is_journal(sys.stderr):
+        handler = stderr_handler()  # journald: a priority per line, its own timestamps
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

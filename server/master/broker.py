@@ -308,6 +308,9 @@ class Broker:
         self._proc = subprocess.Popen(
             [self.binary, "-c", os.fspath(self.dir / CONF_FILE)],
             stdin=subprocess.DEVNULL, preexec_fn=_set_pdeathsig,
+            # Mosquitto sends its own READY=1, which systemd refuses from a child of the unit
+            # (and logs); the server says when it is ready.
+            env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"},
         )
         self._wait_listening()
         log.info("broker: mosquitto (pid %s) ready: terminals on %s:%s (TLS)",

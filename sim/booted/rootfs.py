@@ -33,9 +33,8 @@ PROVISION: dict[str, str] = {
         "# Rig only: the container has no /proc/device-tree.\n"
         "[Service]\n"
         f"Environment=BATM_HARDWARE_DIR={HARDWARE_DIR}\n"
-        # The agent does not ping WATCHDOG=1 until the wiring lands (report of issue 14):
-        # without this line systemd would kill it every 30 s.
-        "WatchdogSec=0\n"
+        # A short watchdog so the hung-agent test takes seconds, not the unit's 30 s.
+        "WatchdogSec=5s\n"
     ),
     # systemd's status lines and boot messages would share the console line with batm-console.
     "/etc/systemd/system.conf.d/rig.conf": "[Manager]\nShowStatus=no\nLogTarget=journal\n",
