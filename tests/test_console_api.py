@@ -4,13 +4,16 @@ approvals and unpairs that wake the terminal like the CLI's."""
 
 from __future__ import annotations
 
+import datetime
+
+import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from test_server_service import SERVER_SPKI, Terminal
 
+from batm_common.clock import utcnow
+from server.console import totp
 from server.console.service import console_service
-from server.console.tokens import Tokens
-from server.console.users import Users
 from server.db.engine import open_database
 from server.http.console.app import create_console_app
 from server.notify import session_topic
@@ -27,22 +30,41 @@ USERS = {  # name: (role, locations)
 }
 
 
+class Clock:
+    """The console's clock: real time that a test may push on (TOTP steps, idle sessions)."""
+
+    def __init__(self) -> None:
+        self.offset = datetime.timedelta()
+
+    def __call__(self) -> datetime.datetime:
+        return utcnow() + self.offset
+
+
 class Console:
     """One console app on one database, a token per user, and the topics it woke."""
 
     def __init__(self, data_dir):
         self.woken: list[str] = []
+        self.clock = Clock()
         sessions = open_database(data_dir)
         transactions = Transactions(sessions, notify=self.woken.append)
         self.registry = Registry(transactions)
         self.requests = PairingRequests(transactions, server_spki=SERVER_SPKI, ca_pem="")
-        self.service = console_service(sessions, self.registry, self.requests)
-        users, tokens = Users(sessions), Tokens(sessions)
-        self.tokens = {}
+        self.service = console_service(sessions, self.registry, self.requests,
+                                       clock=self.clock)
+        users, tokens = self.service.users, self.service.tokens
+        self.tokens, self.totp_secrets = {}, {}
         for name, (role, locations) in USERS.items():
-            users.add(name, role, locations, PASSWORD)
+            uri = users.add(name, role, locations, PASSWORD)["totp_uri"]
+            self.totp_secrets[name] = pyotp.parse_uri(uri).secret if uri else None
             self.tokens[name] = tokens.create(name)
-        self.client = TestClient(create_console_app(self.service))
+        self.app = create_console_app(self.service)
+        self.client = TestClient(self.app, base_url="https://testserver")
+
+    def totp(self, name: str) -> str:
+        """A fresh code of `name`'s authenticator (the clock moves a step: codes work once)."""
+        self.clock.offset += datetime.timedelta(seconds=30)
+        return totp.code_at(self.totp_secrets[name], self.clock())
 
     def call(self, user: str | None, method: str, path: str, **kwargs):
         headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
@@ -129,7 +151,8 @@ def test_approve_with_the_right_code_wakes_the_terminal(console):
     code = console.pending("APP-1", "L1")
     requests = console.call("olga", "GET", "/pairing-requests").json()["pairing_requests"]
     [mine] = [r for r in requests if r["serial"] == "APP-1"]
-    assert mine["location"] == "L1" and mine["code"] == code and mine["age_seconds"] >= 0
+    assert mine["location"] == "L1" and mine["code_ready"] and mine["age_seconds"] >= 0
+    assert "code" not in mine, "the operator reads the code on the kiosk, not here"
     assert "APP-1" not in [r["serial"] for r in console.call(
         "otto", "GET", "/pairing-requests").json()["pairing_requests"]]
     console.woken.clear()

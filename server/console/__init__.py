@@ -6,6 +6,7 @@ The console's web side (pages and the HTTPS API) is in http/console/; this packa
   totp         the second factor: enrolment URI, one-time acceptance of a code
   users        console users made on the command line: role, locations, password, TOTP, disable
   tokens       API bearer tokens (stored as digests), acting as their user
+  sessions     browser sessions kept server-side: revocable, idle expiry, their CSRF token
   lockouts     login rate limiting: failures per account and per address, growing lockouts
   audit        the append-only audit log: recording, and reading it within one's locations
   fleet        the terminal list (paged, sorted, searched), pairing requests, a terminal's page,

@@ -92,6 +92,14 @@ class Actions:
 
         return self._audited(actor, Action.GENERATE_VPN, serial, work)
 
+    def vpn_config(self, actor: Actor, serial: str) -> dict:
+        """A terminal's VPN configuration as a download (reading: not audited, but scoped)."""
+        with self._sessions() as session:
+            visible_terminal(session, actor.principal, serial)
+        if self._vpn is None:
+            raise ServiceError(503, "vpn_unavailable", "this server has no VPN service")
+        return self._vpn.view(serial)
+
     def delete(self, actor: Actor, serial: str) -> None:
         self._audited(actor, Action.DELETE, serial,
                       lambda: self._registry.delete_terminal(serial))

@@ -121,16 +121,22 @@ class Fleet:
                                         .order_by(Terminal.location)).all())
 
     def pairing_requests(self, principal: Principal) -> list[dict]:
-        """Open requests of the user's terminals, oldest first, with their location and age."""
+        """Open requests of the user's terminals, oldest first, with their location and age.
+
+        Without the code itself: the operator must read it on the kiosk and type it, which is
+        what proves nobody sits between the terminal and the server (a code shown here could
+        be copied without looking). `code_ready` says whether the kiosk shows one yet."""
         now = self._clock()
-        query = scoped(select(PairingRequest, Terminal.location)
+        query = scoped(select(PairingRequest, Terminal.location, Terminal.scenario)
                        .join(Terminal, Terminal.serial == PairingRequest.serial)
                        .where(PairingRequest.state.in_(OPEN_REQUEST_STATES))
                        .order_by(PairingRequest.created_at, PairingRequest.serial), principal)
         with self._sessions() as session:
-            return [{**request_view(r), "location": location,
+            return [{**{k: v for k, v in request_view(r).items() if k != "code"},
+                     "code_ready": r.code is not None, "location": location,
+                     "scenario": scenario,
                      "age_seconds": int((now - r.created_at).total_seconds())}
-                    for r, location in session.execute(query)]
+                    for r, location, scenario in session.execute(query)]
 
     def terminal(self, principal: Principal, serial: str) -> dict:
         """A terminal's page: state, status, pairing history, VPN, events, command results."""

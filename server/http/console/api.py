@@ -45,6 +45,16 @@ def _moment(raw: str | None, name: str) -> datetime.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
+def audit_filters(request: Request) -> dict:
+    """The audit log's filters (the page and the API read the same ones)."""
+    params = request.query_params
+    return {"actor": params.get("actor") or None, "action": params.get("action") or None,
+            "serial": params.get("serial") or None, "result": params.get("result") or None,
+            "since": _moment(params.get("since"), "since"),
+            "until": _moment(params.get("until"), "until"),
+            "limit": fields.int_query(params.get("limit"), "limit", 100, 1000)}
+
+
 def api_router(console: ConsoleService) -> APIRouter:
     api = APIRouter(prefix="/api/v1")
 
@@ -100,13 +110,11 @@ def api_router(console: ConsoleService) -> APIRouter:
     @api.get("/audit")
     async def audit(request: Request) -> JSONResponse:
         actor = bearer_actor(console, request)
-        params = request.query_params
-        entries = console.audit.entries(
-            actor.principal, actor=params.get("actor"), action=params.get("action"),
-            serial=params.get("serial"), result=params.get("result"),
-            since=_moment(params.get("since"), "since"),
-            until=_moment(params.get("until"), "until"),
-            limit=fields.int_query(params.get("limit"), "limit", 100, 1000))
-        return JSONResponse({"entries": entries})
+        return JSONResponse({"entries": console.audit.entries(actor.principal,
+                                                              **audit_filters(request))})
+
+    @api.get("/terminals/{serial}/vpn")
+    async def download_vpn(serial: str, request: Request) -> JSONResponse:
+        return JSONResponse(console.actions.vpn_config(bearer_actor(console, request), serial))
 
     return api
