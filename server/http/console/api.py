@@ -1,4 +1,4 @@
-"""The console's HTTPS API for automation, under /api/v1/ (docs/protocol.md §6): the console's
+"""The console's HTTPS API for automation, under /api/v1/ (docs/protocol.md §10): the console's
 own permissions apply (locations, roles), and every change lands in the audit log.
 
 Errors are {"error": code, "message": sentence}: 400 a malformed request, 401 no or a bad
