@@ -9,43 +9,26 @@ broken set-up cannot pass unnoticed.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import uvicorn
 
 from server.ca import ensure_certificates
-
-CHROMIUM = os.environ.get("BATM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI must run the browser tests; see scripts/install-system-deps)")
-    pytest.skip(f"{reason}; install it with scripts/install-system-deps and "
-                "`pip install -e '.[dev]'`")
+from sim.browser import chromium, chromium_problem
+from sim.testsupport import unavailable
 
 
 def launch_chromium() -> Iterator:
-    """Yields a Playwright Browser on Debian's Chromium, headless."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright for Python is not installed")
-    if not Path(CHROMIUM).is_file():
-        _unavailable(f"Chromium is not installed ({CHROMIUM} is missing)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            browser.close()
+    """Yields a Playwright Browser on Debian's Chromium; skips (fails in CI) without one."""
+    problem = chromium_problem()
+    if problem:
+        unavailable(problem)
+    with chromium() as browser:
+        yield browser
 
 
 class ServedApp:
