@@ -222,3 +222,21 @@ def test_guessing_tokens_locks_the_address_out(tmp_path):
         assert answer.status_code == 401
     locked = guessed.call("olga", "GET", "/terminals")
     assert_error(locked, 429, "locked_out", "try again in")
+
+
+def test_the_csv_export_follows_the_filters_and_ones_locations(console):
+    console.registry.create_terminal("CSVX-1", "B", "L1")
+    console.registry.create_terminal("CSVX-2", "B", "L2")
+    console.call("ada", "POST", "/terminals", json={"serial": "CSVX-3", "scenario": "A",
+                                                    "location": "=HYPERLINK(1)"})
+    mine = console.call("olga", "GET", "/terminals.csv", params={"q": "CSVX"})
+    assert mine.status_code == 200 and mine.headers["content-type"].startswith("text/csv")
+    assert mine.text.splitlines() == [
+        "serial,location,scenario,state,online,version,last_seen",
+        "CSVX-1,L1,B,never_paired,False,,"]
+    every = console.call("ada", "GET", "/terminals.csv",
+                         params={"q": "CSVX", "sort": "serial", "order": "desc"}).text
+    assert [line.split(",")[0] for line in every.splitlines()[1:]] == [
+        "CSVX-3", "CSVX-2", "CSVX-1"]
+    assert "'=HYPERLINK(1)" in every, "a formula is never a formula in the export"
+    assert_error(console.call(None, "GET", "/terminals.csv"), 401, "unauthenticated")

@@ -26,10 +26,16 @@ def browser(console: Console) -> TestClient:
     return TestClient(console.app, base_url="https://testserver", follow_redirects=False)
 
 
+def login_post(web: TestClient, **fields):
+    """Fill the login form as a browser does: the form first (its token), then the post."""
+    token = re.search(r'name="login_token" value="([^"]+)"', web.get("/login").text).group(1)
+    return web.post("/login", data={**fields, "login_token": token})
+
+
 def log_in(console: Console, name: str) -> TestClient:
     web = browser(console)
     code = console.totp(name) if console.totp_secrets[name] else ""
-    answer = web.post("/login", data={"name": name, "password": PASSWORD, "code": code})
+    answer = login_post(web, name=name, password=PASSWORD, code=code)
     assert answer.status_code == 303, answer.text
     return web
 
@@ -57,16 +63,26 @@ def test_pages_need_a_login(console):
 
 def test_an_operator_needs_a_current_totp_code(console):
     web = browser(console)
-    no_code = web.post("/login", data={"name": "otto", "password": PASSWORD})
+    no_code = login_post(web, name="otto", password=PASSWORD)
     assert no_code.status_code == 401 and COOKIE not in no_code.cookies
     assert "wrong user name, password or authenticator code" in no_code.text
     web = log_in(console, "otto")
     assert web.get("/terminals").status_code == 200
 
 
+def test_the_login_form_has_its_own_csrf_token(console):
+    web = browser(console)
+    forged = web.post("/login", data={"name": "vic", "password": PASSWORD})
+    assert forged.status_code == 403 and COOKIE not in forged.cookies
+    web.get("/login")  # the cookie alone is not enough: the form must repeat it
+    assert web.post("/login", data={"name": "vic", "password": PASSWORD,
+                                    "login_token": "guess"}).status_code == 403
+    assert login_post(web, name="vic", password=PASSWORD).status_code == 303
+
+
 def test_the_session_cookie_is_secure_httponly_samesite_strict(console):
     web = browser(console)
-    answer = web.post("/login", data={"name": "vic", "password": PASSWORD})
+    answer = login_post(web, name="vic", password=PASSWORD)
     assert answer.status_code == 303, "a viewer has no second factor"
     cookie = answer.headers["set-cookie"]
     assert cookie.startswith(COOKIE + "=") and COOKIE.startswith("__Host-")
@@ -79,9 +95,8 @@ def test_logging_in_is_locked_out_after_repeated_failures(tmp_path):
     locked = Console(tmp_path)
     web = browser(locked)
     for _ in range(5):
-        assert web.post("/login", data={"name": "vic", "password": "wrong password!"}
-                        ).status_code == 401
-    right = web.post("/login", data={"name": "vic", "password": PASSWORD})
+        assert login_post(web, name="vic", password="wrong password!").status_code == 401
+    right = login_post(web, name="vic", password=PASSWORD)
     assert right.status_code == 429 and "try again in" in right.text
     assert COOKIE not in right.cookies
     entries = locked.service.audit.entries(locked.service.users.principal("ada"),
@@ -129,6 +144,10 @@ def test_a_missing_or_wrong_csrf_token_is_403_and_changes_nothing(console, olga)
                                              "location": "L1"})
     assert made.status_code == 403
     assert console.call("ada", "GET", "/terminals/CSRF-2").status_code == 404
+    refusals = console.call("ada", "GET", "/audit", params={"action": "form"}).json()["entries"]
+    assert {(e["actor"], e["result"], e["detail"]) for e in refusals} >= {
+        ("olga", "csrf", "POST /terminals/CSRF-1/approve"),
+        ("olga", "csrf", "POST /terminals/new")}
 
 
 def test_approve_on_the_page_wrong_code_then_right_code(console, olga):
@@ -178,6 +197,13 @@ def test_create_one_and_many_from_csv(console, olga):
     listed = console.call("olga", "GET", "/terminals", params={"q": "CSV-"}).json()
     assert [(t["serial"], t["scenario"]) for t in listed["terminals"]] == [("CSV-1", "B"),
                                                                           ("CSV-2", "A")]
+
+
+def test_the_export_is_the_lists_filters_within_ones_locations(console, olga):
+    export = olga.get("/terminals.csv", params={"q": "-A", "page": 3})
+    assert export.status_code == 200
+    assert export.text.splitlines()[1:] == ["L1-A,L1,A,never_paired,False,,"]
+    assert 'href="/terminals.csv?' in olga.get("/terminals").text
 
 
 def test_vpn_configuration_download_needs_the_vpn_service(console, olga):

@@ -8,7 +8,7 @@ answered exactly like one that does not exist.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Select, desc, func, select
@@ -90,8 +90,8 @@ class Fleet:
         self._sessions = sessions
         self._clock = clock
 
-    def terminals(self, principal: Principal, query: ListQuery) -> dict:
-        """{"terminals": [...], "total": N, "page", "per_page"}: one page of the list."""
+    @staticmethod
+    def _filtered(principal: Principal, query: ListQuery) -> Select:
         base = scoped(select(Terminal), principal)
         if query.location:
             base = base.where(Terminal.location == query.location)
@@ -100,16 +100,33 @@ class Fleet:
                 "_", "\\_") + "%"
             base = base.where(Terminal.serial.ilike(pattern, escape="\\")
                               | Terminal.location.ilike(pattern, escape="\\"))
+        return base
+
+    @staticmethod
+    def _ordered(base: Select, query: ListQuery) -> Select:
         order = SORTS[query.sort]
-        rows = (base.outerjoin(TerminalStatus, TerminalStatus.serial == Terminal.serial)
+        return (base.outerjoin(TerminalStatus, TerminalStatus.serial == Terminal.serial)
                 .add_columns(TerminalStatus.online, _VERSION)
-                .order_by(desc(order) if query.descending else order, Terminal.serial)
-                .offset((query.page - 1) * query.per_page).limit(query.per_page))
+                .order_by(desc(order) if query.descending else order, Terminal.serial))
+
+    def terminals(self, principal: Principal, query: ListQuery) -> dict:
+        """{"terminals": [...], "total": N, "page", "per_page"}: one page of the list."""
+        base = self._filtered(principal, query)
+        rows = self._ordered(base, query).offset(
+            (query.page - 1) * query.per_page).limit(query.per_page)
         with self._sessions() as session:
             total = session.scalar(base.with_only_columns(func.count()).order_by(None))
             page = [list_row(t, online, version) for t, online, version in session.execute(rows)]
         return {"terminals": page, "total": total, "page": query.page,
                 "per_page": query.per_page}
+
+    def export(self, principal: Principal, query: ListQuery) -> Iterator[dict]:
+        """Every terminal the list would show with these filters and this order (no paging):
+        the CSV export, which respects the filters and the user's locations alike."""
+        base = self._filtered(principal, query)
+        with self._sessions() as session:
+            for t, online, version in session.execute(self._ordered(base, query)):
+                yield list_row(t, online, version)
 
     def locations(self, principal: Principal) -> list[str]:
         """The locations the user may filter by: theirs, or every one in use."""

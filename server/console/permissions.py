@@ -36,6 +36,7 @@ class Action(StrEnum):
     USER_DISABLE = "user_disable"
     USER_LOCATIONS = "user_locations"
     TOKEN_CREATE = "token_create"
+    FORM = "form"  # a page's state-changing request refused before it was read (CSRF)
 
 
 TERMINAL_ACTIONS = frozenset({Action.CREATE, Action.APPROVE, Action.UNPAIR,

@@ -1,6 +1,7 @@
 """Drivers: *how* to talk to each part of the rig. Each public call is a traced step."""
 
 from hil_tests.rig.drivers.agent import AgentDriver
+from hil_tests.rig.drivers.console import ConsoleDriver
 from hil_tests.rig.drivers.errors import CommandFailed, ScreenTimeout
 from hil_tests.rig.drivers.serial_console import SerialConsoleDriver
 from hil_tests.rig.drivers.server import ServerDriver
@@ -9,6 +10,7 @@ from hil_tests.rig.drivers.tls_proxy import TlsProxyDriver
 
 __all__ = [
     "AgentDriver",
+    "ConsoleDriver",
     "CommandFailed",
     "ScreenTimeout",
     "SerialConsoleDriver",

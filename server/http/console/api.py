@@ -8,10 +8,13 @@ state forbids it (wrong code, not paired), 429 locked out, 503 a part of the ser
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
+from collections.abc import Iterable, Iterator
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from server.console.fleet import DEFAULT_PER_PAGE, MAX_PER_PAGE, ListQuery
 from server.console.service import ConsoleService
@@ -33,6 +36,33 @@ def list_query(request: Request) -> ListQuery:
                                   MAX_PER_PAGE),
         sort=params.get("sort") or "serial", descending=order == "desc",
     )
+
+
+EXPORT_COLUMNS = ("serial", "location", "scenario", "state", "online", "version", "last_seen")
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    # A spreadsheet runs a cell that starts like a formula: a location is anyone's text.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_export(rows: Iterable[dict]) -> StreamingResponse:
+    """The terminal list as CSV (the seed's Excel export), streamed row by row."""
+    def lines() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(EXPORT_COLUMNS)
+        for row in rows:
+            writer.writerow([_cell(row[c]) for c in EXPORT_COLUMNS])
+            if out.tell() > 64 * 1024:
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+        yield out.getvalue()
+
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": 'attachment; filename="terminals.csv"'})
 
 
 def _moment(raw: str | None, name: str) -> datetime.datetime | None:
@@ -62,6 +92,11 @@ def api_router(console: ConsoleService) -> APIRouter:
     async def list_terminals(request: Request) -> JSONResponse:
         actor = bearer_actor(console, request)
         return JSONResponse(console.fleet.terminals(actor.principal, list_query(request)))
+
+    @api.get("/terminals.csv")
+    async def export_terminals(request: Request) -> StreamingResponse:
+        actor = bearer_actor(console, request)
+        return csv_export(console.fleet.export(actor.principal, list_query(request)))
 
     @api.get("/terminals/{serial}")
     async def get_terminal(serial: str, request: Request) -> JSONResponse:

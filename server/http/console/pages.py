@@ -16,7 +16,7 @@ from server.console.fleet import ListQuery
 from server.console.permissions import Action
 from server.console.service import ConsoleService
 from server.errors import ServiceError
-from server.http.console.api import audit_filters, list_query
+from server.http.console.api import audit_filters, csv_export, list_query
 from server.http.console.bearer import source_address
 from server.http.console.web import checked_form, page_session, render, text_field
 
@@ -76,6 +76,12 @@ def pages_router(console: ConsoleService) -> APIRouter:
     async def terminals(request: Request) -> Response:
         session = page_session(console, request)
         return render("terminals.html", request, **_list_context(console, request, session))
+
+    @router.get("/terminals.csv")
+    async def export_terminals(request: Request) -> Response:
+        """The list as CSV, with the page's filters and order, within the user's locations."""
+        session = page_session(console, request)
+        return csv_export(console.fleet.export(session.principal, list_query(request)))
 
     @router.get("/terminals/rows")
     async def terminal_rows(request: Request) -> Response:

@@ -20,6 +20,7 @@ from server.console.permissions import Action
 from server.console.service import ConsoleService
 from server.console.sessions import LIFETIME, BrowserSession
 from server.errors import ServiceError
+from server.http.console.bearer import source_address
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -70,6 +71,9 @@ async def checked_form(console: ConsoleService, request: Request) -> tuple[Brows
         form = {key: parsed.get(key) for key in parsed}
         sent = sent or (form.get(CSRF_FIELD) if isinstance(form.get(CSRF_FIELD), str) else None)
     if not session.csrf_matches(sent):
+        console.audit.record(session.principal.name, Action.FORM, "csrf",
+                             source=source_address(request),
+                             detail=f"{request.method} {request.url.path}")
         raise ServiceError(403, "csrf", "this form is stale or came from another site (its "
                                         "CSRF token is missing or wrong); reload the page and "
                                         "try again")
