@@ -10,8 +10,8 @@ from hil_tests.rig.drivers.tls_proxy import TlsProxyDriver
 
 __all__ = [
     "AgentDriver",
-    "ConsoleDriver",
     "CommandFailed",
+    "ConsoleDriver",
     "ScreenTimeout",
     "SerialConsoleDriver",
     "ServerDriver",
