@@ -4,6 +4,7 @@ CSV of many. The row actions are in page_actions.py."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from urllib.parse import urlencode
@@ -75,7 +76,8 @@ def pages_router(console: ConsoleService) -> APIRouter:
     @router.get("/terminals")
     async def terminals(request: Request) -> Response:
         session = page_session(console, request)
-        return render("terminals.html", request, **_list_context(console, request, session))
+        return render("terminals.html", request, **await asyncio.to_thread(
+            _list_context, console, request, session))  # off the loop, as the API's list
 
     @router.get("/terminals.csv")
     async def export_terminals(request: Request) -> Response:
@@ -87,8 +89,8 @@ def pages_router(console: ConsoleService) -> APIRouter:
     async def terminal_rows(request: Request) -> Response:
         """The list's table alone: what the page's self-refresh and live search swap in."""
         session = page_session(console, request)
-        return render("_terminal_rows.html", request,
-                      **_list_context(console, request, session))
+        return render("_terminal_rows.html", request, **await asyncio.to_thread(
+            _list_context, console, request, session))
 
     @router.get("/pairing-requests")
     async def pairing_requests(request: Request) -> Response:
