@@ -1,4 +1,5 @@
-"""`batm-sim demo` (what `make demo` runs) walks the pairing guide and leaves its screenshots."""
+"""`batm-sim demo` (what `make demo` runs) walks the pairing guide and leaves its screenshots:
+the terminal's screens and the console pages the operator passed through."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from sim.browser import chromium_problem
 from sim.prereqs import bin_dir
+from sim.testsupport import in_ci
 
 
 @pytest.mark.usefixtures("sim_prerequisites")
@@ -29,5 +32,10 @@ def test_demo_pairs_and_leaves_screenshots(tmp_path: Path) -> None:
     if shots:  # without batm-display the demo runs with no screens
         for screen_id in ("set_server", "connecting", "pairing_code", "in_service"):
             assert any(name.endswith(f"-{screen_id}.png") for name in shots), shots
+    console_pages = [p.name.split("-", 2)[2] for p in
+                     sorted(out.glob("*/screenshots/console-[0-9][0-9]-*.png"))]
+    if chromium_problem() is None or in_ci():  # the operator approves in the console
+        assert console_pages == ["login.png", "terminals.png", "pairing-requests.png",
+                                 "approve.png", "approved.png", "terminals-after.png"], proc.stdout
     assert (out / "logs" / "supervisor.log").exists()
     assert not (out / "rig.json").exists()  # the rig is down

@@ -15,10 +15,11 @@ is what concerns the server as a whole.
   master/    MQTT ingest, remote commands, log archives, the broker and the server's link to it
   firmware/  the catalog of signed bundles, its policy, the gate's upgrade decisions, its CLI
   vpn/       scenario A: the WireGuard endpoint, tunnel addresses, the gate's VPN answers
-  http/      the gate and admin API apps, error handlers, body limit, request fields
+  console/   the operator console's users, permissions, tokens, sessions, audit log
+  http/      the gate, admin API and console apps, error handlers, body limit, request fields
   db/        the engine apart from the tables; the tables of every domain
   cli/       `batm-server`: the entry point, the admin client, what it prints
 
-Dependencies run one way: db ← pairing ← firmware, master, vpn ← http ← app. The CLI loads the
-domains' database and HTTP parts only inside the commands that need them (fast `--help`).
+Dependencies run one way: db ← pairing ← firmware, master, vpn ← console ← http ← app. The CLI
+loads the domains' database and HTTP parts only inside the commands that need them (fast `--help`).
 """

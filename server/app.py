@@ -1,9 +1,10 @@
-"""`batm-server run`: the gate (HTTPS, TCP) and the admin API (Unix socket) in one asyncio loop.
+"""`batm-server run`: the gate (HTTPS, TCP), the admin API (Unix socket) and the operator console
+(HTTPS, TCP) in one asyncio loop.
 
-One loop, so that an approval on the admin API wakes the terminal's long-poll on the gate at once
-through the in-process Notifier. The runner owns the listening sockets (bound before uvicorn
-starts, so the admin socket is 0600 before anyone can connect, and port 0 works for tests) and
-the signals (uvicorn's own capture is per server and would fight over SIGTERM).
+One loop, so that an approval on the admin API or in the console wakes the terminal's long-poll
+on the gate at once through the in-process Notifier. The runner owns the listening sockets (bound
+before uvicorn starts, so the admin socket is 0600 before anyone can connect, and port 0 works for
+tests) and the signals (uvicorn's own capture is per server and would fight over SIGTERM).
 
 While running, data_dir/server.json says where to reach the server; a lock file makes sure only
 one server uses a data dir.
@@ -30,10 +31,12 @@ from batm_common.hostaddr import ServerAddress
 from batm_common.journal_logging import stderr_handler, stream_is_journal
 from batm_common.sd_notify import sd_notify
 from server.ca import CertificateError, ensure_certificates
+from server.console.service import console_service
 from server.db.engine import close_database, open_database
 from server.firmware.catalog import Catalog
 from server.firmware.gate import UpgradeGate
 from server.http.admin_api import create_admin_app
+from server.http.console.app import create_console_app
 from server.http.gate import create_gate_app
 from server.local_addresses import default_advertised
 from server.master.archives import Archives
@@ -78,6 +81,7 @@ class BatmServer:
         self.notifier = Notifier()
         self.ready = threading.Event()
         self.gate_address: ServerAddress | None = None
+        self.console_address: ServerAddress | None = None
         self.registry: Registry | None = None
         self.broker: Broker | None = None
         self.master: MasterService | None = None
@@ -85,6 +89,7 @@ class BatmServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._gate_sock: socket.socket | None = None
+        self._console_sock: socket.socket | None = None
 
     @property
     def admin_socket(self) -> Path:
@@ -113,15 +118,16 @@ class BatmServer:
             ) from None
         return fd
 
-    def _gate_socket(self) -> socket.socket:
-        host, port = self.settings.listen.host, self.settings.listen.port
+    @staticmethod
+    def _tcp_socket(address: ServerAddress, what: str) -> socket.socket:
+        host, port = address.host, address.port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             return socket.create_server(
                 (host, port), family=family, dualstack_ipv6=(host == "::")
             )
         except OSError as exc:
-            raise StartupError(f"cannot listen on {self.settings.listen}: {exc.strerror}") from exc
+            raise StartupError(f"cannot listen on {address} ({what}): {exc.strerror}") from exc
 
     def _admin_socket(self) -> socket.socket:
         path = self.admin_socket
@@ -166,8 +172,11 @@ class BatmServer:
             except Exception as exc:  # WgError, OSError, netlink errors: say why
                 raise StartupError(f"vpn endpoint: {exc}") from exc
             await self._start_master(certs, sessions)
-            gate_sock = self._gate_sock = self._gate_socket()
+            gate_sock = self._gate_sock = self._tcp_socket(self.settings.listen, "the gate")
             sockets.append(gate_sock)
+            console_sock = self._console_sock = self._tcp_socket(
+                self.settings.console_address, "the console")
+            sockets.append(console_sock)
             admin_sock = self._admin_socket()
             sockets.append(admin_sock)
             common = {
@@ -188,7 +197,14 @@ class BatmServer:
                 create_admin_app(self.registry, requests, master=self.master,
                                  notifier=self.notifier, vpn=self.vpn),
                 **common))
-            await self._serve({gate: gate_sock, admin: admin_sock})
+            console = _Uvicorn(uvicorn.Config(
+                create_console_app(console_service(sessions, self.registry, requests,
+                                                   self.vpn)),
+                ssl_certfile=os.fspath(self.settings.console_cert or certs.leaf_cert_path),
+                ssl_keyfile=os.fspath(self.settings.console_key or certs.leaf_key_path),
+                **common,
+            ))
+            await self._serve({gate: gate_sock, admin: admin_sock, console: console_sock})
             self._stop_master()
             close_database(sessions)
         finally:
@@ -263,20 +279,23 @@ class BatmServer:
                 raise StartupError(f"a listener failed: {result!r}")
 
     def _announce(self) -> None:
-        assert self._gate_sock is not None
+        assert self._gate_sock is not None and self._console_sock is not None
         port = self._gate_sock.getsockname()[1]
         self.gate_address = ServerAddress(self.settings.listen.host, port)
+        self.console_address = ServerAddress(self.settings.console_address.host,
+                                             self._console_sock.getsockname()[1])
         info = {
             "pid": os.getpid(),
             "gate": str(self.gate_address),
+            "console": str(self.console_address),
             "admin_socket": os.fspath(self.admin_socket.absolute()),
             "mqtt": f"{self.settings.broker_listen.host}:{self.broker.mqtt_port}"
             if self.broker else None,
         }
         atomic_write(self.info_file, (json.dumps(info) + "\n").encode(), mode=0o644)
         sd_notify("READY=1")
-        log.info("ready: gate on https://%s, admin API on %s", self.gate_address,
-                 self.admin_socket)
+        log.info("ready: gate on https://%s, console on https://%s/, admin API on %s",
+                 self.gate_address, self.console_address, self.admin_socket)
         self.ready.set()
 
 

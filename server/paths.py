@@ -8,7 +8,8 @@ from pathlib import Path
 DEFAULT_DATA_DIR = "/var/lib/batm-server"
 DB_FILE = "batm.db"  # SQLite, WAL
 ADMIN_SOCKET = "admin.sock"  # the admin API; how every command finds a running server
-SERVER_INFO = "server.json"  # written when ready, removed on exit: {"pid", "gate", "admin_socket"}
+# Written when ready, removed on exit: {"pid", "gate", "console", "admin_socket", "mqtt"}.
+SERVER_INFO = "server.json"
 LOCK_FILE = "server.lock"  # held while a server runs: one server per data dir
 ARCHIVES_DIR = "archives"  # log archives terminals uploaded (master/archives.py)
 

@@ -1,5 +1,6 @@
-"""What `batm-server run` is told: where to listen, what to advertise, the broker's and the VPN's
-addresses, how many terminals to upgrade at once; parsed and checked before anything starts.
+"""What `batm-server run` is told: where to listen, what to advertise, the broker's, the VPN's and
+the console's addresses, how many terminals to upgrade at once; parsed and checked before anything
+starts.
 
 Light on purpose (no FastAPI, no SQLAlchemy, no WireGuard): the CLI builds its `run` options
 from here, and `--help` must not wait for the server's heavy dependencies.
@@ -16,6 +17,7 @@ from server.vpn.settings import VpnSettings, add_vpn_run_options, vpn_settings
 
 DEFAULT_LISTEN = "0.0.0.0:8443"
 DEFAULT_MQTT_PORT = 8883
+DEFAULT_CONSOLE_PORT = 8444  # the operator console (pages and its HTTPS API)
 DEFAULT_MAX_CONCURRENT_UPGRADES = 4  # terminals the gate upgrades at once
 
 
@@ -49,15 +51,27 @@ class ServerSettings:
     mqtt_listen: ServerAddress | None = None  # None: the gate's host, port 8883
     max_concurrent_upgrades: int = DEFAULT_MAX_CONCURRENT_UPGRADES
     vpn: VpnSettings | None = None  # scenario A: the WireGuard endpoint (vpn/)
+    console_listen: ServerAddress | None = None  # None: the gate's host, port 8444
+    console_cert: Path | None = None  # None: the server CA's leaf (the gate's certificate)
+    console_key: Path | None = None
+
+    @property
+    def console_address(self) -> ServerAddress:
+        if self.console_listen is not None:
+            return self.console_listen
+        return ServerAddress(self.listen.host, 0 if self._local() else DEFAULT_CONSOLE_PORT)
+
+    def _local(self) -> bool:
+        return self.listen.port == 0 or self.listen.host.startswith("127.")
 
     @property
     def broker_listen(self) -> ServerAddress:
         if self.mqtt_listen is not None:
             return self.mqtt_listen
         # A gate on a free port or on loopback (tests, development) gets a broker on a free
-        # port: terminals learn the broker's address from the gate, at every check-in.
-        local = self.listen.port == 0 or self.listen.host.startswith("127.")
-        return ServerAddress(self.listen.host, 0 if local else DEFAULT_MQTT_PORT)
+        # port: terminals learn the broker's address from the gate, at every check-in. The
+        # console likewise (server.json says where it is).
+        return ServerAddress(self.listen.host, 0 if self._local() else DEFAULT_MQTT_PORT)
 
 
 def add_run_options(run: argparse.ArgumentParser) -> None:
@@ -74,6 +88,14 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
                      default=DEFAULT_MAX_CONCURRENT_UPGRADES, metavar="N",
                      help="upgrade at most N terminals at once "
                           f"(default {DEFAULT_MAX_CONCURRENT_UPGRADES})")
+    run.add_argument("--console-listen", metavar="HOST:PORT",
+                     help="where the operator console (HTTPS pages and API) listens "
+                          f"(default: the gate's host, port {DEFAULT_CONSOLE_PORT})")
+    run.add_argument("--console-cert", type=Path, metavar="PEM",
+                     help="the console's certificate chain, one your operators' browsers trust "
+                          "(default: the server CA's certificate, as the gate's)")
+    run.add_argument("--console-key", type=Path, metavar="PEM",
+                     help="the private key of --console-cert")
     add_vpn_run_options(run)
 
 
@@ -91,5 +113,16 @@ def settings_from_args(args: argparse.Namespace, data_dir: Path) -> ServerSettin
         mqtt = parse_listen(args.mqtt_listen) if args.mqtt_listen else None
     except AddressError as exc:
         raise AddressError(f"--mqtt-listen: {exc}") from None
+    try:
+        console = parse_listen(args.console_listen) if args.console_listen else None
+    except AddressError as exc:
+        raise AddressError(f"--console-listen: {exc}") from None
+    if (args.console_cert is None) != (args.console_key is None):
+        raise AddressError("--console-cert and --console-key go together")
+    for option, path in (("--console-cert", args.console_cert),
+                         ("--console-key", args.console_key)):
+        if path is not None and not path.is_file():
+            raise AddressError(f"{option}: {path} is not a file")
     return ServerSettings(data_dir, listen, advertise, mqtt, args.max_concurrent_upgrades,
-                          vpn=vpn_settings(args))
+                          vpn=vpn_settings(args), console_listen=console,
+                          console_cert=args.console_cert, console_key=args.console_key)

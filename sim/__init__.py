@@ -25,6 +25,8 @@ every package. Protocols: docs/protocol.md §5; topology and rig.json: sim/READM
   tls_proxy         a TLS-intercepting proxy (the man in the middle the pairing code exposes)
   postgres          a throw-away PostgreSQL cluster (tests, benches, fleet rigs), socket only
   demo              `batm-sim demo`: the pairing guide walked on the rig, with screenshots
+  console_walk      the demo's console walk: log in, approve in the browser, screenshots
+  browser           Debian's Chromium under Playwright (in the server's namespace if need be)
   standins          stand-in processes for testing the rig machinery without the product
   testsupport       prerequisites for the rig's own unit tests (skip outside CI, fail in CI)
 """

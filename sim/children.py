@@ -43,6 +43,7 @@ def server_child(supervisor: Supervisor) -> Child:
     argv = _command(supervisor, "batm-server", "server", "run",
                     "--data-dir", str(layout.server_data), "--listen", supervisor.gate,
                     "--mqtt-listen", supervisor.broker,
+                    "--console-listen", supervisor.console,
                     *sim_vpn.server_args(supervisor))
     return Child("server", argv, layout.log("server"), supervisor.names.id,
                  netns=supervisor.server_netns())

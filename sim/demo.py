@@ -2,7 +2,8 @@
 
 One current-version terminal; the operator creates it on the server; the technician sets the
 server on the terminal (here through its serial console); both sides show the same pairing code;
-the operator approves; the terminal goes in service. Every screen the display passed through is
+the operator approves in the console, in headless Chromium (the CLI without a browser); the
+terminal goes in service. Every screen the display passed through, and every console page, is
 saved as a PNG; the screenshots and logs stay in the demo directory after the rig is down.
 """
 
@@ -15,6 +16,8 @@ import time
 from pathlib import Path
 
 from sim import lifecycle, prereqs
+from sim.browser import chromium_problem
+from sim.console_walk import ConsoleWalk
 from sim.layout import DEFAULT_VERSION, TerminalSpec
 from sim.rigfile import RigFile, load_rig_file
 from sim.serial_json import JsonConsole
@@ -36,10 +39,10 @@ class Demo:
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.started:6.2f}s] {text}", flush=True)
 
-    def server_cli(self, rig: RigFile, *args: str) -> str:
+    def server_cli(self, rig: RigFile, *args: str, stdin: str | None = None) -> str:
         proc = subprocess.run(
             [prereqs.component_command("batm-server"), *args, "--data-dir", rig.server.data_dir],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, input=stdin,
         )
         if proc.returncode != 0:
             problem = (proc.stderr or proc.stdout).strip()
@@ -104,14 +107,37 @@ class Demo:
                   f"  (from {mine[-1]['peer'] if mine else '?'})\n")
             if terminal_code != server_code:
                 raise DemoFailed("the codes differ: the connection is intercepted; not approving")
-            self.say(f"operator: batm-server pairing approve {SERIAL} --code {server_code}")
-            self.server_cli(rig, "pairing", "approve", SERIAL, "--code", server_code)
+            console_shots = self.approve(rig, terminal_code)
             self.wait_screen(console, "in_service")
         finally:
             console.close()
-        return self.report(terminal.screenshot_dir)
+        return self.report(terminal.screenshot_dir, console_shots)
 
-    def report(self, screenshot_dir: str | None) -> int:
+    def approve(self, rig: RigFile, code: str) -> list[Path]:
+        """In the console in headless Chromium when there is one, else with the CLI."""
+        problem = chromium_problem() if rig.server.console_url else "no console in rig.json"
+        if problem:
+            self.say(f"no browser walk ({problem}); approving with the CLI")
+            self.say(f"operator: batm-server pairing approve {SERIAL} --code {code}")
+            self.server_cli(rig, "pairing", "approve", SERIAL, "--code", code)
+            return []
+        terminal = rig.terminal(SERIAL)
+        shots = Path(terminal.screenshot_dir) if terminal.screenshot_dir else (
+            self.rig_dir / "console-screenshots")
+        walk = ConsoleWalk(rig, shots, self.say,
+                           lambda *args, stdin=None: self.server_cli(rig, *args, stdin=stdin),
+                           self.rig_dir)
+        try:
+            walk.approve(SERIAL, code)
+        except Exception as exc:  # Playwright's errors: say which step, keep the shots
+            raise DemoFailed(f"the console walk failed: {exc}") from exc
+        return walk.taken
+
+    def report(self, screenshot_dir: str | None, console_shots: list[Path]) -> int:
+        if console_shots:
+            print("\nconsole screenshots (one per page the operator passed through):")
+            for f in console_shots:
+                print(f"    {f}")
         if not screenshot_dir:
             self.say("no display in this rig: no screenshots")
             return 0

@@ -22,6 +22,8 @@ SERVER_ADDRESS = "192.0.2.1"
 GATE_PORT = 8443
 BROKER_PORT = 8883  # the master service's MQTT/TLS listener (batm-server's default)
 PROXY_PORT = 8444  # where HIL tests put a TLS interceptor, in the server namespace
+# The operator console; not batm-server's default 8444, which the interceptor above takes.
+CONSOLE_PORT = 8445
 TERMINAL_HOST_BASE = 10  # terminal i is 192.0.2.(10 + i)
 SPARE_NET = ipaddress.IPv4Network("198.51.100.0/24")  # reserved for fault-injection extras
 

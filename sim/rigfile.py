@@ -19,6 +19,7 @@ server
     "gate": "192.0.2.1:8443"     where terminals reach the gate
     "vpn": {...} | null          scenario A: the WireGuard endpoint (sim/vpn.py)
     "broker": "192.0.2.1:8883"   where terminals reach the master service's MQTT broker (TLS)
+    "console_url": "https://192.0.2.1:8445/"   the operator console (pages and HTTPS API)
     "log": "D/logs/server.log"
 terminals[]
     "address": "192.0.2.10"      the terminal's own IP on the rig network
@@ -113,6 +114,7 @@ class ServerResource:
     address: str
     gate: str | None = None
     broker: str | None = None
+    console_url: str | None = None
     log: str | None = None
     vpn: dict | None = None  # scenario A: endpoint, interface, subnet, … (sim/vpn.py)
 
@@ -131,12 +133,20 @@ class ServerResource:
         broker = _str(data, "broker", where, optional=True)
         if broker is not None:
             _host_port(broker, f"{where}.broker")
+        console_url = _str(data, "console_url", where, optional=True)
+        if console_url is not None:
+            hostport = console_url.removeprefix("https://").rstrip("/")
+            if not console_url.startswith("https://") or "/" in hostport:
+                raise _fail(f"{where}.console_url",
+                            f"must be https://HOST:PORT/, got {console_url!r}")
+            _host_port(hostport, f"{where}.console_url")
         return cls(
             data_dir=_path(data, "data_dir", where),
             netns=_str(data, "netns", where, optional=True),
             address=address,
             gate=gate,
             broker=broker,
+            console_url=console_url,
             log=_path(data, "log", where, optional=True),
             vpn=_vpn(data.get("vpn"), f"{where}.vpn"),
         )

@@ -26,7 +26,14 @@ from sim.children import TerminalChildren, server_child
 from sim.errors import ActionError
 from sim.firmware_fixture import prepare_firmware
 from sim.layout import Layout, RigConfig
-from sim.naming import BROKER_PORT, GATE_PORT, SERVER_ADDRESS, RigNames, terminal_address
+from sim.naming import (
+    BROKER_PORT,
+    CONSOLE_PORT,
+    GATE_PORT,
+    SERVER_ADDRESS,
+    RigNames,
+    terminal_address,
+)
 from sim.procs import Child
 from sim.rigfile import RigFile, ServerResource, TerminalResource, write_rig_file
 
@@ -45,6 +52,10 @@ class Supervisor:
         # Fixed for the rig's life (rig.json says it), also across server restarts.
         self.broker = (
             f"{SERVER_ADDRESS}:{BROKER_PORT}" if config.use_netns
+            else f"127.0.0.1:{readiness.free_port()}"
+        )
+        self.console = (
+            f"{SERVER_ADDRESS}:{CONSOLE_PORT}" if config.use_netns
             else f"127.0.0.1:{readiness.free_port()}"
         )
         self.server = server_child(self)
@@ -110,6 +121,7 @@ class Supervisor:
             address=self.gate.rsplit(":", 1)[0],
             gate=self.gate,
             broker=self.broker,
+            console_url=f"https://{self.console}/",
             log=str(self.layout.log("server")),
             vpn=sim_vpn.rig_entry(self),  # scenario A: the WireGuard endpoint (sim/vpn.py)
         )

@@ -44,11 +44,12 @@ def data_dir() -> Iterator[Path]:
 
 
 class RunningServer:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None):
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None,
+                 args: list[str] | None = None):
         self.data_dir = data_dir
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "run", "--data-dir", str(data_dir),
-             "--listen", "127.0.0.1:0"],
+             "--listen", "127.0.0.1:0", *(args or [])],
             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
         )
         wait_for(lambda: self._announced() or self.process.poll() is not None, timeout=15.0)

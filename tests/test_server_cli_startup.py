@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 # The server extra's packages and what they bring; a terminal-only install has none of them.
-SERVER_ONLY = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "jinja2")
+SERVER_ONLY = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "jinja2", "argon2", "pyotp")
 
 TERMINAL_ONLY = textwrap.dedent(f"""
     import sys

@@ -18,7 +18,8 @@ DOMAINS = {
     "firmware": {"db", "pairing"},
     "master": {"db", "pairing"},
     "vpn": {"db", "pairing"},
-    "http": {"db", "pairing", "firmware", "master", "vpn"},
+    "console": {"db", "pairing", "firmware", "master", "vpn"},
+    "http": {"db", "pairing", "firmware", "master", "vpn", "console"},
 }
 
 

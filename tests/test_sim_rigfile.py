@@ -12,7 +12,8 @@ from sim.rigfile import RigFile, RigFileError, load_rig_file, write_rig_file
 
 GOOD = {
     "server": {"data_dir": "/rig/server", "netns": "batm-abc123-srv", "address": "192.0.2.1",
-               "gate": "192.0.2.1:8443", "broker": "192.0.2.1:8883"},
+               "gate": "192.0.2.1:8443", "broker": "192.0.2.1:8883",
+               "console_url": "https://192.0.2.1:8445/"},
     "terminals": [
         {"serial": "SIM00001", "version": 20230801, "state_dir": "/rig/SIM00001/state",
          "netns": "batm-abc123-t0", "console": "/rig/SIM00001/console",
@@ -80,6 +81,9 @@ def test_contract_fields_alone_are_enough() -> None:
         ("server.broker", "192.0.2.1", "server.broker"),
         ("server.broker", "192.0.2.1:0", "server.broker"),
         ("server.colour", "red", "server"),
+        ("server.console_url", "http://192.0.2.1:8445/", "server.console_url"),
+        ("server.console_url", "https://192.0.2.1/", "server.console_url"),
+        ("server.console_url", "https://192.0.2.1:8445/login", "server.console_url"),
         ("terminals", [], "terminals"),
         ("terminals", "SIM00001", "terminals"),
         ("terminals.0", "SIM00001", "terminals[0]"),

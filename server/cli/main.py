@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from batm_common.hostaddr import AddressError
 from server.cli.tables import pairing_table, print_json, terminal_table, vpn_summary
+from server.console.cli import add_user_commands, user_command
 from server.errors import ServiceError
 from server.firmware.cli import add_firmware_commands, firmware_command
 from server.master.cli import MASTER_ACTIONS, master_command
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 PROG = "batm-server"
 SERVER_EXTRA = "batm-terminal[server]"
 # The distributions of that extra the server imports (pyproject.toml, [server]).
-SERVER_PACKAGES = ("fastapi", "sqlalchemy", "uvicorn")
+SERVER_PACKAGES = ("fastapi", "sqlalchemy", "uvicorn", "argon2", "pyotp")
 
 
 def missing_server_packages() -> list[str]:
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     firmware = commands.add_parser("firmware", help="firmware catalog").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     add_firmware_commands(firmware, leaf)
+    add_user_commands(commands, leaf)
     return parser
 
 
@@ -201,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "firmware":
             firmware_command(args, data_dir)
+            return 0
+        if args.command in ("user", "token"):
+            user_command(args, data_dir)
             return 0
         from server.cli.admin_client import open_backend
 

@@ -7,6 +7,7 @@
   firmware   the catalog's bundles, the pairing policy, upgrades in progress
   master     what terminals report over MQTT, remote commands, log archives
   vpn        scenario A's tunnel addresses and terminal keys
+  console    the operator console's users, API tokens, sessions, login failures, audit log
 
 The tables live here rather than in their domains so that the dependencies run one way: every
 domain imports db, db imports no domain, and the engine can import every table to make the

@@ -14,11 +14,12 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from server.db import firmware, master, terminals, vpn
+from server.db import console, firmware, master, terminals, vpn
 from server.db.base import Base
 from server.paths import DB_FILE
 
-SCHEMA = (terminals, firmware, master, vpn)  # the modules whose tables make up the database
+# The modules whose tables make up the database.
+SCHEMA = (terminals, firmware, master, vpn, console)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

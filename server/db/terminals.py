@@ -21,7 +21,7 @@ class Terminal(Base):
 
     serial: Mapped[str] = mapped_column(String(64), primary_key=True)
     scenario: Mapped[str] = mapped_column(String(1))
-    location: Mapped[str | None] = mapped_column(String(200))
+    location: Mapped[str | None] = mapped_column(String(200), index=True)  # console filters
     state: Mapped[str] = mapped_column(String(16))
     # The identity key the terminal paired with. It is kept after an unpair so that the
     # terminal's own signed requests can still be authenticated and told "unpaired".

@@ -2,6 +2,7 @@
 
 from hil_tests.rig.drivers.agent import AgentDriver
 from hil_tests.rig.drivers.booted_machine import BootedMachineDriver
+from hil_tests.rig.drivers.console import ConsoleDriver
 from hil_tests.rig.drivers.errors import CommandFailed, ScreenTimeout
 from hil_tests.rig.drivers.serial_console import SerialConsoleDriver
 from hil_tests.rig.drivers.server import ServerDriver
@@ -12,6 +13,7 @@ __all__ = [
     "AgentDriver",
     "BootedMachineDriver",
     "CommandFailed",
+    "ConsoleDriver",
     "ScreenTimeout",
     "SerialConsoleDriver",
     "ServerDriver",

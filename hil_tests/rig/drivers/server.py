@@ -26,8 +26,13 @@ class ServerDriver:
         self.trace = trace
 
     def run(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
+        return self.run_with_input(None, *args, timeout=timeout)
+
+    def run_with_input(self, stdin: str | None, *args: str,
+                       timeout: float = 30.0) -> subprocess.CompletedProcess:
         command = [component_command("batm-server"), *args, "--data-dir", self.server.data_dir]
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              input=stdin)
 
     def _checked(self, *args: str) -> subprocess.CompletedProcess:
         proc = self.run(*args)

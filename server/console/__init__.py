@@ -1,0 +1,17 @@
+"""The operator console's domain: who may log in, what they may do where, and what they did.
+The console's web side (pages and the HTTPS API) is in http/console/; this package knows no HTTP.
+
+  permissions  roles, the actions they allow, a user's locations (Principal); 404 outside them
+  passwords    argon2id hashes and the minimum length
+  totp         the second factor: enrolment URI, one-time acceptance of a code
+  users        console users made on the command line: role, locations, password, TOTP, disable
+  tokens       API bearer tokens (stored as digests), acting as their user
+  sessions     browser sessions kept server-side: revocable, idle expiry, their CSRF token
+  lockouts     login rate limiting: failures per account and per address, growing lockouts
+  audit        the append-only audit log: recording, and reading it within one's locations
+  fleet        the terminal list (paged, sorted, searched), pairing requests, a terminal's page,
+               all within the user's locations
+  actions      create, approve, unpair, generate VPN, delete: checked, done, audited
+  service      the parts above as one, as the server runs them
+  cli          `batm-server user add|list|passwd|disable|locations`, `batm-server token create`
+"""

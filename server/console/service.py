@@ -1,0 +1,42 @@
+"""The console's parts as one, as the server runs them and the console's web side takes them."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import sessionmaker
+
+from batm_common.clock import utcnow
+from server.console.actions import Actions
+from server.console.audit import AuditLog
+from server.console.fleet import Fleet
+from server.console.lockouts import Lockouts
+from server.console.sessions import BrowserSessions
+from server.console.tokens import Tokens
+from server.console.users import Users
+from server.pairing.registry import Registry
+from server.pairing.requests import PairingRequests
+from server.vpn.service import VpnService
+
+
+@dataclass(frozen=True)
+class ConsoleService:
+    users: Users
+    tokens: Tokens
+    browser_sessions: BrowserSessions
+    lockouts: Lockouts
+    audit: AuditLog
+    fleet: Fleet
+    actions: Actions
+
+
+def console_service(sessions: sessionmaker, registry: Registry, requests: PairingRequests,
+                    vpn: VpnService | None = None,
+                    clock: Callable[[], datetime.datetime] = utcnow) -> ConsoleService:
+    """Built from the same registry, requests and VPN objects as the admin API (one notifier)."""
+    audit = AuditLog(sessions, clock)
+    return ConsoleService(Users(sessions, clock), Tokens(sessions, clock),
+                          BrowserSessions(sessions, clock), Lockouts(sessions, clock), audit,
+                          Fleet(sessions, clock), Actions(sessions, audit, registry, requests, vpn))
