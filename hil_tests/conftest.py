@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import module_needs
 import pytest
 
 from hil_tests.rig.prereqs import (
@@ -29,7 +30,12 @@ from sim.prereqs import bin_dir
 from sim.readiness import log_tail
 
 UP_TIMEOUT = 90
+RIG_FIXTURES = {"rig", "seed_rig", "sim_prerequisites"}
 _UP_TIMES: list[float] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    module_needs.register(config)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -43,9 +49,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test that needs a rig is marked `hil` (`pytest -m "not hil"` leaves them out)."""
+    """Every test here that needs a rig is marked `hil` (`pytest -m "not hil"` leaves them out).
+    Only tests of this directory: tests/ has fixtures of the same names that are no rig."""
+    here = Path(__file__).parent
     for item in items:
-        if {"rig", "sim_prerequisites"} & set(getattr(item, "fixturenames", ())):
+        if item.path.is_relative_to(here) and RIG_FIXTURES & set(
+                getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.hil)
 
 
