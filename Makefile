@@ -1,20 +1,30 @@
 # Two entry points a new user needs: `make demo` and `make test`.
 # Both set everything up on a fresh Debian / Raspberry Pi OS machine.
+# For the inner loop while editing: `make test-fast` (unit tests only, seconds).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all demo test unit hil lint bench system-deps venv clean
+# pytest-xdist: one worker per core by default (TEST_WORKERS=0 runs serially). worksteal hands
+# each worker a contiguous share of the tests, so a module's tests stay together and share that
+# worker's simulated rigs (hil_tests/rig/sim_rigs.py), and an idle worker takes over half of a
+# busy one's remaining tests.
+TEST_WORKERS ?= auto
+PARALLEL := -n $(TEST_WORKERS) --dist worksteal
+
+.PHONY: all demo test test-fast unit hil lint bench system-deps venv clean
 
 all: test
 
 system-deps:
 	@scripts/install-system-deps
 
+# Rebuilt only when pyproject.toml changes: a second `make test` reuses the venv as it is (the
+# package is installed editable, so code changes need no reinstall). The venv's own pip is
+# recent enough for an editable pyproject install; pip's download cache is reused across venvs.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
@@ -23,15 +33,24 @@ venv: $(STAMP)
 demo: system-deps $(STAMP)
 	$(BIN)/batm-sim demo --dir demo-output
 
+# Everything: ruff, then tests/ and hil_tests/ on every core.
 test: system-deps $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PARALLEL)
+
+# The unit tests only, serially (starting workers would cost more than it saves). Leaves out
+# hil_tests/ (the rigs) and every test marked `processes`: those that start the product's
+# commands, servers, Mosquitto, socat or Xvfb (test_cli, test_console, test_server_cli,
+# test_server_gate, test_mqtt_master, test_agent_daemon, test_sim_supervisor, …), a mark
+# tests/module_needs.py sets from each module's code.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not processes" tests
 
 unit: $(STAMP)
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q $(PARALLEL) tests
 
 hil: system-deps $(STAMP)
-	$(BIN)/pytest -q hil_tests
+	$(BIN)/pytest -q $(PARALLEL) hil_tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,19 +1,26 @@
-"""The `rig` fixture: an existing rig from BATM_RIG=path/to/rig.json (e.g. the real Pi), or a
-fresh simulated rig per test (`batm-sim up` in tmp_path, `batm-sim down` afterwards, even when
-the test fails).
+"""The rig fixtures, for the simulated rig and the real one alike (only the rig file differs):
+
+  rig        BATM_RIG=path/to/rig.json (e.g. the real Pi), or this process's shared simulated
+             scenario-B rig with a display, or for a test marked fresh_rig a simulated rig of its
+             own (hil_tests/rig/sim_rigs.py)
+  target     terminal 0 of `rig`, reset to "never paired" first whenever the rig served a test
+             before (the real rig, or a shared simulated one)
+  seed_rig   a rig at a given version and scenario (hil_tests/rig/seed_rig.py)
+  sim_rigs   the simulated rigs of this process: shared per scenario, fresh on request; a rig
+             whose test failed is replaced, so a failure does not leak into later tests
+  short_tmp_path  a directory short enough for a rig's Unix sockets (under pytest-xdist too)
 
 A failed test's report gets a "HIL step trace" section (every driver call with its timing) and
-the last lines of the rig's logs.
+the last lines of the rig's logs. The terminal summary says how long `batm-sim up` took.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import module_needs
 import pytest
 
 from hil_tests.rig.prereqs import (
@@ -23,13 +30,18 @@ from hil_tests.rig.prereqs import (
 )
 from hil_tests.rig.resources import RigFile, RigFileError, load_rig
 from hil_tests.rig.seed_rig import seed_rig  # noqa: F401 (fixture: a rig at a given version)
+from hil_tests.rig.sim_rigs import REPORTS, SimRigs, rig_target
 from hil_tests.rig.target import Target
 from hil_tests.rig.trace import StepTrace
-from sim.prereqs import bin_dir
 from sim.readiness import log_tail
 
-UP_TIMEOUT = 90
+RIG_FIXTURES = {"rig", "seed_rig", "sim_rigs", "sim_prerequisites"}
+UP_TIMES = "batm-sim-up-times"  # forwarded from xdist workers to the controller's summary
 _UP_TIMES: list[float] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    module_needs.register(config)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -43,9 +55,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test that needs a rig is marked `hil` (`pytest -m "not hil"` leaves them out)."""
+    """Every test here that needs a rig is marked `hil` (`pytest -m "not hil"` leaves them out).
+    Only tests of this directory: tests/ has fixtures of the same names that are no rig."""
+    here = Path(__file__).parent
     for item in items:
-        if {"rig", "sim_prerequisites"} & set(getattr(item, "fixturenames", ())):
+        if item.path.is_relative_to(here) and RIG_FIXTURES & set(
+                getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.hil)
 
 
@@ -53,11 +68,6 @@ def _unavailable(reason: str) -> None:
     if in_ci():
         pytest.fail(f"HIL prerequisite missing in CI: {reason}", pytrace=False)
     pytest.skip(f"HIL rig unavailable: {reason}")
-
-
-def _batm_sim(*args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([str(bin_dir() / "batm-sim"), *args], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 @pytest.fixture
@@ -71,26 +81,27 @@ def sim_prerequisites() -> None:
         _unavailable(f"product command(s) not installed: {absent} (run `make venv`)")
 
 
-@pytest.fixture
-def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RigFile]:
-    existing = os.environ.get("BATM_RIG")
-    if existing:
-        yield load_rig(existing)
-        return
-    request.getfixturevalue("sim_prerequisites")
-    rig_dir = tmp_path / "rig"
-    started = time.monotonic()
+@pytest.fixture(scope="session")
+def sim_rigs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimRigs]:
+    rigs = SimRigs(tmp_path_factory.mktemp("rigs"))
     try:
-        args = ["up", "--dir", str(rig_dir), "--scenario", "B", "--timeout", str(UP_TIMEOUT)]
-        up = _batm_sim(*args, timeout=UP_TIMEOUT + 30)
-        if up.returncode != 0:
-            pytest.fail(f"batm-sim up failed:\n{up.stderr}{up.stdout}", pytrace=False)
-        _UP_TIMES.append(time.monotonic() - started)
-        yield load_rig(rig_dir / "rig.json")
+        yield rigs
     finally:
-        down = _batm_sim("down", "--dir", str(rig_dir), timeout=120)
-        if down.returncode != 0:
-            print(f"batm-sim down failed: {down.stderr}")
+        rigs.close()
+        _UP_TIMES.extend(rigs.up_times)
+
+
+@pytest.fixture
+def rig(request: pytest.FixtureRequest, trace: StepTrace) -> Iterator[RigFile]:
+    with rig_target(request, trace) as target:  # also makes `target`
+        yield target.rig
+
+
+@pytest.fixture
+def short_tmp_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary directory for a rig: a Unix socket path must fit in 107 bytes, and tmp_path,
+    named after the test (and the xdist worker), can leave a rig's sockets too little room."""
+    return tmp_path_factory.mktemp("rig")
 
 
 @pytest.fixture
@@ -99,15 +110,9 @@ def trace() -> StepTrace:
 
 
 @pytest.fixture
-def target(rig: RigFile, trace: StepTrace, request: pytest.FixtureRequest) -> Iterator[Target]:
-    t = Target.for_terminal(rig, 0, trace)
-    request.node._hil_target = t
-    if os.environ.get("BATM_RIG"):
-        t.reset()  # the rig outlives this test: start from a never-paired terminal
-    try:
-        yield t
-    finally:
-        t.close()
+def target(rig: RigFile, request: pytest.FixtureRequest) -> Target:
+    """Terminal 0 of `rig`, never paired (`rig` made it and reset it where needed)."""
+    return request.node._hil_target
 
 
 @pytest.fixture
@@ -121,6 +126,7 @@ def power(target: Target):
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
+    item.stash.setdefault(REPORTS, {})[report.when] = report
     target: Target | None = getattr(item, "_hil_target", None)
     if target is None or not report.failed or report.when == "teardown":
         return
@@ -130,6 +136,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     for name, path in logs:
         if path:
             report.sections.append((f"{name} log (last lines)", log_tail(Path(path), 25)))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller prints the summary
+        workeroutput[UP_TIMES] = list(_UP_TIMES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    _UP_TIMES.extend((getattr(node, "workeroutput", None) or {}).get(UP_TIMES, []))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -26,6 +26,10 @@ from display.admin.widgets import layout
 from hil_tests.rig.prereqs import in_ci
 from hil_tests.rig.target import Target
 
+# The display keeps its administration pages open whatever the agent does, and a wipe cannot
+# close them: each test gets a rig of its own.
+pytestmark = pytest.mark.fresh_rig(display=True)
+
 TIMEOUT = 30.0
 NEW_PIN = "482913"
 FACTORY_PIN = "000000"

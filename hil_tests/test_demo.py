@@ -14,8 +14,8 @@ from sim.testsupport import in_ci
 
 
 @pytest.mark.usefixtures("sim_prerequisites")
-def test_demo_pairs_and_leaves_screenshots(tmp_path: Path) -> None:
-    out = tmp_path / "demo-output"
+def test_demo_pairs_and_leaves_screenshots(short_tmp_path: Path) -> None:
+    out = short_tmp_path / "demo-output"
     try:
         proc = subprocess.run([str(bin_dir() / "batm-sim"), "demo", "--dir", str(out)],
                               capture_output=True, text=True, timeout=180)

@@ -62,6 +62,9 @@ def test_status_change_is_visible_in_the_server_within_1s(target: Target, master
     master.wait_status(lambda s: s["online"] and s["screen"] == "in_service", TIMEOUT)
 
 
+# Counts the terminal's events, which the server keeps after the terminal is deleted: a rig of
+# its own, not the shared one that a reset hands over.
+@pytest.mark.fresh_rig
 def test_1000_events_survive_broker_restarts_a_sigkill_and_a_link_cut_exactly_once(
     target: Target, master: MasterDriver
 ) -> None:
@@ -156,6 +159,8 @@ def test_logs_for_a_period_honour_max_size_and_reset_db_keeps_the_agent(
         assert tar.extractfile("agent.log").read() == b""
 
 
+# Ends waiting for one new event: on a shared rig an earlier test's event would answer.
+@pytest.mark.fresh_rig
 def test_bad_payloads_and_arguments_get_errors_never_a_crash(
     target: Target, master: MasterDriver
 ) -> None:

@@ -1,7 +1,8 @@
 """Scenario A on the rig (the VPN issue's must-shows): the master service only through WireGuard.
 
-Each test brings up its own `batm-sim up --scenario A` rig (real wireguard-go in the server's and
-the terminal's namespaces, real Mosquitto), so the server has its endpoint on 192.0.2.1:51820
+The tests share a `batm-sim up --scenario A` rig per pytest worker, reset to a never-paired
+terminal before each test (real wireguard-go in the server's and the terminal's namespaces, real
+Mosquitto; hil_tests/rig/sim_rigs.py), so the server has its endpoint on 192.0.2.1:51820
 and every tunnel address is in 198.51.100.0/24. Outside CI a missing wireguard-go or nft skips
 with the install command; with CI=true it fails.
 """
@@ -22,19 +23,12 @@ from wireguard_tools import WireguardConfig, WireguardKey
 
 from hil_tests.rig.drivers.vpn import VpnDriver
 from hil_tests.rig.prereqs import in_ci
-from hil_tests.rig.resources import load_rig
+from hil_tests.rig.sim_rigs import rig_target
 from hil_tests.rig.strategies import PairingStrategy
 from hil_tests.rig.target import Target
 from hil_tests.rig.trace import StepTrace
-from sim.prereqs import bin_dir
 
-UP_TIMEOUT = 90
 TIMEOUT = 30.0
-
-
-def _batm_sim(*args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([str(bin_dir() / "batm-sim"), *args], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 @pytest.fixture
@@ -50,35 +44,14 @@ def vpn_prerequisites(sim_prerequisites) -> None:
 
 
 @pytest.fixture
-def rig_a(tmp_path: Path, request: pytest.FixtureRequest, vpn_prerequisites,
-          trace: StepTrace) -> Iterator[Target]:
-    """A fresh scenario-A rig with one never-paired terminal (BATM_RIG: that rig, if it is A)."""
-    existing = os.environ.get("BATM_RIG")
-    if existing:
-        rig = load_rig(existing)
-        if rig.scenario != "A" or not rig.server.vpn:
-            pytest.skip("BATM_RIG is not a scenario A rig with a VPN endpoint")
-        target = Target.for_terminal(rig, 0, trace)
-        target.reset()
-        request.node._hil_target = target
+def rig_a(request: pytest.FixtureRequest, vpn_prerequisites, trace: StepTrace) -> Iterator[Target]:
+    """A never-paired terminal on a scenario-A rig: this worker's shared one, or BATM_RIG's."""
+    with rig_target(request, trace, "A") as target:
+        if not target.rig.server.vpn:
+            if os.environ.get("BATM_RIG"):
+                pytest.skip("BATM_RIG is not a scenario A rig with a VPN endpoint")
+            pytest.fail("a scenario A rig must provide the VPN endpoint in rig.json")
         yield target
-        return
-    rig_dir = tmp_path / "rig"
-    try:
-        up = _batm_sim("up", "--dir", str(rig_dir), "--scenario", "A", "--no-display",
-                       "--timeout", str(UP_TIMEOUT), timeout=UP_TIMEOUT + 30)
-        if up.returncode != 0:
-            pytest.fail(f"batm-sim up failed:\n{up.stderr}{up.stdout}", pytrace=False)
-        rig = load_rig(rig_dir / "rig.json")
-        assert rig.server.vpn, "a scenario A rig must provide the VPN endpoint in rig.json"
-        target = Target.for_terminal(rig, 0, trace)
-        request.node._hil_target = target
-        try:
-            yield target
-        finally:
-            target.close()
-    finally:
-        _batm_sim("down", "--dir", str(rig_dir), timeout=120)
 
 
 def vpn_of(t: Target) -> VpnDriver:

@@ -73,9 +73,23 @@ def _import_nodes(tree: ast.AST) -> Iterable[ast.Import | ast.ImportFrom]:
         stack.extend(ast.iter_child_nodes(node))
 
 
-def imports_of(module: str, path: Path, modules: Mapping[str, Path]) -> list[tuple[str, int]]:
-    """(our module it imports, line) for every import in `path` that resolves to one of ours."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+def absolute_imports(tree: ast.AST) -> set[str]:
+    """Every module a parsed file imports by absolute name, ours and third-party alike (the test
+    suite's marking reads which libraries a test needs from these)."""
+    names: set[str] = set()
+    for node in _import_nodes(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def imports_of(module: str, path: Path, modules: Mapping[str, Path],
+               tree: ast.AST | None = None) -> list[tuple[str, int]]:
+    """(our module it imports, line) for every import in `path` (parsed: `tree`) that resolves
+    to one of ours."""
+    tree = tree or ast.parse(path.read_text(), filename=str(path))
     is_package = path.name == "__init__.py"
     found: list[tuple[str, int]] = []
     for node in _import_nodes(tree):
