@@ -23,6 +23,9 @@ from sim.browser import chromium_problem
 from sim.testsupport import unavailable
 
 TIMEOUT = 30.0
+# The console's users and the broker's log outlive the rig's reset operations, and each flow
+# reads them from the start: every flow gets a rig of its own.
+pytestmark = pytest.mark.fresh_rig
 
 
 def _console(t: Target, work_dir) -> ConsoleDriver:

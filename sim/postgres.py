@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,7 +62,10 @@ class PostgresInstance:
 
     @property
     def socket_dir(self) -> Path:
-        return self.directory
+        # A Unix socket path holds 107 bytes; test directories are longer than that. A short
+        # directory named after ours keeps two instances apart.
+        digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"batm-pg-{digest}"
 
     @property
     def url(self) -> str:
@@ -97,6 +102,9 @@ class PostgresInstance:
                 mode = parent.stat().st_mode
                 if not mode & 0o001:
                     os.chmod(parent, mode | 0o001)
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(self.socket_dir, entry.pw_uid, entry.pw_gid)
         if not (self.data / "PG_VERSION").exists():
             self._run(bin_dir / "initdb", "-D", self.data, "-A", "trust", "-E", "UTF8",
                       "--no-locale", "--no-sync")
@@ -132,6 +140,7 @@ class PostgresInstance:
             return
         with contextlib.suppress(PostgresError, subprocess.TimeoutExpired):
             self._run(bin_dir / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def __enter__(self) -> PostgresInstance:
         return self.start()

@@ -7,6 +7,7 @@ same the demo walks.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from hil_tests.rig.drivers.server import ServerDriver
@@ -15,7 +16,7 @@ from hil_tests.rig.trace import StepTrace, step
 from sim.browser import chromium
 from sim.console_walk import TIMEOUT_MS, ConsoleOperator, make_operator
 
-OPERATOR = "hil-operator"
+OPERATOR = "hil-operator"  # + a suffix per driver: a rig outlives one test's users
 
 
 class ConsoleDriver:
@@ -31,7 +32,8 @@ class ConsoleDriver:
             assert proc.returncode == 0, proc.stderr
             return proc.stdout
 
-        password, secret = make_operator(server_cli, OPERATOR)
+        self.user = f"{OPERATOR}-{secrets.token_hex(3)}"
+        password, secret = make_operator(server_cli, self.user)
         self._browser_cm = chromium(rig.server.netns, work_dir)
         browser = self._browser_cm.__enter__()
         self._context = browser.new_context(ignore_https_errors=True,
@@ -45,7 +47,7 @@ class ConsoleDriver:
             page.screenshot(path=self.shots / f"{self._count:02d}-{name}.png", full_page=True)
 
         self.operator = ConsoleOperator(page, rig.server.console_url, shot)
-        self.operator.log_in(OPERATOR, password, secret)
+        self.operator.log_in(self.user, password, secret)
 
     def close(self) -> None:
         self._context.close()
