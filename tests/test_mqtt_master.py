@@ -18,6 +18,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from test_agent_daemon import Loopback, wait_until
 
+from server.master.broker import ADMIN_USER
+
 SERIAL = "T-LOOP-1"
 
 
@@ -74,7 +76,7 @@ def connect(rig: Loopback, username: str, password: str, client_id: str):
 
 def admin_client(rig: Loopback):
     password = (rig.data_dir / "mosquitto" / "admin.secret").read_text().strip()
-    client, rc = connect(rig, "batm-server", password, "test-admin")
+    client, rc = connect(rig, ADMIN_USER, password, "test-admin")
     assert rc is not None and not rc.is_failure
     return client
 

@@ -159,7 +159,7 @@ def create_gate_app(
             raise ServiceError(503, "master_unavailable",
                                f"the master service is not available: {exc}") from exc
         answer = {"broker": _broker_address(master.link, request), "username": serial,
-                  "topic_prefix": topic_prefix(serial)}
+                  "topic_prefix": topic_prefix(serial), "client_id": serial}  # bound (grant)
         if vpn is not None:  # scenario A: only through the tunnel (vpn/gate.py)
             try:
                 answer |= await asyncio.to_thread(vpn.credentials, serial, master.link)
