@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from firmware_updater.manifest import VersionRange
 from firmware_updater.testing import make_bundle, make_key, make_tree, resign
 from server.db.engine import open_database
+from server.db.terminals import Terminal
 from server.errors import ServiceError
 from server.firmware.catalog import Bundle, Catalog, CatalogError, copy_keys, plan
 from server.firmware.gate import UpgradeGate
@@ -112,6 +113,25 @@ def test_concurrency_limit_and_no_path(world) -> None:
     assert gate.hello("T2", 20210601, "rpi4")["next"]["version"] == MIN
     none = gate.hello("T2", 20210601, "rpi3")
     assert none["next"] is None and "operator must add firmware" in none["message"]
+
+
+def test_unauthenticated_hellos_cannot_take_every_upgrade_slot(world) -> None:
+    """Issue 13, item 2: a stranger who knows serials says hello with a low version for each."""
+    _tmp, _data, catalog, registry, _key = world
+    gate = UpgradeGate(catalog._sessions, catalog, max_concurrent=2)
+    for serial in ("T1", "T2", "T3", "T-PAIRED"):
+        registry.create_terminal(serial, "B", None)
+    with catalog._sessions() as session, session.begin():  # as a signed check-in records it
+        session.get(Terminal, "T-PAIRED").version = MIN
+    # A paired, current terminal never goes back: a hello saying so gets no slot.
+    regressed = gate.hello("T-PAIRED", 20190130, "rpi4", peer="192.0.2.66")
+    assert regressed["next"] is None and "never goes back" in regressed["message"]
+    # One address holds at most half the slots.
+    assert gate.hello("T1", 20190130, "rpi4", peer="192.0.2.66")["next"] is not None
+    crowded = gate.hello("T2", 20190130, "rpi4", peer="192.0.2.66")
+    assert crowded["next"] is None and "at this address" in crowded["message"]
+    # The genuine old terminal elsewhere still gets its turn.
+    assert gate.hello("T3", 20210601, "rpi4", peer="192.0.2.10")["next"]["version"] == MIN
 
 
 def test_download_needs_a_slot_and_honours_range(world) -> None:

@@ -299,17 +299,76 @@ def test_bad_signatures_are_refused(gate, admin):
     assert admin.get("/api/v1/pairing-requests").json()[0]["state"] == "awaiting_code"
 
 
-def test_a_new_hello_replaces_the_request_and_ends_its_poll(server, gate, admin):
+def test_a_new_hello_with_the_same_key_replaces_its_request_and_ends_its_poll(
+        server, gate, admin):
     create(admin, "T-1")
     first = FakeTerminal(gate, "T-1")
     first.hello()
+    old_request = first.request_id
+    again = FakeTerminal(gate, "T-1")
+    again.key, again.public = first.key, first.public  # the same terminal, started again
     response, elapsed = long_poll(
-        lambda: first.poll(wait=LONG_WAIT), server, pairing_topic(first.request_id),
-        lambda: FakeTerminal(gate, "T-1").hello(),
+        lambda: first.poll(wait=LONG_WAIT), server, pairing_topic(old_request),
+        lambda: again.hello(),
     )
     assert_error(response, 404, "unknown_request")
     assert elapsed < PROMPT
     assert_error(first.reveal(), 404, "unknown_request")
+    assert [r["request_id"] for r in admin.get("/api/v1/pairing-requests").json()] == [
+        again.request_id]
+
+
+def from_address(server, address: str) -> httpx.Client:
+    """A gate client whose connections come from another loopback address (another source)."""
+    context = ssl.create_default_context(cafile=str(server.data_dir / "ca.pem"))
+    return httpx.Client(base_url=f"https://{server.gate_address}", timeout=LONG_WAIT + 10,
+                        transport=httpx.HTTPTransport(verify=context, local_address=address))
+
+
+def test_hellos_from_strangers_do_not_block_the_genuine_request(server, gate, admin):
+    """Issue 13, item 2: an unauthenticated hello with a random key, again and again, used to
+    replace the open request, so the kiosk's code never stayed valid long enough to approve."""
+    create(admin, "T-1")
+    genuine = FakeTerminal(gate, "T-1")
+    assert genuine.hello().status_code == 200 and genuine.reveal().status_code == 200
+    code = genuine.code(handshake_spki(server))
+    statuses = []
+    with from_address(server, "127.0.0.2") as attacker_gate:
+        for _ in range(12):
+            attacker = FakeTerminal(attacker_gate, "T-1")
+            statuses.append(attacker.hello().status_code)
+            if statuses[-1] == 200:
+                attacker.reveal()
+    assert 429 in statuses  # the per-serial rate caught up with them
+    assert genuine.poll().json() == {"status": "pending"}
+    assert len(admin.get("/api/v1/pairing-requests").json()) <= 3  # the stranger's few, mine
+    approved = approve(admin, "T-1", code)
+    assert approved.status_code == 200, approved.text
+    assert genuine.poll().json() == {"status": "approved"}
+    assert genuine.checkin().json() == {"status": "paired"}
+    assert admin.get("/api/v1/pairing-requests").json() == []  # the others went with approval
+
+
+def test_the_operator_approves_the_request_whose_code_matches(server, gate, admin):
+    create(admin, "T-1")
+    spki = handshake_spki(server)
+    with from_address(server, "127.0.0.2") as other_gate:
+        first, second = FakeTerminal(gate, "T-1"), FakeTerminal(other_gate, "T-1")
+        for terminal in (first, second):
+            assert terminal.hello().status_code == 200 and terminal.reveal().status_code == 200
+        codes = {r["code"] for r in admin.get("/api/v1/pairing-requests").json()}
+        assert codes == {first.code(spki), second.code(spki)}
+        assert approve(admin, "T-1", first.code(spki)).status_code == 200
+        assert_error(second.poll(), 404, "unknown_request")
+        assert first.poll().json() == {"status": "approved"}
+
+
+def test_hellos_are_rate_limited_per_source(gate, admin):
+    create(admin, "T-1")
+    answers = [FakeTerminal(gate, f"T-{i}").hello() for i in range(40)]  # unknown serials too
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited, "no rate limit per source"
+    assert_error(limited[0], 429, "rate_limited", "try again")
 
 
 def test_previously_paired_terminal_pairs_again_with_a_new_key(server, gate, admin):

@@ -89,9 +89,10 @@ def create_gate_app(
         identity_key = fields.b64url_bytes(body, "identity_key", IDENTITY_KEY_BYTES)
         commitment = fields.hex_digest(body, "commitment", COMMITMENT_BYTES)
         assert serial is not None and hardware is not None
+        requests.limit_hello(serial, _peer(request))  # 429 beyond the hello rates
         if upgrades is not None:  # too old to pair: the next upgrade step instead
             slot_hw = fields.text(body, "firmware_hardware", max_len=32, optional=True)
-            upgrade = upgrades.hello(serial, version, slot_hw)
+            upgrade = upgrades.hello(serial, version, slot_hw, peer=_peer(request))
             if upgrade is not None:
                 return JSONResponse(upgrade)
         answer = requests.hello(
