@@ -16,6 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 HEADER_SERIAL = "X-BATM-Serial"
 HEADER_TIMESTAMP = "X-BATM-Timestamp"
 HEADER_SIGNATURE = "X-BATM-Signature"
+# The body's SHA-256 (hex), which the signature covers anyway: sent as a header so that the
+# server can check the signature *before* it reads a large body (the log upload), then check
+# the body against it while streaming it to disk.
+HEADER_CONTENT_SHA256 = "X-BATM-Content-SHA256"
 MAX_CLOCK_SKEW = 300  # seconds
 
 
@@ -37,9 +41,12 @@ def unb64url(text: str) -> bytes:
         raise ValueError("not valid base64url") from exc
 
 
-def canonical(method: str, path_with_query: str, timestamp: str, body: bytes) -> bytes:
-    body_hash = hashlib.sha256(body).hexdigest()
-    fields = ["batm-req-v1", method.upper(), path_with_query, timestamp, body_hash]
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def canonical(method: str, path_with_query: str, timestamp: str, body_sha256: str) -> bytes:
+    fields = ["batm-req-v1", method.upper(), path_with_query, timestamp, body_sha256]
     return "\n".join(fields).encode()
 
 
@@ -48,19 +55,22 @@ def sign_headers(
     now: float | None = None,
 ) -> dict[str, str]:
     timestamp = str(int(time.time() if now is None else now))
-    signature = key.sign(canonical(method, path_with_query, timestamp, body))
+    digest = body_digest(body)
+    signature = key.sign(canonical(method, path_with_query, timestamp, digest))
     return {
         HEADER_SERIAL: serial,
         HEADER_TIMESTAMP: timestamp,
         HEADER_SIGNATURE: b64url(signature),
+        HEADER_CONTENT_SHA256: digest,
     }
 
 
 def verify(
-    public_key_raw: bytes, method: str, path_with_query: str, body: bytes,
+    public_key_raw: bytes, method: str, path_with_query: str, body_sha256: str,
     timestamp: str | None, signature: str | None, now: float | None = None,
 ) -> None:
-    """Raise SignatureError with a reason unless the request is properly signed."""
+    """Raise SignatureError with a reason unless the request is properly signed; `body_sha256`
+    is body_digest(body), or the header's digest when the body is checked later."""
     if not timestamp or not signature:
         raise SignatureError("the request is not signed")
     if not timestamp.isdigit():
@@ -70,7 +80,8 @@ def verify(
         raise SignatureError("the signature timestamp is too far from the server's clock")
     try:
         key = Ed25519PublicKey.from_public_bytes(public_key_raw)
-        key.verify(unb64url(signature), canonical(method, path_with_query, timestamp, body))
+        key.verify(unb64url(signature),
+                   canonical(method, path_with_query, timestamp, body_sha256))
     except (InvalidSignature, ValueError) as exc:
         raise SignatureError("the signature does not match the terminal's key") from exc
 

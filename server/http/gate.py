@@ -20,6 +20,7 @@ from server.http import fields
 from server.http.body_limit import BodyLimit
 from server.http.bundle_download import install_bundle_download
 from server.http.error_handlers import install_error_handlers
+from server.http.upload import UploadSlots, declared_length, stream_to_file
 from server.master.archives import MAX_ARCHIVE
 from server.master.broker import topic_prefix
 from server.master.link import MasterLink, MasterUnavailable
@@ -46,13 +47,19 @@ def _path_with_query(request: Request) -> str:
 
 
 async def _signed(request: Request) -> SignedRequest:
+    return _signed_headers(request, await request.body())
+
+
+def _signed_headers(request: Request, body: bytes | None = None) -> SignedRequest:
+    """Without `body`: the signed X-BATM-Content-SHA256 header stands for it (uploads)."""
     return SignedRequest(
         method=request.method,
         path_with_query=_path_with_query(request),
-        body=await request.body(),
+        body=body,
         serial=request.headers.get(signing.HEADER_SERIAL),
         timestamp=request.headers.get(signing.HEADER_TIMESTAMP),
         signature=request.headers.get(signing.HEADER_SIGNATURE),
+        body_sha256=request.headers.get(signing.HEADER_CONTENT_SHA256),
     )
 
 
@@ -79,6 +86,7 @@ def create_gate_app(
     if upgrades is not None:
         install_bundle_download(app, upgrades)  # GET /api/v1/firmware/{id}/bundle (Range)
     app.add_middleware(BodyLimit, large={"/api/v1/logs/": MAX_ARCHIVE})
+    uploads = UploadSlots()
 
     @app.post("/api/v1/hello")
     async def hello(request: Request) -> JSONResponse:
@@ -171,12 +179,19 @@ def create_gate_app(
 
     @app.post("/api/v1/logs/{command_id}")
     async def upload_logs(command_id: str, request: Request) -> JSONResponse:
-        signed = await _signed(request)
+        # Who is asking, before a byte of the body is read (http/upload.py).
+        signed = _signed_headers(request)
         serial = auth.paired_terminal(signed)
         if master is None:
             raise ServiceError(503, "master_unavailable", "this server runs no master service")
-        archive = await asyncio.to_thread(master.archives.store_archive, serial, command_id,
-                                          signed.body)
+        archives = master.archives
+        limit = await asyncio.to_thread(archives.upload_limit, serial, command_id)
+        declared_length(request, limit)
+        async with uploads.slot():
+            partial = archives.partial_path()
+            size, digest = await stream_to_file(request, partial, limit, signed.digest())
+            archive = await asyncio.to_thread(archives.store_file, serial, command_id, partial,
+                                              size, digest)
         return JSONResponse(archive, status_code=201)
 
     return app

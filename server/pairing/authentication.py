@@ -8,6 +8,7 @@ unpaired keeps its key on record, so its own signed requests are still recognise
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from batm_common import signing
@@ -18,6 +19,8 @@ from server.pairing.registry import serial_problem
 from server.pairing.states import SessionStatus, TerminalState
 from server.pairing.transactions import Transactions, Tx
 
+DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
+
 
 @dataclass(frozen=True)
 class SignedRequest:
@@ -25,10 +28,19 @@ class SignedRequest:
 
     method: str
     path_with_query: str
-    body: bytes
+    body: bytes | None  # None: not read yet; `body_sha256` (its signed header) stands for it
     serial: str | None
     timestamp: str | None
     signature: str | None
+    body_sha256: str | None = None
+
+    def digest(self) -> str:
+        if self.body is not None:
+            return signing.body_digest(self.body)
+        if not self.body_sha256 or not DIGEST.fullmatch(self.body_sha256):
+            raise bad_signature(f"the request needs a {signing.HEADER_CONTENT_SHA256} header "
+                                "(the body's SHA-256, 64 hex digits)")
+        return self.body_sha256.lower()
 
 
 def check_signature(signed: SignedRequest, key: bytes, serial: str) -> None:
@@ -44,7 +56,7 @@ def check_signature(signed: SignedRequest, key: bytes, serial: str) -> None:
         raise bad_signature(f"the request is signed for terminal {signed.serial!r}")
     try:
         signing.verify(
-            key, signed.method, signed.path_with_query, signed.body,
+            key, signed.method, signed.path_with_query, signed.digest(),
             signed.timestamp, signed.signature,
         )
     except SignatureError as exc:
