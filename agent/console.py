@@ -40,7 +40,7 @@ REOPEN_INTERVAL = 0.5
 HELP = (
     ("status", "the agent's status"),
     ("screen", "what the screen shows now"),
-    ("set-server HOST[:PORT]", "point the terminal at its server"),
+    ("set-server HOST[:PORT] [PIN]", "point the terminal at its server (PIN once paired)"),
     ("wait SCREEN_ID [SECONDS]", "wait until that screen shows (default 60 s)"),
     ("json on|off", "one JSON answer per line, no echo (for test rigs)"),
     ("help", "this list"),
@@ -284,14 +284,15 @@ class Console:
         return Reply({"ok": True, "screen": screen}, format_screen(screen))
 
     def cmd_set_server(self, args: list[str]) -> Reply:
-        if len(args) != 1:
-            return _error("usage: set-server HOST[:PORT]")
+        if len(args) not in (1, 2):
+            return _error("usage: set-server HOST[:PORT] [PIN]")
         try:
             parse_server_address(args[0])
         except AddressError as exc:
             return _error(f"invalid server address {args[0]!r}: {exc}")
+        pin = {"pin": args[1]} if len(args) == 2 else {}  # needed once paired
         with self._client() as client:
-            server = client.call(ControlCommand.SET_SERVER, address=args[0])["server"]
+            server = client.call(ControlCommand.SET_SERVER, address=args[0], **pin)["server"]
         return Reply({"ok": True, "server": server}, [f"server set to {server}"])
 
     def cmd_wait(self, args: list[str]) -> Reply:

@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 from waiting import wait_for as wait_until
 
+from batm_common.control_client import ControlClient
+from batm_common.control_commands import AdminCommand
+
 BIN = Path(sys.executable).parent
 
 
@@ -136,8 +139,14 @@ def test_changed_server_key_shows_mismatch_and_only_the_technician_re_pairs(loop
     assert status["paired"] is True  # nothing was dropped silently
     assert loopback.server_cli("pairing", "list", "--json").stdout.strip() == "[]"
 
-    # The technician re-enters the address: that is the decision to trust the new server.
-    loopback.agent_cli("set-server", f"127.0.0.1:{loopback.port}")
+    # The technician re-enters the address: that is the decision to trust the new server. The
+    # terminal is paired, so that needs the admin PIN (issue 13, item 4).
+    refused = loopback.agent_cli("set-server", f"127.0.0.1:{loopback.port}", check=False)
+    assert refused.returncode == 1 and "PIN" in refused.stderr
+    with ControlClient(loopback.state_dir) as client:
+        session = client.call(AdminCommand.UNLOCK, pin="000000")["session"]
+        client.call(AdminCommand.SET_PIN, session=session, new="482913")
+    loopback.agent_cli("set-server", f"127.0.0.1:{loopback.port}", "--pin", "482913")
     code = loopback.wait_screen("pairing_code")["pairing_code"]
     loopback.server_cli("pairing", "approve", "T-LOOP-1", "--code", code)
     loopback.wait_screen("in_service")

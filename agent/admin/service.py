@@ -96,6 +96,32 @@ class AdminService:
             log.error("%s", exc)
             return _fail("failed", str(exc))
 
+    def authorize(self, pin: object) -> dict[str, Any] | None:
+        """None when `pin` is the admin PIN (not the factory one), else the refusal, with the
+        same lockout as admin_unlock: the control socket's and the console's set_server on a
+        paired terminal (issue 13, item 4). Opens no session."""
+        if not isinstance(pin, str):
+            return _fail("pin_required", "this terminal is paired: changing its server needs "
+                         "the advanced-administration PIN")
+        try:
+            attempt = self.pins.verify(pin)
+        except PinFileDamaged as exc:
+            log.error("%s", exc)
+            return _fail("failed", str(exc))
+        if attempt.ok:
+            if attempt.must_change:
+                return _fail("must_change", "the factory PIN must be changed first (advanced "
+                             "administration on the screen)", must_change=True)
+            return None
+        if attempt.locked_for:
+            return _fail("locked", f"too many wrong PINs: locked for "
+                         f"{attempt.locked_for:.0f} s", locked_for=round(attempt.locked_for, 1))
+        log.warning("wrong PIN for a server change (%d left before a lockout)",
+                    attempt.tries_left)
+        return _fail("wrong_pin", f"wrong PIN ({attempt.tries_left} "
+                     f"{'try' if attempt.tries_left == 1 else 'tries'} left)",
+                     tries_left=attempt.tries_left, locked_for=0)
+
     def _check_session(self, token: object, cmd: str) -> dict[str, Any] | None:
         now = self.clock()
         if self._session is not None and now - self._session_seen > self.idle_timeout:
