@@ -46,6 +46,7 @@ from agent.vpn.config import VpnConfigError
 from agent.vpn.states import VPN_EFFECTS
 from batm_common.atomic import ensure_private_dir
 from batm_common.hostaddr import parse_server_address
+from batm_common.screen_ids import ScreenId
 from batm_common.sd_notify import sd_notify
 
 log = logging.getLogger("batm-agent")
@@ -143,13 +144,24 @@ class Daemon:
             self._cancel_older_than(new.generation)
         if type(new.phase) is not type(old.phase) or new.phase != old.phase:
             log.info("%s -> %s (%s)", old.name, new.name, type(event).__name__)
-        self.bus.publish(screen_model(new, self.facts))
+        self.bus.publish(self._screen(new))
         self.master.status_changed()
         for effect in effects:
             if not isinstance(effect, machine.PERSISTENT_EFFECTS):
                 task = asyncio.get_running_loop().create_task(self._perform(effect))
                 self._tasks[task] = effect.generation
                 task.add_done_callback(self._tasks.pop)
+
+    def _screen(self, state: machine.AgentState) -> dict:
+        model = screen_model(state, self.facts)
+        if model["screen"] == ScreenId.SET_SERVER and self.store.damaged:
+            # Not just "set the server": the technician must know the settings were lost.
+            model.update(title="Settings damaged",
+                         text="The stored settings were damaged and could not be restored. "
+                              "Set the terminal server's host/IP again in advanced "
+                              "administration.",
+                         detail=self.store.damaged)
+        return model
 
     def _persist(self, effect: machine.Effect) -> None:
         match effect:

@@ -166,6 +166,21 @@ def test_corrupt_settings_file_keeps_the_last_good_settings(loopback):
     assert list(loopback.state_dir.glob("settings.json.corrupt-*"))
 
 
+def test_damaged_state_files_never_crash_loop_and_the_screen_says_so(loopback):
+    """Issue 13, item 5: a damaged local.db was 'file is not a database', exit 1, and a dark
+    kiosk under Restart=always; both settings files damaged showed a plain 'set the server'."""
+    loopback.state_dir.mkdir(parents=True)
+    for name in ("local.db", "settings.json", "settings.json.bak", "mqtt-credentials.json"):
+        (loopback.state_dir / name).write_bytes(b"\x00garbage\xff" * 64)
+    loopback.start_agent()
+    screen = loopback.wait_screen("set_server")
+    assert "damaged" in screen["text"] and screen["detail"]
+    assert loopback.agent.popen.poll() is None  # still running
+    assert list(loopback.state_dir.glob("local.db.corrupt-*"))
+    assert list(loopback.state_dir.glob("settings.json.bak.corrupt-*"))
+    assert "Traceback" not in loopback.agent.log.read_text()
+
+
 def test_key_files_are_private(loopback):
     loopback.start_server()
     loopback.start_agent()
