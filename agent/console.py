@@ -27,6 +27,7 @@ import serial
 from agent.cli import DEFAULT_STATE_DIR, format_screen, format_status
 from batm_common.control_client import ControlClient, ControlError, WaitTimeout, wait_for_screen
 from batm_common.control_commands import ControlCommand
+from batm_common.digits import decimal
 from batm_common.hostaddr import AddressError, parse_server_address
 from batm_common.screen_ids import is_known_screen_id, unknown_screen_message
 
@@ -324,9 +325,10 @@ class Console:
 
 
 def _baud(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
+    value = decimal(text)
+    if not value:
         raise argparse.ArgumentTypeError(f"{text!r} is not a baud rate")
-    return int(text)
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

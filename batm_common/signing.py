@@ -13,6 +13,8 @@ import time
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from batm_common.digits import decimal
+
 HEADER_SERIAL = "X-BATM-Serial"
 HEADER_TIMESTAMP = "X-BATM-Timestamp"
 HEADER_SIGNATURE = "X-BATM-Signature"
@@ -73,10 +75,12 @@ def verify(
     is body_digest(body), or the header's digest when the body is checked later."""
     if not timestamp or not signature:
         raise SignatureError("the request is not signed")
-    if not timestamp.isdigit():
-        raise SignatureError("the signature timestamp is not a number")
+    seconds = decimal(timestamp, max_digits=12)
+    if seconds is None:
+        raise SignatureError("the signature timestamp is not a whole number of seconds "
+                             "(ASCII digits)")
     now = time.time() if now is None else now
-    if abs(now - int(timestamp)) > MAX_CLOCK_SKEW:
+    if abs(now - seconds) > MAX_CLOCK_SKEW:
         raise SignatureError("the signature timestamp is too far from the server's clock")
     try:
         key = Ed25519PublicKey.from_public_bytes(public_key_raw)

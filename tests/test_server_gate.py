@@ -506,3 +506,27 @@ def test_oversized_bodies_are_refused_before_reading(gate):
             yield b" " * 8192
 
     assert_error(gate.post("/api/v1/hello", content=chunks()), 413, "too_large")
+
+
+# ------------------------------------------------------------------ issue 13, item 7: bad input
+
+
+# Header bytes: b"\xb2" is what the server reads as "²" (latin-1), which passes isdigit().
+@pytest.mark.parametrize("timestamp", [b"\xb2", b"\xb9\xb3", "١٢".encode(), b"9" * 5000, b"-1",
+                                       b"1e9"])
+def test_malformed_timestamps_are_a_clear_401_not_a_500(server, gate, admin, timestamp):
+    create(admin, "T-1")
+    pair(server, gate, admin, "T-1")  # so that the signature (and its timestamp) is checked
+    for method, path in (("POST", "/api/v1/checkin"), ("GET", "/api/v1/session")):
+        headers = {"X-BATM-Serial": "T-1", "X-BATM-Timestamp": timestamp,
+                   "X-BATM-Signature": "A" * 86}
+        response = gate.request(method, path, headers=headers,
+                                content=b'{"version": 20240101}' if method == "POST" else b"")
+        assert_error(response, 401, "bad_signature", "timestamp")
+
+
+@pytest.mark.parametrize("bundle_id", ["²", "１", "9" * 40, "9" * 5000, "99999999999999999999"])
+def test_huge_or_non_ascii_firmware_ids_are_404(gate, bundle_id):
+    response = gate.get(f"/api/v1/firmware/{bundle_id}/bundle", headers={"X-BATM-Serial": "T-1"})
+    assert_error(response, 404, "unknown_bundle")
+    assert len(response.json()["message"]) < 200

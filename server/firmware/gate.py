@@ -26,6 +26,7 @@ from sqlalchemy.orm import sessionmaker
 
 from batm_common import signing
 from batm_common.clock import utcnow
+from batm_common.digits import decimal
 from server.db.firmware import FirmwareUpgrade
 from server.db.terminals import Terminal
 from server.errors import ServiceError
@@ -156,8 +157,10 @@ class UpgradeGate:
     # ------------------------------------------------------------------ download
 
     def authorize_download(self, serial: str | None, bundle_id: str) -> Bundle:
-        if not bundle_id.isdigit() or (bundle := self.catalog.bundle(int(bundle_id))) is None:
-            raise ServiceError(404, "unknown_bundle", f"there is no firmware bundle {bundle_id!r}")
+        number = decimal(bundle_id, max_digits=9)  # ids are small; SQLite ints are 64-bit
+        if number is None or (bundle := self.catalog.bundle(number)) is None:
+            shown = bundle_id if len(bundle_id) <= 40 else bundle_id[:40] + "…"
+            raise ServiceError(404, "unknown_bundle", f"there is no firmware bundle {shown!r}")
         if not serial or serial_problem(serial):
             raise ServiceError(403, "no_upgrade_slot", f"the download needs the "
                                f"{signing.HEADER_SERIAL} header of a terminal being upgraded")
