@@ -82,6 +82,13 @@ PLUGIN_CANDIDATES = (
     "/usr/lib/mosquitto_dynamic_security.so",
     "/usr/local/lib/mosquitto_dynamic_security.so",
 )
+# TLS 1.2 suites the terminals' listeners accept: AEAD only, as the gate (issue 13, item 8: the
+# broker used to accept ECDHE-ECDSA-AES128-SHA, CBC with SHA-1). The server's key is ECDSA;
+# TLS 1.3's suites are all AEAD.
+AEAD_CIPHERS = ":".join((
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+))
 PBKDF2_ITERATIONS = 101  # what `mosquitto_ctrl dynsec init` writes; the secret is 32 random bytes
 RESTART_DELAY = 0.5
 
@@ -198,6 +205,7 @@ def tunnel_listener_lines(tunnel_host: str, port: int, cert: Path, key: Path) ->
         f"certfile {cert}",
         f"keyfile {key}",
         "tls_version tlsv1.2",
+        f"ciphers {AEAD_CIPHERS}",
         "",
     ]
 
@@ -276,6 +284,7 @@ class Broker:
             f"certfile {self.settings.cert}",
             f"keyfile {self.settings.key}",
             "tls_version tlsv1.2",
+            f"ciphers {AEAD_CIPHERS}",
             "# the client id is the username (the serial): no terminal can take another's id,",
             "# and scenario-A terminals (bound to <serial>@vpn) are refused on this listener",
             "use_username_as_clientid true",
