@@ -12,7 +12,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from firmware_updater.manifest import VersionRange
-from firmware_updater.testing import make_bundle, make_key, make_tree, resign
+from firmware_updater.testing import (
+    assemble,
+    hostile_tar,
+    make_bundle,
+    make_key,
+    make_tree,
+    resign,
+)
 from server.db.engine import open_database
 from server.db.terminals import Terminal
 from server.errors import ServiceError
@@ -81,6 +88,22 @@ def test_add_verifies_the_copy_and_refuses_bad_bundles(world) -> None:
     assert len(catalog.bundles()) == 2
     assert sorted(p.name for p in (data / "firmware").iterdir()) == sorted(
         b.path.name for b in catalog.bundles())  # nothing left behind
+
+
+HOSTILE = ("dotdot", "nested", "absolute", "symlink", "hardlink", "chardev", "blockdev", "fifo",
+           "manifest", "garbage")
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_add_refuses_signed_bundles_whose_payload_every_terminal_refuses(world, kind) -> None:
+    """Issue 13, item 8: the catalog accepted them (validly signed), and offered them."""
+    tmp, data, catalog, _registry, key = world
+    payload = b"not a tar archive at all " * 100 if kind == "garbage" else hostile_tar(kind)
+    assemble(tmp / f"{kind}.fw", payload, [key], version=20240101, install_from="20230801-")
+    with pytest.raises(CatalogError, match=f"{kind}.fw: "):
+        catalog.add(tmp / f"{kind}.fw")
+    assert [b.version for b in catalog.bundles()] == [20210315, MIN]
+    assert not [p for p in (data / "firmware").iterdir() if p.name.startswith(".add-")]
 
 
 def test_hello_offers_the_next_step_only(world) -> None:
