@@ -3,7 +3,8 @@
 Bundles are files in data_dir/firmware/ with a row each in firmware_bundles. `add` copies the
 bundle into the catalog directory first and verifies *the copy* (signature by a key in
 data_dir/firmware-keys/, complete file, every payload chunk, and the payload read as a terminal
-reads it: firmware_updater.payload_check), so what the gate serves is exactly what was checked. The copy is renamed into place only once it verified.
+reads it: firmware_updater.payload_check), so what the gate serves is exactly what was checked.
+The copy is renamed into place only once it verified.
 
 The upgrade graph (DESIGN.md §4, hawkBit's requiredMigrationStep): a bundle is an edge from every
 version its manifest's `install_from` ranges contain to its own version. `plan` returns the path
