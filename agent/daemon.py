@@ -172,6 +172,8 @@ class Daemon:
             case machine.SavePairing(pin=pin):
                 self.settings = Settings(server=self.settings.server, pin=pin,
                                          paired_at=time.time(), extra=self.settings.extra)
+            case machine.DropMasterCredentials():
+                self.master.drop_credentials()  # the pairing stays (agent/machine/pairing.py)
             case machine.DropCredentials():
                 self.settings = Settings(server=self.settings.server, extra=self.settings.extra)
                 self.master.drop_credentials()

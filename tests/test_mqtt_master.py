@@ -238,3 +238,20 @@ def test_commands_bad_payloads_reset_db_and_logs(master):
     refused = rig.server_cli("terminal", "logs", SERIAL, "--since", "yesterday", "--until",
                              until, "--max-size", "4096", check=False)
     assert refused.returncode == 1 and "--since" in refused.stderr
+
+
+def test_a_refused_broker_password_is_replaced_and_the_terminal_stays_paired(master):
+    """Issue 13, item 6: restoring an older credentials file (or a re-issued password) made the
+    broker refuse the terminal, which then dropped its pairing and needed an operator."""
+    rig = master
+    rig.agent.stop()
+    path = rig.state_dir / "mqtt-credentials.json"
+    stale = json.loads(path.read_text()) | {"password": "A" * 43}  # not the broker's any more
+    path.write_text(json.dumps(stale))
+    rig.start_agent()
+    rig.wait_screen("in_service", timeout=30)
+    assert credentials(rig)["password"] != "A" * 43  # a new one from the gate
+    assert json.loads(rig.agent_cli("status", "--json").stdout)["paired"] is True
+    assert rig.server_cli("pairing", "list", "--json").stdout.strip() == "[]"
+    terminal = json.loads(rig.server_cli("terminal", "list", "--json").stdout)[0]
+    assert terminal["state"] == "paired"
