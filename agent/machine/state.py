@@ -282,7 +282,8 @@ class ConnectMaster:
 # nothing that opens the master service.
 PERSISTENT_EFFECTS = (SaveServer, SavePairing, DropCredentials, DropMasterCredentials)
 Effect = (
-    SaveServer | SavePairing | DropCredentials | DropMasterCredentials | StartPairing | PollApproval | CheckIn
+    SaveServer | SavePairing | DropCredentials | DropMasterCredentials | StartPairing
+    | PollApproval | CheckIn
     | WatchSession | RetryLater | ObtainMasterCredentials | ConnectMaster | UpgradeEffect
     | VpnEffect
 )
