@@ -21,8 +21,8 @@ a fresh check-in with backoff. A broker that rejects the credentials (an older c
 restored, a password re-issued) costs only the MQTT password (issue 13, item 6): the terminal
 still holds its identity key, so after a back-off it checks in and obtains a new password from
 the gate; only the gate's "unpaired" drops the pairing. A VPN step (scenario A,
-agent/machine/vpn.py) slots in between the credentials and ConnectMaster. Without `uses_master` the check-in alone means in service (a
-gate-only server).
+agent/machine/vpn.py) slots in between the credentials and ConnectMaster. Without `uses_master`
+the check-in alone means in service (a gate-only server).
 """
 
 from __future__ import annotations
