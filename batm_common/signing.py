@@ -22,11 +22,21 @@ HEADER_SIGNATURE = "X-BATM-Signature"
 # server can check the signature *before* it reads a large body (the log upload), then check
 # the body against it while streaming it to disk.
 HEADER_CONTENT_SHA256 = "X-BATM-Content-SHA256"
+HEADER_SERVER_TIME = "X-BATM-Server-Time"  # unix seconds, on a clock_skew refusal
 MAX_CLOCK_SKEW = 300  # seconds
 
 
 class SignatureError(Exception):
     """The request is not signed by the key it claims."""
+
+
+class ClockSkewError(SignatureError):
+    """The signer's clock is more than MAX_CLOCK_SKEW off ours (a Raspberry Pi has no RTC):
+    answered distinctly, with our time, so that the terminal can correct and stay paired."""
+
+    def __init__(self, message: str, server_time: int):
+        super().__init__(message)
+        self.server_time = server_time
 
 
 def b64url(data: bytes) -> str:
@@ -81,7 +91,9 @@ def verify(
                              "(ASCII digits)")
     now = time.time() if now is None else now
     if abs(now - seconds) > MAX_CLOCK_SKEW:
-        raise SignatureError("the signature timestamp is too far from the server's clock")
+        raise ClockSkewError(
+            f"the signature timestamp is {seconds - int(now):+d} s from the server's clock "
+            f"(allowed ±{MAX_CLOCK_SKEW} s); the server's time is {int(now)}", int(now))
     try:
         key = Ed25519PublicKey.from_public_bytes(public_key_raw)
         key.verify(unb64url(signature),

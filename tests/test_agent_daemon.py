@@ -36,10 +36,12 @@ class Proc:
         self.args = args
         self.log = log
         self.popen: subprocess.Popen | None = None
+        self.env: dict[str, str] = {}  # added to the environment (e.g. a shifted clock)
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
-            self.popen = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
+            self.popen = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
+                                          env=os.environ | self.env)
 
     def stop(self) -> None:
         if self.popen and self.popen.poll() is None:

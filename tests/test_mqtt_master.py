@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from test_agent_daemon import Loopback, wait_until
 
 from server.master.broker import ADMIN_USER
+from sim import clock_skew
 
 SERIAL = "T-LOOP-1"
 
@@ -255,3 +256,20 @@ def test_a_refused_broker_password_is_replaced_and_the_terminal_stays_paired(mas
     assert rig.server_cli("pairing", "list", "--json").stdout.strip() == "[]"
     terminal = json.loads(rig.server_cli("terminal", "list", "--json").stdout)[0]
     assert terminal["state"] == "paired"
+
+
+@pytest.mark.parametrize("offset", [2 * 3600, -400 * 86400], ids=["+2h", "-400d"])
+def test_a_paired_terminal_with_a_wrong_clock_stays_paired(master, offset):
+    """Issue 13, item 6: a Pi has no RTC. A clock more than 300 s off made every signed request
+    a 'bad signature', which the agent took as 'not paired'; 400 days back also makes the
+    server's certificates look not yet valid. The server now answers clock_skew with its time,
+    the agent signs with the corrected clock, and the pinned server is trusted by its pins."""
+    rig = master
+    rig.agent.stop()
+    rig.agent.env = clock_skew.environment(offset)
+    rig.start_agent()
+    rig.wait_screen("in_service", timeout=30)
+    status = json.loads(rig.agent_cli("status", "--json").stdout)
+    assert status["paired"] is True
+    assert rig.server_cli("pairing", "list", "--json").stdout.strip() == "[]"
+    assert "clock" in rig.agent.log.read_text()  # the correction is logged

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from batm_common import signing
-from batm_common.signing import SignatureError
+from batm_common.signing import ClockSkewError, SignatureError
 from server.db.terminals import Terminal
 from server.errors import ServiceError, bad_signature, unknown_terminal
 from server.pairing.registry import serial_problem
@@ -59,6 +59,10 @@ def check_signature(signed: SignedRequest, key: bytes, serial: str) -> None:
             key, signed.method, signed.path_with_query, signed.digest(),
             signed.timestamp, signed.signature,
         )
+    except ClockSkewError as exc:
+        # Not "bad signature": the terminal corrects its clock with our time and stays paired.
+        raise ServiceError(401, "clock_skew", str(exc), headers={
+            signing.HEADER_SERVER_TIME: str(exc.server_time)}) from exc
     except SignatureError as exc:
         raise bad_signature(str(exc)) from exc
 
