@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 import time
 
 from cryptography.exceptions import InvalidSignature
@@ -23,6 +24,10 @@ HEADER_SIGNATURE = "X-BATM-Signature"
 # the body against it while streaming it to disk.
 HEADER_CONTENT_SHA256 = "X-BATM-Content-SHA256"
 HEADER_SERVER_TIME = "X-BATM-Server-Time"  # unix seconds, on a clock_skew refusal
+# 16 random bytes (base64url) in every signed request, covered by the signature (v2): the server
+# refuses a nonce it has seen within the timestamp window, so a request cannot be replayed.
+HEADER_NONCE = "X-BATM-Nonce"
+NONCE_BYTES = 16
 MAX_CLOCK_SKEW = 300  # seconds
 
 
@@ -57,8 +62,14 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def canonical(method: str, path_with_query: str, timestamp: str, body_sha256: str) -> bytes:
-    fields = ["batm-req-v1", method.upper(), path_with_query, timestamp, body_sha256]
+def canonical(method: str, path_with_query: str, timestamp: str, body_sha256: str,
+              nonce: str | None = None) -> bytes:
+    """v2 with a nonce (replay protection), v1 without (older terminals: replays of a v1
+    request are caught by its signature, which is deterministic)."""
+    if nonce is None:
+        fields = ["batm-req-v1", method.upper(), path_with_query, timestamp, body_sha256]
+    else:
+        fields = ["batm-req-v2", method.upper(), path_with_query, timestamp, nonce, body_sha256]
     return "\n".join(fields).encode()
 
 
@@ -68,10 +79,12 @@ def sign_headers(
 ) -> dict[str, str]:
     timestamp = str(int(time.time() if now is None else now))
     digest = body_digest(body)
-    signature = key.sign(canonical(method, path_with_query, timestamp, digest))
+    nonce = b64url(secrets.token_bytes(NONCE_BYTES))
+    signature = key.sign(canonical(method, path_with_query, timestamp, digest, nonce))
     return {
         HEADER_SERIAL: serial,
         HEADER_TIMESTAMP: timestamp,
+        HEADER_NONCE: nonce,
         HEADER_SIGNATURE: b64url(signature),
         HEADER_CONTENT_SHA256: digest,
     }
@@ -80,6 +93,7 @@ def sign_headers(
 def verify(
     public_key_raw: bytes, method: str, path_with_query: str, body_sha256: str,
     timestamp: str | None, signature: str | None, now: float | None = None,
+    nonce: str | None = None,
 ) -> None:
     """Raise SignatureError with a reason unless the request is properly signed; `body_sha256`
     is body_digest(body), or the header's digest when the body is checked later."""
@@ -96,8 +110,10 @@ def verify(
             f"(allowed ±{MAX_CLOCK_SKEW} s); the server's time is {int(now)}", int(now))
     try:
         key = Ed25519PublicKey.from_public_bytes(public_key_raw)
+        if nonce is not None and len(unb64url(nonce)) != NONCE_BYTES:
+            raise ValueError("bad nonce")
         key.verify(unb64url(signature),
-                   canonical(method, path_with_query, timestamp, body_sha256))
+                   canonical(method, path_with_query, timestamp, body_sha256, nonce))
     except (InvalidSignature, ValueError) as exc:
         raise SignatureError("the signature does not match the terminal's key") from exc
 

@@ -7,6 +7,7 @@ long-poll is really waiting (Notifier.listener_count) instead of sleeping and ho
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import ssl
@@ -26,7 +27,7 @@ from waiting import wait_for
 
 from batm_common import pairing_code
 from batm_common.hostaddr import ServerAddress
-from batm_common.signing import b64url, sign_headers, unb64url
+from batm_common.signing import b64url, canonical, sign_headers, unb64url
 from server.app import BatmServer
 from server.notify import pairing_topic, session_topic
 from server.settings import ServerSettings
@@ -532,3 +533,35 @@ def test_huge_or_non_ascii_firmware_ids_are_404(gate, bundle_id):
     response = gate.get(f"/api/v1/firmware/{bundle_id}/bundle", headers={"X-BATM-Serial": "T-1"})
     assert_error(response, 404, "unknown_bundle")
     assert len(response.json()["message"]) < 200
+
+
+# ------------------------------------------------------------------ issue 13, item 8: replays
+
+
+def test_a_signed_request_cannot_be_replayed(server, gate, admin):
+    create(admin, "T-1")
+    terminal = pair(server, gate, admin, "T-1")
+    body = json.dumps({"version": terminal.version}).encode()
+    headers = sign_headers(terminal.key, "T-1", "POST", "/api/v1/checkin", body)
+    assert "X-BATM-Nonce" in headers
+    first = gate.post("/api/v1/checkin", content=body, headers=headers)
+    assert first.json() == {"status": "paired"}
+    replayed = gate.post("/api/v1/checkin", content=body, headers=headers)
+    assert_error(replayed, 401, "bad_signature", "replay")
+    # Another nonce is another request: accepted.
+    assert terminal.checkin().json() == {"status": "paired"}
+
+
+def test_a_request_signed_without_nonce_is_accepted_once(server, gate, admin):
+    """v1 signatures (older terminals): deterministic, so their replay is caught too."""
+    create(admin, "T-1")
+    terminal = pair(server, gate, admin, "T-1")
+    body = json.dumps({"version": terminal.version}).encode()
+    timestamp = str(int(time.time()))
+    signature = terminal.key.sign(canonical("POST", "/api/v1/checkin", timestamp,
+                                            hashlib.sha256(body).hexdigest()))
+    headers = {"X-BATM-Serial": "T-1", "X-BATM-Timestamp": timestamp,
+               "X-BATM-Signature": b64url(signature)}
+    assert gate.post("/api/v1/checkin", content=body, headers=headers).status_code == 200
+    assert_error(gate.post("/api/v1/checkin", content=body, headers=headers), 401,
+                 "bad_signature", "replay")

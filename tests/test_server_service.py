@@ -42,7 +42,8 @@ class Terminal:
     def signed(self, method: str, path: str, body: bytes = b"") -> SignedRequest:
         headers = sign_headers(self.key, self.serial, method, path, body)
         return SignedRequest(method, path, body, headers["X-BATM-Serial"],
-                             headers["X-BATM-Timestamp"], headers["X-BATM-Signature"])
+                             headers["X-BATM-Timestamp"], headers["X-BATM-Signature"],
+                             nonce=headers["X-BATM-Nonce"])
 
     def hello(self, requests: PairingRequests) -> dict:
         answer = requests.hello(self.serial, 20240101, "rpi4", self.public,
@@ -160,11 +161,14 @@ def test_a_new_hello_replaces_the_open_request_of_its_own_key(registry, requests
     assert gone.value.code == "unknown_request"
 
 
-def test_another_keys_hello_opens_a_concurrent_request(registry, requests):
+def test_another_keys_hello_opens_a_concurrent_request(registry, requests, clock):
     """Issue 13, item 2: a hello of another key does not cancel the open one; one source holds
     at most MAX_OPEN_PER_SOURCE requests of a serial (its oldest goes)."""
     registry.create_terminal("T-1", "B", None)
-    ids = [Terminal("T-1").hello(requests)["request_id"] for _ in range(MAX_OPEN_PER_SOURCE)]
+    ids = []
+    for _ in range(MAX_OPEN_PER_SOURCE):
+        ids.append(Terminal("T-1").hello(requests)["request_id"])
+        clock.now += datetime.timedelta(seconds=1)
     assert sorted(r["request_id"] for r in requests.list_pairing_requests()) == sorted(ids)
     newest = Terminal("T-1").hello(requests)["request_id"]
     assert sorted(r["request_id"] for r in requests.list_pairing_requests()) == sorted(

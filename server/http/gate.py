@@ -60,6 +60,7 @@ def _signed_headers(request: Request, body: bytes | None = None) -> SignedReques
         timestamp=request.headers.get(signing.HEADER_TIMESTAMP),
         signature=request.headers.get(signing.HEADER_SIGNATURE),
         body_sha256=request.headers.get(signing.HEADER_CONTENT_SHA256),
+        nonce=request.headers.get(signing.HEADER_NONCE),
     )
 
 

@@ -16,6 +16,7 @@ from batm_common.signing import ClockSkewError, SignatureError
 from server.db.terminals import Terminal
 from server.errors import ServiceError, bad_signature, unknown_terminal
 from server.pairing.registry import serial_problem
+from server.pairing.replay import ReplayGuard
 from server.pairing.states import SessionStatus, TerminalState
 from server.pairing.transactions import Transactions, Tx
 
@@ -33,6 +34,7 @@ class SignedRequest:
     timestamp: str | None
     signature: str | None
     body_sha256: str | None = None
+    nonce: str | None = None  # v2 signatures (replay protection: pairing/replay.py)
 
     def digest(self) -> str:
         if self.body is not None:
@@ -43,8 +45,10 @@ class SignedRequest:
         return self.body_sha256.lower()
 
 
-def check_signature(signed: SignedRequest, key: bytes, serial: str) -> None:
-    """Signed by `key` for terminal `serial`, or 401 bad_signature saying what is wrong."""
+def check_signature(signed: SignedRequest, key: bytes, serial: str,
+                    replays: ReplayGuard | None = None) -> None:
+    """Signed by `key` for terminal `serial` and not seen before, or 401 bad_signature saying
+    what is wrong."""
     if not signed.timestamp or not signed.signature:
         raise bad_signature(
             f"the request is not signed (it needs {signing.HEADER_TIMESTAMP} and "
@@ -57,7 +61,7 @@ def check_signature(signed: SignedRequest, key: bytes, serial: str) -> None:
     try:
         signing.verify(
             key, signed.method, signed.path_with_query, signed.digest(),
-            signed.timestamp, signed.signature,
+            signed.timestamp, signed.signature, nonce=signed.nonce,
         )
     except ClockSkewError as exc:
         # Not "bad signature": the terminal corrects its clock with our time and stays paired.
@@ -65,6 +69,10 @@ def check_signature(signed: SignedRequest, key: bytes, serial: str) -> None:
             signing.HEADER_SERVER_TIME: str(exc.server_time)}) from exc
     except SignatureError as exc:
         raise bad_signature(str(exc)) from exc
+    if replays is not None and not replays.first_use(signed.signature,
+                                                     int(signed.timestamp)):
+        raise bad_signature("this signed request was already used (a replay); every request "
+                            "must be signed afresh")
 
 
 def _not_paired(terminal: Terminal) -> ServiceError:
@@ -91,7 +99,7 @@ class Authenticator:
             raise unknown_terminal(signed.serial)
         if terminal.identity_key is None:
             raise ServiceError(403, "not_paired", f"terminal {terminal.serial!r} is not paired")
-        check_signature(signed, terminal.identity_key, terminal.serial)
+        check_signature(signed, terminal.identity_key, terminal.serial, self._tx.replays)
         terminal.last_seen = tx.now
         return terminal
 

@@ -129,7 +129,7 @@ class PairingRequests:
         request = tx.session.get(PairingRequest, request_id)
         if request is None:
             raise unknown_request()
-        check_signature(signed, request.identity_key, request.serial)
+        check_signature(signed, request.identity_key, request.serial, self._tx.replays)
         request.last_poll = tx.now
         return request
 
