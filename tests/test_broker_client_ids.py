@@ -13,13 +13,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import ssl
-import threading
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from test_mqtt_master import tls_connect
 
 from batm_common.hostaddr import ServerAddress
 from server.ca import ensure_certificates
@@ -58,27 +55,9 @@ class Rig:
             self.link.grant(serial, password)
 
     def connect(self, username: str, client_id: str, host: str = "127.0.0.1"):
-        """(client, CONNACK reason code or None, disconnected event)."""
-        context = ssl.create_default_context(cafile=str(self.certs.ca_cert_path))
-        context.check_hostname = False
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             clean_session=False, reconnect_on_failure=False)
-        client.username_pw_set(username, self.passwords[username])
-        client.tls_set_context(context)
-        answered, disconnected = threading.Event(), threading.Event()
-        answer: dict = {}
-
-        def on_connect(_c, _u, _f, reason_code, _p):
-            answer["rc"] = reason_code
-            answered.set()
-
-        client.on_connect = on_connect
-        client.on_connect_fail = lambda *_: answered.set()
-        client.on_disconnect = lambda *_: disconnected.set()
-        client.connect_async(host, self.broker.mqtt_port, keepalive=10)
-        client.loop_start()
-        assert answered.wait(10), "no CONNACK"
-        return client, answer.get("rc"), disconnected
+        """(client, CONNACK reason code or None, disconnected event); a persistent session."""
+        return tls_connect(host, self.broker.mqtt_port, self.certs.ca_cert_path, username,
+                           self.passwords[username], client_id, clean_session=False)
 
     def stop(self) -> None:
         self.link.stop()

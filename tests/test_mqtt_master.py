@@ -54,25 +54,34 @@ def connect(rig: Loopback, username: str, password: str, client_id: str):
     """A paho client on the terminals' TLS listener; returns (client, CONNACK reason code)."""
     info = json.loads((rig.data_dir / "server.json").read_text())
     host, port = info["mqtt"].rsplit(":", 1)
-    context = ssl.create_default_context(cafile=str(rig.data_dir / "ca.pem"))
+    client, rc, _lost = tls_connect(host, int(port), rig.data_dir / "ca.pem", username,
+                                    password, client_id)
+    return client, rc
+
+
+def tls_connect(host: str, port: int, cafile, username: str, password: str, client_id: str,
+                clean_session: bool = True):
+    """(client, CONNACK reason code or None, an Event set when the client is disconnected)."""
+    context = ssl.create_default_context(cafile=str(cafile))
     context.check_hostname = False
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                         reconnect_on_failure=False)
+                         clean_session=clean_session, reconnect_on_failure=False)
     client.username_pw_set(username, password)
     client.tls_set_context(context)
-    done = threading.Event()
+    answered, disconnected = threading.Event(), threading.Event()
     answer: dict = {}
 
     def on_connect(_c, _u, _f, reason_code, _p):
         answer["rc"] = reason_code
-        done.set()
+        answered.set()
 
     client.on_connect = on_connect
-    client.on_connect_fail = lambda *_: done.set()
-    client.connect_async(host, int(port), keepalive=10)
+    client.on_connect_fail = lambda *_: answered.set()
+    client.on_disconnect = lambda *_: disconnected.set()
+    client.connect_async(host, port, keepalive=10)
     client.loop_start()
-    assert done.wait(10), "no CONNACK"
-    return client, answer.get("rc")
+    assert answered.wait(10), "no CONNACK"
+    return client, answer.get("rc"), disconnected
 
 
 def admin_client(rig: Loopback):

@@ -40,6 +40,20 @@ SESSION_FREE = (AdminCommand.STATE, AdminCommand.UNLOCK)
 WHILE_MUST_CHANGE = (AdminCommand.SET_PIN, AdminCommand.LOCK, AdminCommand.TOUCH)
 
 
+def _wrong_pin(attempt) -> dict[str, Any]:
+    """The refusal of a failed PinStore.verify: locked out, or how many tries are left."""
+    if attempt.locked_for:
+        log.warning("advanced administration locked for %.0f s after wrong PINs",
+                    attempt.locked_for)
+        return _fail("locked", f"too many wrong PINs: locked for "
+                     f"{attempt.locked_for:.0f} s", locked_for=round(attempt.locked_for, 1))
+    log.warning("wrong advanced-administration PIN (%d left before a lockout)",
+                attempt.tries_left)
+    return _fail("wrong_pin", f"wrong PIN ({attempt.tries_left} "
+                 f"{'try' if attempt.tries_left == 1 else 'tries'} left)",
+                 tries_left=attempt.tries_left, locked_for=0)
+
+
 def _fail(code: str, error: str, **extra: Any) -> dict[str, Any]:
     return {"ok": False, "code": code, "error": error, **extra}
 
@@ -113,14 +127,7 @@ class AdminService:
                 return _fail("must_change", "the factory PIN must be changed first (advanced "
                              "administration on the screen)", must_change=True)
             return None
-        if attempt.locked_for:
-            return _fail("locked", f"too many wrong PINs: locked for "
-                         f"{attempt.locked_for:.0f} s", locked_for=round(attempt.locked_for, 1))
-        log.warning("wrong PIN for a server change (%d left before a lockout)",
-                    attempt.tries_left)
-        return _fail("wrong_pin", f"wrong PIN ({attempt.tries_left} "
-                     f"{'try' if attempt.tries_left == 1 else 'tries'} left)",
-                     tries_left=attempt.tries_left, locked_for=0)
+        return _wrong_pin(attempt)
 
     def _check_session(self, token: object, cmd: str) -> dict[str, Any] | None:
         now = self.clock()
@@ -156,16 +163,7 @@ class AdminService:
             return {"ok": True, "session": self._session, "must_change": attempt.must_change,
                     "idle_timeout": self.idle_timeout}
         self._session = None  # a wrong PIN also ends whatever session there was
-        if attempt.locked_for:
-            log.warning("advanced administration locked for %.0f s after wrong PINs",
-                        attempt.locked_for)
-            return _fail("locked", f"too many wrong PINs: locked for "
-                         f"{attempt.locked_for:.0f} s", locked_for=round(attempt.locked_for, 1))
-        log.warning("wrong advanced-administration PIN (%d left before a lockout)",
-                    attempt.tries_left)
-        return _fail("wrong_pin", f"wrong PIN ({attempt.tries_left} "
-                     f"{'try' if attempt.tries_left == 1 else 'tries'} left)",
-                     tries_left=attempt.tries_left, locked_for=0)
+        return _wrong_pin(attempt)
 
     def _cmd_set_pin(self, message: dict) -> dict:
         must_change = self._session_must_change
