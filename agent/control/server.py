@@ -258,6 +258,8 @@ class _Connection:
             return None  # blank lines are harmless (someone typing into socat)
         try:
             request = json.loads(text)
+        except RecursionError:  # "[[[[…": found by tests/test_fuzz.py, cost the connection
+            return _error("the request is nested too deeply to be a command")
         except json.JSONDecodeError as exc:
             return _error(f"the request is not valid JSON ({exc.msg} at column {exc.colno})")
         if not isinstance(request, dict):
