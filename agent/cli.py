@@ -132,8 +132,10 @@ def cmd_set_server(args: argparse.Namespace) -> int:
         parse_server_address(args.address)
     except AddressError as exc:
         raise CliError(f"invalid server address {args.address.strip()!r}: {exc}") from None
+    pin = {"pin": args.pin} if args.pin is not None else {}  # needed once paired
     with _client(args) as client:
-        server = client.call(ControlCommand.SET_SERVER, address=args.address.strip())["server"]
+        server = client.call(ControlCommand.SET_SERVER, address=args.address.strip(),
+                             **pin)["server"]
     print(f"server set to {server}")
     return 0
 
@@ -246,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     set_server = sub.add_parser("set-server", parents=[common], help="point at a server")
     set_server.add_argument("address", metavar="HOST[:PORT]")
+    set_server.add_argument("--pin", help="the advanced-administration PIN (needed when the "
+                            "terminal is paired: the change drops its pairing key)")
     set_server.set_defaults(handler=cmd_set_server)
 
     wait = sub.add_parser("wait", parents=[common], help="wait until a screen shows")

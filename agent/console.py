@@ -27,6 +27,7 @@ import serial
 from agent.cli import DEFAULT_STATE_DIR, format_screen, format_status
 from batm_common.control_client import ControlClient, ControlError, WaitTimeout, wait_for_screen
 from batm_common.control_commands import ControlCommand
+from batm_common.digits import decimal
 from batm_common.hostaddr import AddressError, parse_server_address
 from batm_common.screen_ids import is_known_screen_id, unknown_screen_message
 
@@ -40,7 +41,7 @@ REOPEN_INTERVAL = 0.5
 HELP = (
     ("status", "the agent's status"),
     ("screen", "what the screen shows now"),
-    ("set-server HOST[:PORT]", "point the terminal at its server"),
+    ("set-server HOST[:PORT] [PIN]", "point the terminal at its server (PIN once paired)"),
     ("wait SCREEN_ID [SECONDS]", "wait until that screen shows (default 60 s)"),
     ("json on|off", "one JSON answer per line, no echo (for test rigs)"),
     ("help", "this list"),
@@ -284,14 +285,15 @@ class Console:
         return Reply({"ok": True, "screen": screen}, format_screen(screen))
 
     def cmd_set_server(self, args: list[str]) -> Reply:
-        if len(args) != 1:
-            return _error("usage: set-server HOST[:PORT]")
+        if len(args) not in (1, 2):
+            return _error("usage: set-server HOST[:PORT] [PIN]")
         try:
             parse_server_address(args[0])
         except AddressError as exc:
             return _error(f"invalid server address {args[0]!r}: {exc}")
+        pin = {"pin": args[1]} if len(args) == 2 else {}  # needed once paired
         with self._client() as client:
-            server = client.call(ControlCommand.SET_SERVER, address=args[0])["server"]
+            server = client.call(ControlCommand.SET_SERVER, address=args[0], **pin)["server"]
         return Reply({"ok": True, "server": server}, [f"server set to {server}"])
 
     def cmd_wait(self, args: list[str]) -> Reply:
@@ -323,9 +325,10 @@ class Console:
 
 
 def _baud(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
+    value = decimal(text)
+    if not value:
         raise argparse.ArgumentTypeError(f"{text!r} is not a baud rate")
-    return int(text)
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

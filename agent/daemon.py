@@ -47,6 +47,7 @@ from agent.vpn.states import VPN_EFFECTS
 from batm_common.atomic import ensure_private_dir
 from batm_common.hostaddr import parse_server_address
 from batm_common.journal_logging import stderr_handler
+from batm_common.screen_ids import ScreenId
 from batm_common.sd_notify import sd_notify
 from batm_common.sd_notify import status as sd_status
 from batm_common.watchdog import WatchdogPinger
@@ -146,7 +147,7 @@ class Daemon:
             self._cancel_older_than(new.generation)
         if type(new.phase) is not type(old.phase) or new.phase != old.phase:
             log.info("%s -> %s (%s)", old.name, new.name, type(event).__name__)
-        screen = screen_model(new, self.facts)
+        screen = self._screen(new)
         if screen.get("screen") != (self.bus.current or {}).get("screen"):
             sd_status(f"screen {screen.get('screen')} ({new.name})")  # systemctl status shows it
         self.bus.publish(screen)
@@ -157,6 +158,17 @@ class Daemon:
                 self._tasks[task] = effect.generation
                 task.add_done_callback(self._tasks.pop)
 
+    def _screen(self, state: machine.AgentState) -> dict:
+        model = screen_model(state, self.facts)
+        if model["screen"] == ScreenId.SET_SERVER and self.store.damaged:
+            # Not just "set the server": the technician must know the settings were lost.
+            model.update(title="Settings damaged",
+                         text="The stored settings were damaged and could not be restored. "
+                              "Set the terminal server's host/IP again in advanced "
+                              "administration.",
+                         detail=self.store.damaged)
+        return model
+
     def _persist(self, effect: machine.Effect) -> None:
         match effect:
             case machine.SaveServer(server=server):
@@ -166,6 +178,8 @@ class Daemon:
             case machine.SavePairing(pin=pin):
                 self.settings = Settings(server=self.settings.server, pin=pin,
                                          paired_at=time.time(), extra=self.settings.extra)
+            case machine.DropMasterCredentials():
+                self.master.drop_credentials()  # the pairing stays (agent/machine/pairing.py)
             case machine.DropCredentials():
                 self.settings = Settings(server=self.settings.server, extra=self.settings.extra)
                 self.master.drop_credentials()

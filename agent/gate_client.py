@@ -9,10 +9,13 @@ also verified against the server's CA. Any other key is a `CertificateMismatchEr
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
+import logging
 import ssl
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -25,8 +28,9 @@ from agent.identity import Identity
 from agent.settings import ServerPin
 from agent.upgrade.offer import OfferError, UpgradeOffer, UpgradeWait, parse_upgrade_answer
 from batm_common import pairing_code
+from batm_common.digits import decimal
 from batm_common.hostaddr import ServerAddress
-from batm_common.signing import b64url, sign_headers, unb64url
+from batm_common.signing import HEADER_SERVER_TIME, b64url, sign_headers, unb64url
 
 CONNECT_TIMEOUT = 3.0
 REQUEST_TIMEOUT = 10.0
@@ -85,7 +89,15 @@ def spki_der(cert: x509.Certificate) -> bytes:
     )
 
 
+# OpenSSL's X509_V_FLAG_NO_CHECK_TIME (Python names no constant for it).
+_NO_CHECK_TIME = 0x200000
+
+
 def tls_context(pin: ServerPin | None) -> ssl.SSLContext:
+    """TLS to the gate and the broker. Paired: the CA pinned at pairing, and the server's key
+    pinned besides (GateClient._check_key). Certificate *validity times* are not checked for the
+    pinned server: a Raspberry Pi has no RTC, and a clock 400 days behind makes every
+    certificate look not yet valid (issue 13, item 6); the pins, not the clock, carry the trust."""
     if pin is None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
@@ -93,6 +105,7 @@ def tls_context(pin: ServerPin | None) -> ssl.SSLContext:
     else:
         context = ssl.create_default_context(cadata=pin.ca_pem)
         context.check_hostname = False  # terminals are pointed at IPs; the key pin is stricter
+        context.verify_flags |= _NO_CHECK_TIME
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
@@ -142,8 +155,15 @@ def _describe(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
+log = logging.getLogger(__name__)
+
+
 class GateClient:
     """One client per (server, trust anchor); the daemon makes a new one when either changes."""
+
+    # Seconds to add to this process's clock when signing: set from the server's time after a
+    # clock_skew refusal, shared by every client of the process (one clock, one correction).
+    clock_offset: float = 0.0
 
     def __init__(
         self, server: ServerAddress, identity: Identity, facts: TerminalFacts,
@@ -176,13 +196,45 @@ class GateClient:
         else:
             content = json.dumps(body).encode() if body is not None else b""
             headers = {"Content-Type": "application/json"} if body is not None else {}
-        if signed:
-            headers |= sign_headers(
-                self.identity.private_key, self.facts.serial, method, path, content
-            )
         extra = {"timeout": httpx.Timeout(timeout, connect=CONNECT_TIMEOUT)} if timeout else {}
+        response = await self._send(method, path, content, headers, signed, extra)
+        if signed and response.status_code == 401 and self._correct_clock(response):
+            # Signed again with the corrected clock: a Pi without RTC stays paired.
+            response = await self._send(method, path, content, headers, signed, extra)
+        cert = _peer_certificate(response)
+        self._check_key(cert)
         try:
-            response = await self._client.request(
+            data = response.json()
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        return response.status_code, data, cert
+
+    def _correct_clock(self, response: httpx.Response) -> bool:
+        """After a 401 clock_skew: take the server's time (over the pinned TLS channel) as
+        the signing clock's offset; True when the request is worth signing again."""
+        server_time = decimal(response.headers.get(HEADER_SERVER_TIME), max_digits=12)
+        if server_time is None or self._expected_spki_sha256 is None:
+            return False
+        with contextlib.suppress(ValueError):
+            if response.json().get("error") != "clock_skew":
+                return False
+        offset = server_time - time.time()
+        log.warning("the server says this terminal's clock is %+.0f s off; signing with the "
+                    "server's time from now on", offset)
+        GateClient.clock_offset = offset
+        return True
+
+    async def _send(self, method: str, path: str, content: bytes, headers: dict,
+                    signed: bool, extra: dict) -> httpx.Response:
+        if signed:
+            headers = headers | sign_headers(
+                self.identity.private_key, self.facts.serial, method, path, content,
+                now=time.time() + GateClient.clock_offset,
+            )
+        try:
+            return await self._client.request(
                 method, path, content=content, headers=headers, **extra
             )
         except httpx.ConnectError as exc:
@@ -195,15 +247,6 @@ class GateClient:
             raise GateUnreachableError(_describe(exc)) from exc
         except httpx.HTTPError as exc:
             raise GateUnreachableError(_describe(exc)) from exc
-        cert = _peer_certificate(response)
-        self._check_key(cert)
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
-        return response.status_code, data, cert
 
     def _check_key(self, cert: x509.Certificate) -> None:
         if self._expected_spki_sha256 is None:

@@ -99,6 +99,9 @@ class SettingsStore:
     def __init__(self, state_dir: Path):
         self.path = Path(state_dir) / FILENAME
         self.backup = self.path.with_name(FILENAME + ".bak")
+        # Set by load() when stored settings existed but neither file could be used: the
+        # screen says so instead of a plain "set the server" (issue 13, item 5).
+        self.damaged: str | None = None
 
     def _read(self, path: Path) -> Settings:
         try:
@@ -123,16 +126,22 @@ class SettingsStore:
             quarantine = self.path.with_name(f"{FILENAME}.corrupt-{int(time.time())}")
             os.replace(self.path, quarantine)
             log.error("settings: %s; moved it to %s", exc, quarantine.name)
-            return self._load_backup(str(exc))
+            return self._load_backup(str(exc), damaged=True)
 
-    def _load_backup(self, why: str) -> Settings:
+    def _load_backup(self, why: str, damaged: bool = False) -> Settings:
         if not self.backup.exists():
             log.error("settings: %s and there is no backup; starting unconfigured", why)
+            if damaged:
+                self.damaged = f"{why}; there is no backup"
             return Settings()
         try:
             settings = self._read(self.backup)
         except SettingsError as exc:
-            log.error("settings: the backup is unusable too (%s); starting unconfigured", exc)
+            quarantine = self.backup.with_name(f"{FILENAME}.bak.corrupt-{int(time.time())}")
+            os.replace(self.backup, quarantine)
+            log.error("settings: the backup is unusable too (%s); moved it to %s, starting "
+                      "unconfigured", exc, quarantine.name)
+            self.damaged = f"{why}; the backup is damaged too ({exc})"
             return Settings()
         log.warning("settings: using the last good settings from %s", self.backup.name)
         self.save(settings)

@@ -14,6 +14,7 @@ updater and the server can each use it without pulling in one another.
   jsonlines        JSON-lines framing over a Unix socket: encoding, parsing, long-path connect
   control_client   the one blocking client of the agent's control socket (CLI, console, rig, sim)
   control_commands the control socket's command names (agent, CLI, console, display, rig)
+  digits           whole numbers from untrusted text: ASCII digits only, bounded length
   jsondoc          parse one JSON object from bytes, refusing anything else with a sentence
   clock            aware UTC time and its ISO 8601 form
   screen_ids       the catalogue of screen ids the agent shows and the display draws

@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from batm_common.digits import decimal
 from firmware_updater import bundle as bundle_mod
 from firmware_updater.errors import FirmwareError
 from firmware_updater.journal import COMMITTED, FAILED, REBOOTING, ROLLED_BACK, TRYING
@@ -21,7 +22,7 @@ PROG = "batm-firmware"
 
 
 def _version(text: str) -> int:
-    if not text.isdigit() or not valid_version(int(text)):
+    if (value := decimal(text)) is None or not valid_version(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a YYYYMMDD version")
     return int(text)
 
@@ -43,9 +44,9 @@ def _size(text: str) -> int:
     units = {"k": 1 << 10, "m": 1 << 20}
     factor = units.get(text[-1:].lower(), 1)
     digits = text[:-1] if factor > 1 else text
-    if not digits.isdigit():
+    if (value := decimal(digits)) is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 1m, 64k, 4096)")
-    return int(digits) * factor
+    return value * factor
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from batm_common.digits import decimal
 from firmware_updater.errors import BundleError, PolicyError
 
 FORMAT_VERSION = 1
@@ -65,8 +66,8 @@ class VersionRange:
         for part in bounds:
             if part == "":
                 values.append(None)
-            elif part.isdigit() and valid_version(int(part)):
-                values.append(int(part))
+            elif (value := decimal(part, max_digits=8)) is not None and valid_version(value):
+                values.append(value)
             else:
                 raise ValueError(f"install-from range {text!r}: {part!r} is not a YYYYMMDD version")
         if values == [None, None]:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from batm_common.digits import decimal
 from firmware_updater.errors import SourceError
 
 HTTP_RETRIES = 5
@@ -108,7 +109,7 @@ class HttpStream:
             self.size = total
         elif response.status_code == 200:
             length = response.headers.get("content-length")
-            self.size = int(length) if length and length.isdigit() else None
+            self.size = decimal(length)
         else:
             detail = response.read()[:200].decode("utf-8", "replace").strip()
             response.close()
@@ -169,6 +170,6 @@ def _content_range(value: str) -> tuple[int, int | None]:
         _unit, _, rest = value.partition(" ")
         span, _, total = rest.partition("/")
         start = int(span.split("-")[0])
-        return start, (int(total) if total.isdigit() else None)
+        return start, decimal(total)
     except ValueError as exc:
         raise SourceError(f"bad Content-Range {value!r}") from exc

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from batm_common.digits import decimal
 from batm_common.signing import b64url, unb64url
 from firmware_updater.errors import PayloadError
 
@@ -175,9 +176,9 @@ class TarReader:
         pax, self.pax = self.pax, {}
         name = self._name(block, pax)
         if "size" in pax:
-            if not pax["size"].isdigit():
+            size = decimal(pax["size"])
+            if size is None:
                 raise PayloadError(f"archive member {name!r}: pax size is not a number")
-            size = int(pax["size"])
         else:
             size = _number(block[124:136], "size")
         self.member = name

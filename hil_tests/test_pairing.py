@@ -95,6 +95,20 @@ def test_agent_restart_keeps_pairing(target: Target, power) -> None:
     assert t.server.terminal(t.serial)["paired_at"] == paired_at
 
 
+@pytest.mark.parametrize("offset", [2 * 3600, -400 * 86400], ids=["+2h", "-400d"])
+def test_a_wrong_clock_keeps_pairing(target: Target, power, offset: int) -> None:
+    """Issue 13, item 6: a Pi has no RTC; its clock may be hours or years off at boot."""
+    t = target
+    PairingStrategy(t, timeout=TIMEOUT).transition("in_service")
+    paired_at = t.server.terminal(t.serial)["paired_at"]
+    power.cycle_with_clock_offset(offset)
+    t.agent.wait_for_screen("in_service", TIMEOUT)
+    assert t.agent.status()["paired"] is True
+    assert not [r for r in t.server.pairing_requests() if r["serial"] == t.serial]
+    assert t.server.terminal(t.serial)["paired_at"] == paired_at
+    power.cycle_with_clock_offset(0)  # the next test's terminal keeps a true clock
+
+
 def test_agent_power_cut_keeps_pairing(target: Target, power) -> None:
     t = target
     PairingStrategy(t, timeout=TIMEOUT).transition("in_service")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 
 class ServiceError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}  # e.g. the server's time on a clock_skew refusal
 
     def as_json(self) -> dict[str, str]:
         return {"error": self.code, "message": self.message}

@@ -12,6 +12,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from batm_common.digits import decimal
 from batm_common.hostaddr import AddressError, ServerAddress, parse_server_address, validate_host
 from server.vpn.settings import VpnSettings, add_vpn_run_options, vpn_settings
 
@@ -38,9 +39,10 @@ def parse_advertise(text: str) -> list[str]:
 
 
 def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    value = decimal(text)
+    if value is None or value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ≥ 1")
-    return int(text)
+    return value
 
 
 @dataclass(frozen=True)

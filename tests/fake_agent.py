@@ -27,12 +27,13 @@ class FakeBackend:
         self.bus = ScreenBus(screen(first))
         self.server: str | None = None
         self.broken = False  # status() raises, as a daemon with a damaged store might
+        self.paired = False  # a paired terminal's set_server needs the admin PIN (no admin here)
 
     def status(self) -> dict:
         if self.broken:
             raise RuntimeError("the settings file is unreadable")
         return {"serial": "T-0042", "version": 20230801, "state": "awaiting_approval",
-                "screen": self.bus.current["screen"], "server": self.server, "paired": True,
+                "screen": self.bus.current["screen"], "server": self.server, "paired": self.paired,
                 "server_key_fingerprint": "0123456789abcdef", "pid": 4242, "uptime": 3725}
 
     def set_server(self, address: str) -> str:

@@ -209,3 +209,56 @@ def test_a_backend_without_admin_refuses_admin_commands(tmp_path):
             ControlClient(tmp_path) as client:
         answer = client.request({"cmd": "admin_unlock", "pin": "000000"})
         assert answer == {"ok": False, "error": "this agent has no advanced administration"}
+
+
+# --- issue 13, item 4: re-pointing a paired terminal needs the PIN ------------------------------
+
+class PairedBackend(Backend):
+    def __init__(self, tmp_path) -> None:
+        super().__init__(lambda b: AdminService(tmp_path, status=b.status,
+                                                set_server=b.set_server, reboot=b.reboot,
+                                                scrypt_params=FAST))
+        self.server = "192.0.2.10:8443"
+        self.paired = True
+
+    def status(self) -> dict:
+        return super().status() | {"paired": self.paired}
+
+
+def test_set_server_on_a_paired_terminal_needs_the_admin_pin(tmp_path):
+    """The attack: anybody in the display's group (or at the serial console) re-points a paired
+    terminal, dropping its pinned server key, with no PIN."""
+    backend = PairedBackend(tmp_path)
+    with ControlServerThread(tmp_path / "control.sock", backend), \
+            ControlClient(tmp_path) as client:
+        refused = client.request({"cmd": "set_server", "address": "203.0.113.66"})
+        assert refused["ok"] is False and refused["code"] == "pin_required"
+        wrong = client.request({"cmd": "set_server", "address": "203.0.113.66", "pin": "999999"})
+        assert wrong["code"] == "wrong_pin"
+        factory = client.request({"cmd": "set_server", "address": "203.0.113.66",
+                                  "pin": "000000"})
+        assert factory["code"] == "must_change"  # the factory PIN is public: not enough
+        assert backend.server == "192.0.2.10:8443"
+        unlocked(backend.admin)  # the PIN becomes NEW_PIN
+        done = client.request({"cmd": "set_server", "address": "203.0.113.7", "pin": NEW_PIN})
+        assert done == {"ok": True, "server": "203.0.113.7:8443"}
+        backend.paired = False  # a fresh (or unpaired) terminal: the technician needs no PIN
+        assert client.request({"cmd": "set_server", "address": "192.0.2.1"})["ok"]
+
+
+def test_the_display_gets_only_the_commands_it_needs(tmp_path, monkeypatch):
+    """A client that is neither root nor the agent's user is the display (group access)."""
+    monkeypatch.setattr("agent.control.server.peer_uid", lambda _writer: 4242)
+    backend = Backend(lambda b: AdminService(tmp_path, status=b.status, set_server=b.set_server,
+                                             reboot=b.reboot, scrypt_params=FAST))
+    with ControlServerThread(tmp_path / "control.sock", backend), \
+            ControlClient(tmp_path) as client:
+        for refused in ({"cmd": "set_server", "address": "203.0.113.66"},
+                        {"cmd": "record_event", "type": "x", "data": None},
+                        {"cmd": "status"}):
+            answer = client.request(refused)
+            assert answer["ok"] is False and "not available to the display" in answer["error"]
+        assert backend.server is None
+        assert client.request({"cmd": "ping"}) == {"ok": True}
+        assert client.request({"cmd": "screen"})["screen"]["screen"] == "set_server"
+        assert client.request({"cmd": "admin_state"})["ok"]

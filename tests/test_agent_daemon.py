@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 from waiting import wait_for as wait_until
 
+from batm_common.control_client import ControlClient
+from batm_common.control_commands import AdminCommand
+
 BIN = Path(sys.executable).parent
 
 
@@ -33,10 +36,12 @@ class Proc:
         self.args = args
         self.log = log
         self.popen: subprocess.Popen | None = None
+        self.env: dict[str, str] = {}  # added to the environment (e.g. a shifted clock)
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
-            self.popen = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
+            self.popen = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
+                                          env=os.environ | self.env)
 
     def stop(self) -> None:
         if self.popen and self.popen.poll() is None:
@@ -136,8 +141,14 @@ def test_changed_server_key_shows_mismatch_and_only_the_technician_re_pairs(loop
     assert status["paired"] is True  # nothing was dropped silently
     assert loopback.server_cli("pairing", "list", "--json").stdout.strip() == "[]"
 
-    # The technician re-enters the address: that is the decision to trust the new server.
-    loopback.agent_cli("set-server", f"127.0.0.1:{loopback.port}")
+    # The technician re-enters the address: that is the decision to trust the new server. The
+    # terminal is paired, so that needs the admin PIN (issue 13, item 4).
+    refused = loopback.agent_cli("set-server", f"127.0.0.1:{loopback.port}", check=False)
+    assert refused.returncode == 1 and "PIN" in refused.stderr
+    with ControlClient(loopback.state_dir) as client:
+        session = client.call(AdminCommand.UNLOCK, pin="000000")["session"]
+        client.call(AdminCommand.SET_PIN, session=session, new="482913")
+    loopback.agent_cli("set-server", f"127.0.0.1:{loopback.port}", "--pin", "482913")
     code = loopback.wait_screen("pairing_code")["pairing_code"]
     loopback.server_cli("pairing", "approve", "T-LOOP-1", "--code", code)
     loopback.wait_screen("in_service")
@@ -155,6 +166,21 @@ def test_corrupt_settings_file_keeps_the_last_good_settings(loopback):
     loopback.wait_screen("in_service")  # the backup still had the server and the pairing
     assert "not valid JSON" in loopback.agent.log.read_text()
     assert list(loopback.state_dir.glob("settings.json.corrupt-*"))
+
+
+def test_damaged_state_files_never_crash_loop_and_the_screen_says_so(loopback):
+    """Issue 13, item 5: a damaged local.db was 'file is not a database', exit 1, and a dark
+    kiosk under Restart=always; both settings files damaged showed a plain 'set the server'."""
+    loopback.state_dir.mkdir(parents=True)
+    for name in ("local.db", "settings.json", "settings.json.bak", "mqtt-credentials.json"):
+        (loopback.state_dir / name).write_bytes(b"\x00garbage\xff" * 64)
+    loopback.start_agent()
+    screen = loopback.wait_screen("set_server")
+    assert "damaged" in screen["text"] and screen["detail"]
+    assert loopback.agent.popen.poll() is None  # still running
+    assert list(loopback.state_dir.glob("local.db.corrupt-*"))
+    assert list(loopback.state_dir.glob("settings.json.bak.corrupt-*"))
+    assert "Traceback" not in loopback.agent.log.read_text()
 
 
 def test_key_files_are_private(loopback):

@@ -63,6 +63,7 @@ def one_line(text: str) -> str:
 
 
 def test_status_human(agent: FakeAgent, state_dir: Path) -> None:
+    agent.backend.paired = True
     result = batm_agent("status", "--state-dir", str(state_dir))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

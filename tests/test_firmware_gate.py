@@ -12,8 +12,16 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from firmware_updater.manifest import VersionRange
-from firmware_updater.testing import make_bundle, make_key, make_tree, resign
+from firmware_updater.testing import (
+    assemble,
+    hostile_tar,
+    make_bundle,
+    make_key,
+    make_tree,
+    resign,
+)
 from server.db.engine import open_database
+from server.db.terminals import Terminal
 from server.errors import ServiceError
 from server.firmware.catalog import Bundle, Catalog, CatalogError, copy_keys, plan
 from server.firmware.gate import UpgradeGate
@@ -82,6 +90,22 @@ def test_add_verifies_the_copy_and_refuses_bad_bundles(world) -> None:
         b.path.name for b in catalog.bundles())  # nothing left behind
 
 
+HOSTILE = ("dotdot", "nested", "absolute", "symlink", "hardlink", "chardev", "blockdev", "fifo",
+           "manifest", "garbage")
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_add_refuses_signed_bundles_whose_payload_every_terminal_refuses(world, kind) -> None:
+    """Issue 13, item 8: the catalog accepted them (validly signed), and offered them."""
+    tmp, data, catalog, _registry, key = world
+    payload = b"not a tar archive at all " * 100 if kind == "garbage" else hostile_tar(kind)
+    assemble(tmp / f"{kind}.fw", payload, [key], version=20240101, install_from="20230801-")
+    with pytest.raises(CatalogError, match=f"{kind}.fw: "):
+        catalog.add(tmp / f"{kind}.fw")
+    assert [b.version for b in catalog.bundles()] == [20210315, MIN]
+    assert not [p for p in (data / "firmware").iterdir() if p.name.startswith(".add-")]
+
+
 def test_hello_offers_the_next_step_only(world) -> None:
     _tmp, _data, catalog, registry, _key = world
     gate = UpgradeGate(catalog._sessions, catalog)
@@ -112,6 +136,25 @@ def test_concurrency_limit_and_no_path(world) -> None:
     assert gate.hello("T2", 20210601, "rpi4")["next"]["version"] == MIN
     none = gate.hello("T2", 20210601, "rpi3")
     assert none["next"] is None and "operator must add firmware" in none["message"]
+
+
+def test_unauthenticated_hellos_cannot_take_every_upgrade_slot(world) -> None:
+    """Issue 13, item 2: a stranger who knows serials says hello with a low version for each."""
+    _tmp, _data, catalog, registry, _key = world
+    gate = UpgradeGate(catalog._sessions, catalog, max_concurrent=2)
+    for serial in ("T1", "T2", "T3", "T-PAIRED"):
+        registry.create_terminal(serial, "B", None)
+    with catalog._sessions() as session, session.begin():  # as a signed check-in records it
+        session.get(Terminal, "T-PAIRED").version = MIN
+    # A paired, current terminal never goes back: a hello saying so gets no slot.
+    regressed = gate.hello("T-PAIRED", 20190130, "rpi4", peer="192.0.2.66")
+    assert regressed["next"] is None and "never goes back" in regressed["message"]
+    # One address holds at most half the slots.
+    assert gate.hello("T1", 20190130, "rpi4", peer="192.0.2.66")["next"] is not None
+    crowded = gate.hello("T2", 20190130, "rpi4", peer="192.0.2.66")
+    assert crowded["next"] is None and "at this address" in crowded["message"]
+    # The genuine old terminal elsewhere still gets its turn.
+    assert gate.hello("T3", 20210601, "rpi4", peer="192.0.2.10")["next"]["version"] == MIN
 
 
 def test_download_needs_a_slot_and_honours_range(world) -> None:

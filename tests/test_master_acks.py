@@ -84,3 +84,12 @@ def test_terminal_roles_may_subscribe_to_their_acks_and_old_roles_gain_it():
     assert {**acl, "priority": 0} in role["acls"]
     assert len(role["acls"]) == len(terminal_acls("T1"))
     assert not any(r["rolename"] == terminal_role("T2") for r in result["roles"])
+
+
+def test_an_out_of_range_number_is_refused_not_a_failed_batch(tmp_path):
+    """Found by tests/test_fuzz.py (seed 13, case 967): OverflowError from SQLite."""
+    sessions = two_terminals(tmp_path)
+    status = json.dumps({"online": True, "version": -(2**63) - 1}).encode()
+    result = Ingest(sessions).ingest([Incoming("T1", "status", status),
+                                      Incoming("T1", "events", event("e1"))])
+    assert result.refused == 1 and result.events == {"T1": ["e1"]}

@@ -18,6 +18,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from test_agent_daemon import Loopback, wait_until
 
+from server.master.broker import ADMIN_USER
+from sim import clock_skew
+
 SERIAL = "T-LOOP-1"
 
 
@@ -51,30 +54,39 @@ def connect(rig: Loopback, username: str, password: str, client_id: str):
     """A paho client on the terminals' TLS listener; returns (client, CONNACK reason code)."""
     info = json.loads((rig.data_dir / "server.json").read_text())
     host, port = info["mqtt"].rsplit(":", 1)
-    context = ssl.create_default_context(cafile=str(rig.data_dir / "ca.pem"))
+    client, rc, _lost = tls_connect(host, int(port), rig.data_dir / "ca.pem", username,
+                                    password, client_id)
+    return client, rc
+
+
+def tls_connect(host: str, port: int, cafile, username: str, password: str, client_id: str,
+                clean_session: bool = True):
+    """(client, CONNACK reason code or None, an Event set when the client is disconnected)."""
+    context = ssl.create_default_context(cafile=str(cafile))
     context.check_hostname = False
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                         reconnect_on_failure=False)
+                         clean_session=clean_session, reconnect_on_failure=False)
     client.username_pw_set(username, password)
     client.tls_set_context(context)
-    done = threading.Event()
+    answered, disconnected = threading.Event(), threading.Event()
     answer: dict = {}
 
     def on_connect(_c, _u, _f, reason_code, _p):
         answer["rc"] = reason_code
-        done.set()
+        answered.set()
 
     client.on_connect = on_connect
-    client.on_connect_fail = lambda *_: done.set()
-    client.connect_async(host, int(port), keepalive=10)
+    client.on_connect_fail = lambda *_: answered.set()
+    client.on_disconnect = lambda *_: disconnected.set()
+    client.connect_async(host, port, keepalive=10)
     client.loop_start()
-    assert done.wait(10), "no CONNACK"
-    return client, answer.get("rc")
+    assert answered.wait(10), "no CONNACK"
+    return client, answer.get("rc"), disconnected
 
 
 def admin_client(rig: Loopback):
     password = (rig.data_dir / "mosquitto" / "admin.secret").read_text().strip()
-    client, rc = connect(rig, "batm-server", password, "test-admin")
+    client, rc = connect(rig, ADMIN_USER, password, "test-admin")
     assert rc is not None and not rc.is_failure
     return client
 
@@ -236,3 +248,37 @@ def test_commands_bad_payloads_reset_db_and_logs(master):
     refused = rig.server_cli("terminal", "logs", SERIAL, "--since", "yesterday", "--until",
                              until, "--max-size", "4096", check=False)
     assert refused.returncode == 1 and "--since" in refused.stderr
+
+
+def test_a_refused_broker_password_is_replaced_and_the_terminal_stays_paired(master):
+    """Issue 13, item 6: restoring an older credentials file (or a re-issued password) made the
+    broker refuse the terminal, which then dropped its pairing and needed an operator."""
+    rig = master
+    rig.agent.stop()
+    path = rig.state_dir / "mqtt-credentials.json"
+    stale = json.loads(path.read_text()) | {"password": "A" * 43}  # not the broker's any more
+    path.write_text(json.dumps(stale))
+    rig.start_agent()
+    rig.wait_screen("in_service", timeout=30)
+    assert credentials(rig)["password"] != "A" * 43  # a new one from the gate
+    assert json.loads(rig.agent_cli("status", "--json").stdout)["paired"] is True
+    assert rig.server_cli("pairing", "list", "--json").stdout.strip() == "[]"
+    terminal = json.loads(rig.server_cli("terminal", "list", "--json").stdout)[0]
+    assert terminal["state"] == "paired"
+
+
+@pytest.mark.parametrize("offset", [2 * 3600, -400 * 86400], ids=["+2h", "-400d"])
+def test_a_paired_terminal_with_a_wrong_clock_stays_paired(master, offset):
+    """Issue 13, item 6: a Pi has no RTC. A clock more than 300 s off made every signed request
+    a 'bad signature', which the agent took as 'not paired'; 400 days back also makes the
+    server's certificates look not yet valid. The server now answers clock_skew with its time,
+    the agent signs with the corrected clock, and the pinned server is trusted by its pins."""
+    rig = master
+    rig.agent.stop()
+    rig.agent.env = clock_skew.environment(offset)
+    rig.start_agent()
+    rig.wait_screen("in_service", timeout=30)
+    status = json.loads(rig.agent_cli("status", "--json").stdout)
+    assert status["paired"] is True
+    assert rig.server_cli("pairing", "list", "--json").stdout.strip() == "[]"
+    assert "clock" in rig.agent.log.read_text()  # the correction is logged

@@ -55,12 +55,18 @@ def test_lost_link_shows_master_unreachable_and_retries_through_check_in():
     assert effects == []
 
 
-def test_rejected_credentials_go_back_to_pairing_without_retrying():
+def test_rejected_credentials_are_replaced_and_the_terminal_stays_paired():
+    """Issue 13, item 6: one refused broker password used to make a paired terminal re-pair."""
     state = in_service()
     state, effects = run(state, pm.MasterRejected(state.generation, "not authorized"))
-    assert not state.paired and not state.has_master_credentials
-    assert effects == [pm.DropCredentials(), pm.StartPairing(state.generation)]
-    assert not any(isinstance(e, pm.RetryLater | pm.ConnectMaster) for e in effects)
+    assert state.paired and not state.has_master_credentials
+    assert effects == [pm.DropMasterCredentials(), pm.RetryLater(state.generation, 1)]
+    assert not any(isinstance(e, pm.StartPairing | pm.DropCredentials | pm.ConnectMaster)
+                   for e in effects)
+    state, effects = run(state, pm.RetryDue(state.generation))
+    assert effects == [pm.CheckIn(state.generation)]  # signed with the identity key
+    state, effects = run(state, pm.CheckedIn(state.generation))
+    assert pm.ObtainMasterCredentials(state.generation) in effects and state.paired
 
 
 def test_unpaired_while_connecting_to_master_drops_everything():

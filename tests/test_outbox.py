@@ -8,7 +8,14 @@ import os
 
 import pytest
 
-from agent.master.outbox import AckError, EventError, Outbox, OutboxPump, parse_acks
+from agent.master.outbox import (
+    RECREATED_EVENT,
+    AckError,
+    EventError,
+    Outbox,
+    OutboxPump,
+    parse_acks,
+)
 
 
 class FakeLink:
@@ -218,3 +225,19 @@ def test_reset_makes_a_fresh_database(tmp_path):
     assert box.count() == 0 and box.get_meta("last_sync") is None
     box.record("after")
     assert box.count() == 1
+
+
+def test_a_damaged_local_db_is_quarantined_recreated_and_reported(tmp_path):
+    """Issue 13, item 5: 'file is not a database' used to crash-loop the agent."""
+    (tmp_path / "local.db").write_bytes(b"this is not an SQLite database" * 100)
+    outbox = Outbox(tmp_path)
+    assert outbox.quarantined is not None and outbox.quarantined.exists()
+    assert outbox.quarantined.read_bytes().startswith(b"this is not")
+    [event] = outbox.pending(10)
+    body = json.loads(event.body)
+    assert body["type"] == RECREATED_EVENT and body["data"]["quarantined"] == \
+        outbox.quarantined.name
+    outbox.record("after.recreate")  # the new database works
+    assert outbox.count() == 2
+    outbox.close()
+    assert Outbox(tmp_path).quarantined is None  # and it is fine at the next start

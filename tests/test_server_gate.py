@@ -7,6 +7,7 @@ long-poll is really waiting (Notifier.listener_count) instead of sleeping and ho
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import ssl
@@ -26,7 +27,7 @@ from waiting import wait_for
 
 from batm_common import pairing_code
 from batm_common.hostaddr import ServerAddress
-from batm_common.signing import b64url, sign_headers, unb64url
+from batm_common.signing import b64url, canonical, sign_headers, unb64url
 from server.app import BatmServer
 from server.notify import pairing_topic, session_topic
 from server.settings import ServerSettings
@@ -285,8 +286,10 @@ def test_bad_signatures_are_refused(gate, admin):
     body = {"terminal_nonce": b64url(terminal.nonce)}
     other_key = Ed25519PrivateKey.generate()
     assert_error(terminal.signed("POST", path, body, key=other_key), 401, "bad_signature")
-    assert_error(terminal.signed("POST", path, body, now=time.time() - 3600), 401,
-                 "bad_signature", "timestamp")
+    # A clock an hour off is not a bad signature: the answer says so, with the server's time.
+    skewed = terminal.signed("POST", path, body, now=time.time() - 3600)
+    assert_error(skewed, 401, "clock_skew", "timestamp")
+    assert abs(int(skewed.headers["X-BATM-Server-Time"]) - time.time()) < 5
     assert_error(gate.post(path, json=body), 401, "bad_signature", "not signed")
     # A signature over another body does not cover this one.
     headers = sign_headers(terminal.key, "T-1", "POST", path, b"{}")
@@ -299,17 +302,76 @@ def test_bad_signatures_are_refused(gate, admin):
     assert admin.get("/api/v1/pairing-requests").json()[0]["state"] == "awaiting_code"
 
 
-def test_a_new_hello_replaces_the_request_and_ends_its_poll(server, gate, admin):
+def test_a_new_hello_with_the_same_key_replaces_its_request_and_ends_its_poll(
+        server, gate, admin):
     create(admin, "T-1")
     first = FakeTerminal(gate, "T-1")
     first.hello()
+    old_request = first.request_id
+    again = FakeTerminal(gate, "T-1")
+    again.key, again.public = first.key, first.public  # the same terminal, started again
     response, elapsed = long_poll(
-        lambda: first.poll(wait=LONG_WAIT), server, pairing_topic(first.request_id),
-        lambda: FakeTerminal(gate, "T-1").hello(),
+        lambda: first.poll(wait=LONG_WAIT), server, pairing_topic(old_request),
+        lambda: again.hello(),
     )
     assert_error(response, 404, "unknown_request")
     assert elapsed < PROMPT
     assert_error(first.reveal(), 404, "unknown_request")
+    assert [r["request_id"] for r in admin.get("/api/v1/pairing-requests").json()] == [
+        again.request_id]
+
+
+def from_address(server, address: str) -> httpx.Client:
+    """A gate client whose connections come from another loopback address (another source)."""
+    context = ssl.create_default_context(cafile=str(server.data_dir / "ca.pem"))
+    return httpx.Client(base_url=f"https://{server.gate_address}", timeout=LONG_WAIT + 10,
+                        transport=httpx.HTTPTransport(verify=context, local_address=address))
+
+
+def test_hellos_from_strangers_do_not_block_the_genuine_request(server, gate, admin):
+    """Issue 13, item 2: an unauthenticated hello with a random key, again and again, used to
+    replace the open request, so the kiosk's code never stayed valid long enough to approve."""
+    create(admin, "T-1")
+    genuine = FakeTerminal(gate, "T-1")
+    assert genuine.hello().status_code == 200 and genuine.reveal().status_code == 200
+    code = genuine.code(handshake_spki(server))
+    statuses = []
+    with from_address(server, "127.0.0.2") as attacker_gate:
+        for _ in range(12):
+            attacker = FakeTerminal(attacker_gate, "T-1")
+            statuses.append(attacker.hello().status_code)
+            if statuses[-1] == 200:
+                attacker.reveal()
+    assert 429 in statuses  # the per-serial rate caught up with them
+    assert genuine.poll().json() == {"status": "pending"}
+    assert len(admin.get("/api/v1/pairing-requests").json()) <= 3  # the stranger's few, mine
+    approved = approve(admin, "T-1", code)
+    assert approved.status_code == 200, approved.text
+    assert genuine.poll().json() == {"status": "approved"}
+    assert genuine.checkin().json() == {"status": "paired"}
+    assert admin.get("/api/v1/pairing-requests").json() == []  # the others went with approval
+
+
+def test_the_operator_approves_the_request_whose_code_matches(server, gate, admin):
+    create(admin, "T-1")
+    spki = handshake_spki(server)
+    with from_address(server, "127.0.0.2") as other_gate:
+        first, second = FakeTerminal(gate, "T-1"), FakeTerminal(other_gate, "T-1")
+        for terminal in (first, second):
+            assert terminal.hello().status_code == 200 and terminal.reveal().status_code == 200
+        codes = {r["code"] for r in admin.get("/api/v1/pairing-requests").json()}
+        assert codes == {first.code(spki), second.code(spki)}
+        assert approve(admin, "T-1", first.code(spki)).status_code == 200
+        assert_error(second.poll(), 404, "unknown_request")
+        assert first.poll().json() == {"status": "approved"}
+
+
+def test_hellos_are_rate_limited_per_source(gate, admin):
+    create(admin, "T-1")
+    answers = [FakeTerminal(gate, f"T-{i}").hello() for i in range(40)]  # unknown serials too
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited, "no rate limit per source"
+    assert_error(limited[0], 429, "rate_limited", "try again")
 
 
 def test_previously_paired_terminal_pairs_again_with_a_new_key(server, gate, admin):
@@ -447,3 +509,59 @@ def test_oversized_bodies_are_refused_before_reading(gate):
             yield b" " * 8192
 
     assert_error(gate.post("/api/v1/hello", content=chunks()), 413, "too_large")
+
+
+# ------------------------------------------------------------------ issue 13, item 7: bad input
+
+
+# Header bytes: b"\xb2" is what the server reads as "²" (latin-1), which passes isdigit().
+@pytest.mark.parametrize("timestamp", [b"\xb2", b"\xb9\xb3", "١٢".encode(), b"9" * 5000, b"-1",
+                                       b"1e9"])
+def test_malformed_timestamps_are_a_clear_401_not_a_500(server, gate, admin, timestamp):
+    create(admin, "T-1")
+    pair(server, gate, admin, "T-1")  # so that the signature (and its timestamp) is checked
+    for method, path in (("POST", "/api/v1/checkin"), ("GET", "/api/v1/session")):
+        headers = {"X-BATM-Serial": "T-1", "X-BATM-Timestamp": timestamp,
+                   "X-BATM-Signature": "A" * 86}
+        response = gate.request(method, path, headers=headers,
+                                content=b'{"version": 20240101}' if method == "POST" else b"")
+        assert_error(response, 401, "bad_signature", "timestamp")
+
+
+@pytest.mark.parametrize("bundle_id", ["²", "１", "9" * 40, "9" * 5000, "99999999999999999999"])
+def test_huge_or_non_ascii_firmware_ids_are_404(gate, bundle_id):
+    response = gate.get(f"/api/v1/firmware/{bundle_id}/bundle", headers={"X-BATM-Serial": "T-1"})
+    assert_error(response, 404, "unknown_bundle")
+    assert len(response.json()["message"]) < 200
+
+
+# ------------------------------------------------------------------ issue 13, item 8: replays
+
+
+def test_a_signed_request_cannot_be_replayed(server, gate, admin):
+    create(admin, "T-1")
+    terminal = pair(server, gate, admin, "T-1")
+    body = json.dumps({"version": terminal.version}).encode()
+    headers = sign_headers(terminal.key, "T-1", "POST", "/api/v1/checkin", body)
+    assert "X-BATM-Nonce" in headers
+    first = gate.post("/api/v1/checkin", content=body, headers=headers)
+    assert first.json() == {"status": "paired"}
+    replayed = gate.post("/api/v1/checkin", content=body, headers=headers)
+    assert_error(replayed, 401, "bad_signature", "replay")
+    # Another nonce is another request: accepted.
+    assert terminal.checkin().json() == {"status": "paired"}
+
+
+def test_a_request_signed_without_nonce_is_accepted_once(server, gate, admin):
+    """v1 signatures (older terminals): deterministic, so their replay is caught too."""
+    create(admin, "T-1")
+    terminal = pair(server, gate, admin, "T-1")
+    body = json.dumps({"version": terminal.version}).encode()
+    timestamp = str(int(time.time()))
+    signature = terminal.key.sign(canonical("POST", "/api/v1/checkin", timestamp,
+                                            hashlib.sha256(body).hexdigest()))
+    headers = {"X-BATM-Serial": "T-1", "X-BATM-Timestamp": timestamp,
+               "X-BATM-Signature": b64url(signature)}
+    assert gate.post("/api/v1/checkin", content=body, headers=headers).status_code == 200
+    assert_error(gate.post("/api/v1/checkin", content=body, headers=headers), 401,
+                 "bad_signature", "replay")

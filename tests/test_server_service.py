@@ -16,7 +16,7 @@ from server.errors import ServiceError
 from server.notify import pairing_topic, session_topic
 from server.pairing.authentication import Authenticator, SignedRequest
 from server.pairing.registry import Registry
-from server.pairing.requests import PairingRequests
+from server.pairing.requests import MAX_OPEN_PER_SOURCE, PairingRequests
 from server.pairing.transactions import REQUEST_TTL, Transactions
 
 SERVER_SPKI = b"\x30" + bytes(90)  # any bytes: pairing only feeds them into the code
@@ -42,7 +42,8 @@ class Terminal:
     def signed(self, method: str, path: str, body: bytes = b"") -> SignedRequest:
         headers = sign_headers(self.key, self.serial, method, path, body)
         return SignedRequest(method, path, body, headers["X-BATM-Serial"],
-                             headers["X-BATM-Timestamp"], headers["X-BATM-Signature"])
+                             headers["X-BATM-Timestamp"], headers["X-BATM-Signature"],
+                             nonce=headers["X-BATM-Nonce"])
 
     def hello(self, requests: PairingRequests) -> dict:
         answer = requests.hello(self.serial, 20240101, "rpi4", self.public,
@@ -148,15 +149,30 @@ def test_code_not_ready_before_reveal_and_no_request_without_hello(registry, req
     assert (not_ready.value.status, not_ready.value.code) == (409, "code_not_ready")
 
 
-def test_a_new_hello_replaces_the_open_request(registry, requests, woken):
+def test_a_new_hello_replaces_the_open_request_of_its_own_key(registry, requests, woken):
     registry.create_terminal("T-1", "B", None)
-    first = Terminal("T-1").hello(requests)["request_id"]
-    second = Terminal("T-1").hello(requests)["request_id"]
+    terminal = Terminal("T-1")
+    first = terminal.hello(requests)["request_id"]
+    second = terminal.hello(requests)["request_id"]  # the same key: the terminal started again
     assert pairing_topic(first) in woken
     assert [r["request_id"] for r in requests.list_pairing_requests()] == [second]
     with pytest.raises(ServiceError) as gone:
         requests.pairing_status(first)
     assert gone.value.code == "unknown_request"
+
+
+def test_another_keys_hello_opens_a_concurrent_request(registry, requests, clock):
+    """Issue 13, item 2: a hello of another key does not cancel the open one; one source holds
+    at most MAX_OPEN_PER_SOURCE requests of a serial (its oldest goes)."""
+    registry.create_terminal("T-1", "B", None)
+    ids = []
+    for _ in range(MAX_OPEN_PER_SOURCE):
+        ids.append(Terminal("T-1").hello(requests)["request_id"])
+        clock.now += datetime.timedelta(seconds=1)
+    assert sorted(r["request_id"] for r in requests.list_pairing_requests()) == sorted(ids)
+    newest = Terminal("T-1").hello(requests)["request_id"]
+    assert sorted(r["request_id"] for r in requests.list_pairing_requests()) == sorted(
+        [*ids[1:], newest])
 
 
 def test_open_requests_expire_after_15_minutes_without_a_poll(registry, requests, clock):

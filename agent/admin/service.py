@@ -40,6 +40,20 @@ SESSION_FREE = (AdminCommand.STATE, AdminCommand.UNLOCK)
 WHILE_MUST_CHANGE = (AdminCommand.SET_PIN, AdminCommand.LOCK, AdminCommand.TOUCH)
 
 
+def _wrong_pin(attempt) -> dict[str, Any]:
+    """The refusal of a failed PinStore.verify: locked out, or how many tries are left."""
+    if attempt.locked_for:
+        log.warning("advanced administration locked for %.0f s after wrong PINs",
+                    attempt.locked_for)
+        return _fail("locked", f"too many wrong PINs: locked for "
+                     f"{attempt.locked_for:.0f} s", locked_for=round(attempt.locked_for, 1))
+    log.warning("wrong advanced-administration PIN (%d left before a lockout)",
+                attempt.tries_left)
+    return _fail("wrong_pin", f"wrong PIN ({attempt.tries_left} "
+                 f"{'try' if attempt.tries_left == 1 else 'tries'} left)",
+                 tries_left=attempt.tries_left, locked_for=0)
+
+
 def _fail(code: str, error: str, **extra: Any) -> dict[str, Any]:
     return {"ok": False, "code": code, "error": error, **extra}
 
@@ -96,6 +110,25 @@ class AdminService:
             log.error("%s", exc)
             return _fail("failed", str(exc))
 
+    def authorize(self, pin: object) -> dict[str, Any] | None:
+        """None when `pin` is the admin PIN (not the factory one), else the refusal, with the
+        same lockout as admin_unlock: the control socket's and the console's set_server on a
+        paired terminal (issue 13, item 4). Opens no session."""
+        if not isinstance(pin, str):
+            return _fail("pin_required", "this terminal is paired: changing its server needs "
+                         "the advanced-administration PIN")
+        try:
+            attempt = self.pins.verify(pin)
+        except PinFileDamaged as exc:
+            log.error("%s", exc)
+            return _fail("failed", str(exc))
+        if attempt.ok:
+            if attempt.must_change:
+                return _fail("must_change", "the factory PIN must be changed first (advanced "
+                             "administration on the screen)", must_change=True)
+            return None
+        return _wrong_pin(attempt)
+
     def _check_session(self, token: object, cmd: str) -> dict[str, Any] | None:
         now = self.clock()
         if self._session is not None and now - self._session_seen > self.idle_timeout:
@@ -130,16 +163,7 @@ class AdminService:
             return {"ok": True, "session": self._session, "must_change": attempt.must_change,
                     "idle_timeout": self.idle_timeout}
         self._session = None  # a wrong PIN also ends whatever session there was
-        if attempt.locked_for:
-            log.warning("advanced administration locked for %.0f s after wrong PINs",
-                        attempt.locked_for)
-            return _fail("locked", f"too many wrong PINs: locked for "
-                         f"{attempt.locked_for:.0f} s", locked_for=round(attempt.locked_for, 1))
-        log.warning("wrong advanced-administration PIN (%d left before a lockout)",
-                    attempt.tries_left)
-        return _fail("wrong_pin", f"wrong PIN ({attempt.tries_left} "
-                     f"{'try' if attempt.tries_left == 1 else 'tries'} left)",
-                     tries_left=attempt.tries_left, locked_for=0)
+        return _wrong_pin(attempt)
 
     def _cmd_set_pin(self, message: dict) -> dict:
         must_change = self._session_must_change

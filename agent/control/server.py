@@ -7,6 +7,12 @@ in batm_common/control_commands.py.
 
 Whatever a client sends, the answer is a JSON line and the connection stays up: a bad request
 gets {"ok": false, "error": "<sentence naming the problem>"}.
+
+Who may do what (issue 13, item 4). The socket is 0660 for the display's group, so a client
+whose uid (SO_PEERCRED) is neither root nor the agent's own is the display: it gets only
+DISPLAY_COMMANDS — the screen, and the advanced administration, whose every change needs a PIN
+session. And changing the server of a *paired* terminal (set_server drops the pinned key) needs
+the admin PIN, `"pin"`, from every client: the CLI and the serial console alike.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import logging
 import os
 import socket
 import stat
+import struct
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +43,23 @@ MAX_LINE = 64 * 1024
 COMMANDS = tuple(ControlCommand)  # each answered by a cmd_<name> method below
 # Every admin_* command goes to the advanced administration: backend.admin.handle(cmd, request).
 KNOWN = (*COMMANDS, f"{ADMIN_PREFIX}*")
+# What the display needs besides admin_*: it subscribes to the screen model (display/agent_link).
+DISPLAY_COMMANDS = (ControlCommand.PING, ControlCommand.SCREEN, ControlCommand.SUBSCRIBE)
+
+
+def peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    """The connecting process's uid (SO_PEERCRED); None when the socket cannot say."""
+    sock = writer.get_extra_info("socket")
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (AttributeError, OSError):
+        return None
+    return struct.unpack("3i", creds)[1]
+
+
+def is_privileged(uid: int | None) -> bool:
+    """Root or the agent's own user: the CLI, the serial console, the rig. Else: the display."""
+    return uid is not None and uid in (0, os.getuid())
 
 
 class ControlBackend(Protocol):
@@ -181,6 +205,7 @@ class _Connection:
         self.server = server
         self.backend = server.backend
         self.writer = writer
+        self.privileged = is_privileged(peer_uid(writer))
         self.subscription_task: asyncio.Task[None] | None = None
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -233,6 +258,8 @@ class _Connection:
             return None  # blank lines are harmless (someone typing into socat)
         try:
             request = json.loads(text)
+        except RecursionError:  # "[[[[…": found by tests/test_fuzz.py, cost the connection
+            return _error("the request is nested too deeply to be a command")
         except json.JSONDecodeError as exc:
             return _error(f"the request is not valid JSON ({exc.msg} at column {exc.colno})")
         if not isinstance(request, dict):
@@ -246,6 +273,9 @@ class _Connection:
             return await self.cmd_admin(cmd, request)
         if cmd not in COMMANDS:
             return _error(f"unknown command {cmd!r} (known: {', '.join(KNOWN)})")
+        if not self.privileged and cmd not in DISPLAY_COMMANDS:
+            return _error(f"{cmd!r} is not available to the display (it may send "
+                          f"{', '.join(DISPLAY_COMMANDS)} and the admin_* commands)")
         try:
             return await getattr(self, f"cmd_{cmd}")(request)
         except Exception as exc:
@@ -284,6 +314,14 @@ class _Connection:
         address = request["address"]
         if not isinstance(address, str):
             return _error(f'the "address" field must be a string, not {_type_name(address)}')
+        status = await _maybe_await(self.backend.status())
+        if isinstance(status, dict) and status.get("paired"):
+            admin = getattr(self.backend, "admin", None)
+            refusal = (admin.authorize(request.get("pin")) if admin is not None else
+                       _error("this terminal is paired and this agent has no admin PIN to "
+                              "allow a server change"))
+            if refusal is not None:
+                return refusal
         try:
             server = await _maybe_await(self.backend.set_server(address))
         except AddressError as exc:

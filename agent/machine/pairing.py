@@ -9,16 +9,20 @@
     MasterConnected           → InService
     MasterLost / GateUnreachable / TerminalUnknown / ServerKeyMismatch
                               → Unreachable / UnknownTerminal / CertificateMismatch  RetryLater
-    Unpaired / MasterRejected → Connecting             DropCredentials, StartPairing
+    Unpaired                  → Connecting             DropCredentials, StartPairing
+    MasterRejected            → Unreachable            DropMasterCredentials, RetryLater
+                                (then CheckIn, ObtainMasterCredentials: still paired)
 
 Master service (docs/protocol.md §7). A machine made with `initial_state(uses_master=True)` (the
 daemon's) is in service only once it is connected to the master service: after the check-in it
 hands the gate an MQTT password it made itself if it holds none (ObtainMasterCredentials), then
 connects (ConnectMaster). Losing the link shows "master service unreachable" and retries through
-a fresh check-in with backoff; a broker that rejects the credentials sends the terminal back to
-pairing at once, without retrying. A VPN step (scenario A, agent/machine/vpn.py) slots in between
-the credentials and ConnectMaster. Without `uses_master` the check-in alone means in service (a
-gate-only server).
+a fresh check-in with backoff. A broker that rejects the credentials (an older credentials file
+restored, a password re-issued) costs only the MQTT password (issue 13, item 6): the terminal
+still holds its identity key, so after a back-off it checks in and obtains a new password from
+the gate; only the gate's "unpaired" drops the pairing. A VPN step (scenario A,
+agent/machine/vpn.py) slots in between the credentials and ConnectMaster. Without `uses_master`
+the check-in alone means in service (a gate-only server).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from agent.machine.state import (
     Connecting,
     ConnectingMaster,
     DropCredentials,
+    DropMasterCredentials,
     Effect,
     Event,
     GateUnreachable,
@@ -112,10 +117,12 @@ def transition(state: AgentState, event: Event) -> Transition:
             return replace(state, phase=InService(), failures=0), []
         case MasterLost(reason=reason) if isinstance(state.phase, ConnectingMaster | InService):
             return failed(state, Unreachable(f"master service unreachable: {reason}"))
-        case MasterRejected() if state.paired:
-            # Do not knock again with credentials the broker refused: pair afresh.
-            new, contact = _contact(replace(_drop(state), failures=0))
-            return new, [DropCredentials(), *contact]
+        case MasterRejected(reason=reason) if state.paired:
+            # Never knock again with a password the broker refused; the pairing stands.
+            new, retry = failed(replace(state, has_master_credentials=False),
+                                Unreachable(f"the broker refused this terminal's MQTT password "
+                                            f"({reason}); obtaining a new one from the gate"))
+            return new, [DropMasterCredentials(), *retry]
         case Unpaired():
             new, contact = _contact(replace(_drop(state), failures=0))
             return new, [DropCredentials(), *contact] if state.paired else contact

@@ -231,6 +231,12 @@ class DropCredentials:
 
 
 @dataclass(frozen=True)
+class DropMasterCredentials:
+    """Delete the MQTT password only: the broker refused it, the pairing stands (a new one is
+    obtained from the gate with the identity key after the next check-in)."""
+
+
+@dataclass(frozen=True)
 class StartPairing:
     generation: int
 
@@ -274,9 +280,10 @@ class ConnectMaster:
 
 # DropCredentials also deletes the MQTT password: a terminal that is no longer paired holds
 # nothing that opens the master service.
-PERSISTENT_EFFECTS = (SaveServer, SavePairing, DropCredentials)
+PERSISTENT_EFFECTS = (SaveServer, SavePairing, DropCredentials, DropMasterCredentials)
 Effect = (
-    SaveServer | SavePairing | DropCredentials | StartPairing | PollApproval | CheckIn
+    SaveServer | SavePairing | DropCredentials | DropMasterCredentials | StartPairing
+    | PollApproval | CheckIn
     | WatchSession | RetryLater | ObtainMasterCredentials | ConnectMaster | UpgradeEffect
     | VpnEffect
 )

@@ -37,7 +37,9 @@ class MasterCredentials:
     username: str
     password: str
     topic_prefix: str
-    client_id: str | None = None  # scenario A: bound by the server to the tunnel listener
+    # The one id the broker lets these credentials use: the serial, or "<serial>@vpn" in
+    # scenario A (bound to the tunnel listener); None from an older server (then the serial).
+    client_id: str | None = None
 
     def to_json(self) -> dict:
         data = {"broker": str(self.broker), "username": self.username,
@@ -61,8 +63,8 @@ class MasterCredentials:
         if not PASSWORD.match(password):
             raise CredentialsError("the password is malformed")
         client_id = answer.get("client_id")
-        if client_id is not None and client_id != f"{serial}@vpn":
-            raise CredentialsError(f"client_id {client_id!r} is not {serial}@vpn")
+        if client_id is not None and client_id not in (serial, f"{serial}@vpn"):
+            raise CredentialsError(f"client_id {client_id!r} is neither {serial} nor {serial}@vpn")
         return cls(broker, username, password, prefix, client_id)
 
 

@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import socket
-import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import paho.mqtt.client as mqtt
 from cryptography import x509
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.gate_client import tls_context
 from agent.master.credentials import MasterCredentials
 from agent.settings import ServerPin
 
@@ -65,13 +65,6 @@ def no_delay(_client, _userdata, sock) -> None:
     for a delayed ACK (tens of ms per hop of an event's round trip)."""
     with contextlib.suppress(OSError, AttributeError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def tls_context(pin: ServerPin) -> ssl.SSLContext:
-    context = ssl.create_default_context(cadata=pin.ca_pem)
-    context.check_hostname = False  # terminals are pointed at IPs; the key pin is stricter
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
 
 
 class MqttLink:

@@ -31,6 +31,7 @@ from batm_common.jsondoc import NotAJsonObject, parse_object
 log = logging.getLogger(__name__)
 
 DB_FILE = "local.db"
+RECREATED_EVENT = "agent.local_db_recreated"  # reported to the server after a quarantine
 MAX_PAYLOAD = 64 * 1024
 EVENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -83,7 +84,21 @@ class Pending:
 class Outbox:
     def __init__(self, state_dir: Path):
         self.path = Path(state_dir) / DB_FILE
-        self._db = self._open()
+        self.quarantined: Path | None = None  # where a damaged local.db went, this start
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            # A damaged file must not crash-loop the agent (issue 13, item 5): keep it aside
+            # for a post-mortem, start a fresh one, and tell the server what happened.
+            self.quarantined = self.path.with_name(f"{DB_FILE}.corrupt-{int(time.time())}")
+            self.path.replace(self.quarantined)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            log.error("local database %s is damaged (%s); moved it to %s and started a new one",
+                      self.path, exc, self.quarantined.name)
+            self._db = self._open()
+            self.record(RECREATED_EVENT, {"reason": str(exc),
+                                          "quarantined": self.quarantined.name})
 
     def _open(self) -> sqlite3.Connection:
         new = not self.path.exists()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from batm_common.digits import decimal
+
 DEFAULT_INTERFACE = "wg-batm"  # unique on the machine
 DEFAULT_MTU = 1420
 MIN_MTU, MAX_MTU = 1280, 9000
@@ -27,9 +29,10 @@ def _ifname(text: str) -> str:
 
 
 def _mtu(text: str) -> int:
-    if not text.isdigit() or not MIN_MTU <= int(text) <= MAX_MTU:
+    value = decimal(text)
+    if value is None or not MIN_MTU <= value <= MAX_MTU:
         raise argparse.ArgumentTypeError(f"must be an integer {MIN_MTU}-{MAX_MTU}, not {text!r}")
-    return int(text)
+    return value
 
 
 def _seconds(text: str) -> float:

@@ -2,8 +2,9 @@
 
 Bundles are files in data_dir/firmware/ with a row each in firmware_bundles. `add` copies the
 bundle into the catalog directory first and verifies *the copy* (signature by a key in
-data_dir/firmware-keys/, complete file, every payload chunk), so what the gate serves is exactly
-what was checked. The copy is renamed into place only once it verified.
+data_dir/firmware-keys/, complete file, every payload chunk, and the payload read as a terminal
+reads it: firmware_updater.payload_check), so what the gate serves is exactly what was checked.
+The copy is renamed into place only once it verified.
 
 The upgrade graph (DESIGN.md §4, hawkBit's requiredMigrationStep): a bundle is an edge from every
 version its manifest's `install_from` ranges contain to its own version. `plan` returns the path
@@ -29,6 +30,7 @@ from batm_common.clock import utcnow
 from firmware_updater.bundle import describe, read_header
 from firmware_updater.errors import FirmwareError
 from firmware_updater.manifest import Manifest, VersionRange, valid_version
+from firmware_updater.payload_check import check_payload
 from firmware_updater.trust import load_trusted_keys, verify_manifest
 from server.db.firmware import FirmwareBundle, FirmwarePolicy, min_pair_version
 
@@ -156,6 +158,10 @@ class Catalog:
                 raise CatalogError(f"{source}: {report['problem']}")
             if not report.get("payload_verified"):
                 raise CatalogError(f"{source}: the payload does not match the signed manifest")
+            # Read the payload as a terminal would (issue 13, item 8): a signed bundle whose
+            # tar every terminal refuses ('..', absolute paths, links, devices, garbage) is
+            # refused here, not offered to the fleet.
+            check_payload(tmp)
             return self._publish(tmp, header.digest, digest.hexdigest(), manifest, kid)
         except FirmwareError as exc:
             raise CatalogError(f"{source}: {exc}") from exc

@@ -11,12 +11,13 @@ import argparse
 import json
 from pathlib import Path
 
+from batm_common.digits import decimal
 from server.cli.tables import print_json, render
 from server.errors import ServiceError, bad_request
 
 
 def _version(text: str) -> int:
-    if not (text.isdigit() and len(text) == 8 and 1 <= int(text[4:6]) <= 12):
+    if not (decimal(text, max_digits=8) and len(text) == 8 and 1 <= int(text[4:6]) <= 12):
         raise argparse.ArgumentTypeError(f"{text!r} is not a YYYYMMDD version")
     return int(text)
 

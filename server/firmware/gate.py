@@ -6,6 +6,11 @@ offer holds one of `max_concurrent` upgrade slots, from the offer until the term
 with another version (the step is done, or it fell back) or until `slot_timeout` passes without
 the terminal asking for the bundle; a terminal that finds every slot taken is told to retry later.
 
+The hello is unauthenticated, so slots are guarded against strangers (issue 13, item 2): a hello
+claiming a version below the one the terminal last reported in a signed request (a terminal never
+downgrades) gets no slot, and one source address holds at most half the slots (at least one), so
+hellos from one address cannot take every slot. (Hellos are also rate-limited: http/gate.py.)
+
 The download cannot be signed-request authenticated (the terminal is not paired, so the server
 knows no key of it): it is open to a known terminal (X-BATM-Serial) holding a slot for that very
 bundle. That is enough: bundles are signed, and the terminal verifies every chunk. The download
@@ -21,6 +26,7 @@ from sqlalchemy.orm import sessionmaker
 
 from batm_common import signing
 from batm_common.clock import utcnow
+from batm_common.digits import decimal
 from server.db.firmware import FirmwareUpgrade
 from server.db.terminals import Terminal
 from server.errors import ServiceError
@@ -48,15 +54,19 @@ class UpgradeGate:
         self.max_concurrent = max_concurrent
         self.slot_timeout = datetime.timedelta(seconds=slot_timeout)
         self._clock = clock
+        self.max_per_source = max(1, max_concurrent // 2)
+        self._slot_peers: dict[str, str] = {}  # serial → the address its offer went to
 
     # ------------------------------------------------------------------ hello
 
-    def hello(self, serial: str, version: int, hardware: str | None) -> dict | None:
+    def hello(self, serial: str, version: int, hardware: str | None,
+              peer: str | None = None) -> dict | None:
         """The upgrade_required answer, or None when the terminal may go on to pair (or is
         unknown: the pairing code path answers that)."""
         min_version = self.catalog.min_pair_version()
         with self._sessions() as session, session.begin():
-            if serial_problem(serial) or session.get(Terminal, serial) is None:
+            terminal = session.get(Terminal, serial) if not serial_problem(serial) else None
+            if terminal is None:
                 return None
             row = session.get(FirmwareUpgrade, serial)
             now = self._clock()
@@ -72,11 +82,22 @@ class UpgradeGate:
                 return base | {"next": None, "retry_after": NO_PATH_RETRY_AFTER, "message": (
                     f"no firmware in the catalog upgrades version {version} to {min_version} or "
                     "newer; the operator must add firmware (batm-server firmware add)")}
+            if terminal.version is not None and version < terminal.version:
+                return base | {"next": None, "retry_after": NO_PATH_RETRY_AFTER, "message": (
+                    f"terminal {serial!r} reported version {terminal.version} in a signed "
+                    f"request and now says {version}; firmware never goes back, so this hello "
+                    "gets no upgrade slot")}
             holds = self._holds_slot(row, now)
             if not holds and self._slots_taken(session, serial, now) >= self.max_concurrent:
                 return base | {"next": None, "retry_after": BUSY_RETRY_AFTER, "message": (
                     f"the server is upgrading {self.max_concurrent} terminals already; "
                     "this terminal waits for its turn")}
+            source = peer or "?"
+            if not holds and self._source_slots(session, source, now) >= self.max_per_source:
+                return base | {"next": None, "retry_after": BUSY_RETRY_AFTER, "message": (
+                    f"{self.max_per_source} terminals at this address are upgrading already; "
+                    "this terminal waits for its turn")}
+            self._slot_peers[serial] = source
             step, steps, row = self._step(session, row, serial, version, path, hardware, now)
             nxt = path[0]
             row.bundle_id, row.offered_from, row.offered_at = nxt.id, version, now
@@ -120,6 +141,11 @@ class UpgradeGate:
             FirmwareUpgrade.serial != serial)).all()
         return sum(1 for r in rows if self._holds_slot(r, now))
 
+    def _source_slots(self, session, source: str, now) -> int:
+        rows = session.scalars(select(FirmwareUpgrade)).all()
+        return sum(1 for r in rows
+                   if self._holds_slot(r, now) and self._slot_peers.get(r.serial) == source)
+
     def upgrading(self) -> list[dict]:
         now = self._clock()
         with self._sessions() as session:
@@ -131,8 +157,10 @@ class UpgradeGate:
     # ------------------------------------------------------------------ download
 
     def authorize_download(self, serial: str | None, bundle_id: str) -> Bundle:
-        if not bundle_id.isdigit() or (bundle := self.catalog.bundle(int(bundle_id))) is None:
-            raise ServiceError(404, "unknown_bundle", f"there is no firmware bundle {bundle_id!r}")
+        number = decimal(bundle_id, max_digits=9)  # ids are small; SQLite ints are 64-bit
+        if number is None or (bundle := self.catalog.bundle(number)) is None:
+            shown = bundle_id if len(bundle_id) <= 40 else bundle_id[:40] + "…"
+            raise ServiceError(404, "unknown_bundle", f"there is no firmware bundle {shown!r}")
         if not serial or serial_problem(serial):
             raise ServiceError(403, "no_upgrade_slot", f"the download needs the "
                                f"{signing.HEADER_SERIAL} header of a terminal being upgraded")

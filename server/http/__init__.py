@@ -7,5 +7,6 @@
   fields           reading request fields (JSON bodies, query values) with a sentence per refusal
   error_handlers   every error as {"error", "message"} JSON, never a traceback
   body_limit       oversized bodies refused (413) before they are read
+  upload           large signed uploads: headers checked first, streamed to disk, bounded
   console/         the operator console's API and pages (its own HTTPS listener)
 """

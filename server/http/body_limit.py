@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from batm_common.digits import decimal
 from server.errors import ServiceError
 
 DEFAULT_LIMIT = 64 * 1024
@@ -28,7 +29,8 @@ class BodyLimit:
         limit = next((n for prefix, n in self.large.items() if path.startswith(prefix)),
                      self.limit)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared is not None and (
+                (size := decimal(declared.decode("latin-1"))) is None or size > limit):
             return await self._refuse(send, limit)
         received = 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from batm_common.digits import decimal
 from batm_common.jsondoc import NotAJsonObject, parse_object
 from batm_common.signing import unb64url
 from server.errors import bad_request
@@ -88,6 +89,7 @@ def int_query(raw: str | None, name: str, default: int, maximum: int) -> int:
     """A whole-number query value from 0 to `maximum`; `default` when absent."""
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or int(raw) > maximum:
+    value = decimal(raw)
+    if value is None or value > maximum:
         raise bad_request(f"{name}: must be an integer from 0 to {maximum}, got {raw!r}")
-    return int(raw)
+    return value

@@ -20,6 +20,7 @@ from server.http import fields
 from server.http.body_limit import BodyLimit
 from server.http.bundle_download import install_bundle_download
 from server.http.error_handlers import install_error_handlers
+from server.http.upload import UploadSlots, declared_length, stream_to_file
 from server.master.archives import MAX_ARCHIVE
 from server.master.broker import topic_prefix
 from server.master.link import MasterLink, MasterUnavailable
@@ -46,13 +47,20 @@ def _path_with_query(request: Request) -> str:
 
 
 async def _signed(request: Request) -> SignedRequest:
+    return _signed_headers(request, await request.body())
+
+
+def _signed_headers(request: Request, body: bytes | None = None) -> SignedRequest:
+    """Without `body`: the signed X-BATM-Content-SHA256 header stands for it (uploads)."""
     return SignedRequest(
         method=request.method,
         path_with_query=_path_with_query(request),
-        body=await request.body(),
+        body=body,
         serial=request.headers.get(signing.HEADER_SERIAL),
         timestamp=request.headers.get(signing.HEADER_TIMESTAMP),
         signature=request.headers.get(signing.HEADER_SIGNATURE),
+        body_sha256=request.headers.get(signing.HEADER_CONTENT_SHA256),
+        nonce=request.headers.get(signing.HEADER_NONCE),
     )
 
 
@@ -79,6 +87,7 @@ def create_gate_app(
     if upgrades is not None:
         install_bundle_download(app, upgrades)  # GET /api/v1/firmware/{id}/bundle (Range)
     app.add_middleware(BodyLimit, large={"/api/v1/logs/": MAX_ARCHIVE})
+    uploads = UploadSlots()
 
     @app.post("/api/v1/hello")
     async def hello(request: Request) -> JSONResponse:
@@ -89,9 +98,10 @@ def create_gate_app(
         identity_key = fields.b64url_bytes(body, "identity_key", IDENTITY_KEY_BYTES)
         commitment = fields.hex_digest(body, "commitment", COMMITMENT_BYTES)
         assert serial is not None and hardware is not None
+        requests.limit_hello(serial, _peer(request))  # 429 beyond the hello rates
         if upgrades is not None:  # too old to pair: the next upgrade step instead
             slot_hw = fields.text(body, "firmware_hardware", max_len=32, optional=True)
-            upgrade = upgrades.hello(serial, version, slot_hw)
+            upgrade = upgrades.hello(serial, version, slot_hw, peer=_peer(request))
             if upgrade is not None:
                 return JSONResponse(upgrade)
         answer = requests.hello(
@@ -159,7 +169,7 @@ def create_gate_app(
             raise ServiceError(503, "master_unavailable",
                                f"the master service is not available: {exc}") from exc
         answer = {"broker": _broker_address(master.link, request), "username": serial,
-                  "topic_prefix": topic_prefix(serial)}
+                  "topic_prefix": topic_prefix(serial), "client_id": serial}  # bound (grant)
         if vpn is not None:  # scenario A: only through the tunnel (vpn/gate.py)
             try:
                 answer |= await asyncio.to_thread(vpn.credentials, serial, master.link)
@@ -170,12 +180,19 @@ def create_gate_app(
 
     @app.post("/api/v1/logs/{command_id}")
     async def upload_logs(command_id: str, request: Request) -> JSONResponse:
-        signed = await _signed(request)
+        # Who is asking, before a byte of the body is read (http/upload.py).
+        signed = _signed_headers(request)
         serial = auth.paired_terminal(signed)
         if master is None:
             raise ServiceError(503, "master_unavailable", "this server runs no master service")
-        archive = await asyncio.to_thread(master.archives.store_archive, serial, command_id,
-                                          signed.body)
+        archives = master.archives
+        limit = await asyncio.to_thread(archives.upload_limit, serial, command_id)
+        declared_length(request, limit)
+        async with uploads.slot():
+            partial = archives.partial_path()
+            size, digest = await stream_to_file(request, partial, limit, signed.digest())
+            archive = await asyncio.to_thread(archives.store_file, serial, command_id, partial,
+                                              size, digest)
         return JSONResponse(archive, status_code=201)
 
     return app

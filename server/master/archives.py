@@ -40,28 +40,53 @@ class Archives:
         self._notify = notify or (lambda _topic: None)
         self._clock = clock
 
-    def store_archive(self, serial: str, command_id: str, body: bytes) -> dict:
-        with self._sessions() as session, session.begin():
+    def upload_limit(self, serial: str, command_id: str) -> int:
+        """The most bytes this upload may have (the command's max_size, at most MAX_ARCHIVE);
+        404 unless `serial` was given this retrieve_logs command. Asked before the body is read."""
+        with self._sessions() as session:
             row = session.get(Command, command_id)
             if row is None or row.serial != serial or row.command != RemoteCommand.RETRIEVE_LOGS:
                 raise ServiceError(404, "unknown_command",
                                    f"no retrieve_logs command {command_id!r} for {serial!r}")
             limit = json.loads(row.args).get("max_size")
-            if isinstance(limit, int) and len(body) > limit:
-                raise ServiceError(413, "too_large",
-                                   f"the archive is {len(body)} bytes, over max_size {limit}")
-            if not body:
+        return min(limit, MAX_ARCHIVE) if isinstance(limit, int) else MAX_ARCHIVE
+
+    def partial_path(self) -> Path:
+        """Where an upload streams to before store_file keeps it (same directory: a rename)."""
+        ensure_private_dir(self.directory)
+        return self.directory / f".upload-{secrets.token_hex(8)}.part"
+
+    def store_archive(self, serial: str, command_id: str, body: bytes) -> dict:
+        """An archive already in memory (tests, small uploads): store_file's checks and row."""
+        limit = self.upload_limit(serial, command_id)
+        if len(body) > limit:
+            raise ServiceError(413, "too_large",
+                               f"the archive is {len(body)} bytes, over max_size {limit}")
+        partial = self.partial_path()
+        atomic_write(partial, body, mode=0o600)
+        return self.store_file(serial, command_id, partial, len(body),
+                               hashlib.sha256(body).hexdigest())
+
+    def store_file(self, serial: str, command_id: str, partial: Path, size: int,
+                   sha256: str) -> dict:
+        """Keep an upload that was streamed to `partial` (removed when refused)."""
+        try:
+            self.upload_limit(serial, command_id)  # still this terminal's command
+            if not size:
                 raise bad_request("the archive is empty")
-            ensure_private_dir(self.directory)
-            archive_id = secrets.token_hex(8)
-            filename = f"{serial}-{command_id}-{archive_id}.tar.gz"
-            atomic_write(self.directory / filename, body, mode=0o600)
-            archive = Archive(id=archive_id, serial=serial, command_id=command_id,
-                              filename=filename, size=len(body),
-                              sha256=hashlib.sha256(body).hexdigest(), created_at=self._clock())
-            session.add(archive)
-            session.flush()
-            view = archive_view(archive)
+            with self._sessions() as session, session.begin():
+                archive_id = secrets.token_hex(8)
+                filename = f"{serial}-{command_id}-{archive_id}.tar.gz"
+                partial.chmod(0o600)
+                partial.replace(self.directory / filename)
+                archive = Archive(id=archive_id, serial=serial, command_id=command_id,
+                                  filename=filename, size=size, sha256=sha256,
+                                  created_at=self._clock())
+                session.add(archive)
+                session.flush()
+                view = archive_view(archive)
+        finally:
+            partial.unlink(missing_ok=True)
         self._notify(command_topic(command_id))
         return view
 

@@ -16,13 +16,22 @@ role made by an older server gains the acks subscription), so an unpair made whi
 was down takes effect before the broker accepts its first connection. While it runs, changes go
 through $CONTROL/dynamic-security/v1 (master/link.py), which the plugin persists itself.
 
+Client ids (issue 13, item 1: no terminal credential may affect another client). Mosquitto
+disconnects a live session when another client connects with the same client id, once that
+client has authenticated. So a client id is bound to the credentials that may use it:
+- the terminals' listener sets `use_username_as_clientid true`, which replaces every client id
+  there by the username (the serial) *before* authentication;
+- every terminal's dynsec client is bound to one client id (`clientid`): its serial, or
+  "<serial>@vpn" in scenario A (vpn/gate.py) — on any listener, its credentials with another id
+  fail (CONNACK not authorized) without touching the session that id belongs to;
+- the server's own user and client id contain ':', which no serial may contain
+  (pairing/registry.py SERIAL_PATTERN): no terminal's username or id can ever equal them.
+
 Scenario A (docs/protocol.md § VPN): with a tunnel host, Mosquitto gets a second TLS listener on
-the server's tunnel address (198.51.100.1, same port), and a scenario-A terminal's dynsec client
-is bound to the client id "<serial>@vpn" (vpn/gate.py). The terminals' listener sets
-`use_username_as_clientid true`, which replaces every client id there by the username (the
-serial) *before* authentication, so a scenario-A terminal's credentials fail on it (CONNACK not
-authorized) whatever it sends, while scenario-B terminals (no bound client id) are not affected.
-On the tunnel listener the terminal connects as "<serial>@vpn" and is accepted.
+the server's tunnel address (198.51.100.1, same port). A scenario-A terminal's client is bound to
+"<serial>@vpn", which the terminals' listener never produces (the id there is the username), so
+its credentials fail there whatever it sends; on the tunnel listener it connects as
+"<serial>@vpn" and is accepted.
 
 The broker's persistence file is saved every second (autosave_interval 1), but nothing depends
 on it: the terminal deletes an event only on the server's own acknowledgement.
@@ -58,7 +67,9 @@ BROKER_DIR = "mosquitto"
 CONF_FILE = "mosquitto.conf"
 DYNSEC_FILE = "dynamic-security.json"
 ADMIN_SECRET_FILE = "admin.secret"
-ADMIN_USER = "batm-server"
+# ':' is outside the serial alphabet: no terminal's username or client id can be these.
+ADMIN_USER = "batm:server"
+SERVER_CLIENT_ID = "batm:master"  # the server's own client (master/link.py)
 ADMIN_ROLE = "batm-server-admin"
 TERMINAL_ROLE_PREFIX = "terminal-"
 # Mosquitto refuses bigger packets outright (and disconnects the sender); the application limit
@@ -71,6 +82,13 @@ PLUGIN_CANDIDATES = (
     "/usr/lib/mosquitto_dynamic_security.so",
     "/usr/local/lib/mosquitto_dynamic_security.so",
 )
+# TLS 1.2 suites the terminals' listeners accept: AEAD only, as the gate (issue 13, item 8: the
+# broker used to accept ECDHE-ECDSA-AES128-SHA, CBC with SHA-1). The server's key is ECDSA;
+# TLS 1.3's suites are all AEAD.
+AEAD_CIPHERS = ":".join((
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+))
 PBKDF2_ITERATIONS = 101  # what `mosquitto_ctrl dynsec init` writes; the secret is 32 random bytes
 RESTART_DELAY = 0.5
 
@@ -148,7 +166,11 @@ def reconcile_dynsec(data: dict, admin_password: str, paired: set[str]) -> tuple
     roles = [r for r in data.get("roles", []) if isinstance(r, dict)]
     removed = [c.get("username") for c in clients
                if c.get("username") != ADMIN_USER and c.get("username") not in paired]
-    kept = [c for c in clients if c.get("username") in paired]
+    kept = [
+        # Bound to its serial when an older server left it unbound; "<serial>@vpn" stays.
+        c if c.get("clientid") else {**c, "clientid": c.get("username")}
+        for c in clients if c.get("username") in paired
+    ]
     role_serials = {terminal_role(s): s for s in paired}
     kept_roles = [
         # Today's ACLs, whatever an older server (or a hand edit) left in the role.
@@ -178,14 +200,12 @@ class BrokerSettings:
 def tunnel_listener_lines(tunnel_host: str, port: int, cert: Path, key: Path) -> list[str]:
     """Appended right after the terminals' listener in mosquitto.conf (see the module doc)."""
     return [
-        "# scenario A terminals are bound to client id <serial>@vpn: refused on this listener",
-        "use_username_as_clientid true",
-        "",
         "# scenario A terminals: through the WireGuard tunnel only",
         f"listener {port} {tunnel_host}",
         f"certfile {cert}",
         f"keyfile {key}",
         "tls_version tlsv1.2",
+        f"ciphers {AEAD_CIPHERS}",
         "",
     ]
 
@@ -264,6 +284,10 @@ class Broker:
             f"certfile {self.settings.cert}",
             f"keyfile {self.settings.key}",
             "tls_version tlsv1.2",
+            f"ciphers {AEAD_CIPHERS}",
+            "# the client id is the username (the serial): no terminal can take another's id,",
+            "# and scenario-A terminals (bound to <serial>@vpn) are refused on this listener",
+            "use_username_as_clientid true",
             "",
         ]
         if self.settings.tunnel_host:

@@ -1,7 +1,8 @@
 """The server's own MQTT client: dynsec administration, and the terminals' messages into the DB.
 
 It connects to the broker's loopback listener as the dynsec admin user, with a persistent
-session (client id "batm-server", clean_session False) and *manual* acknowledgement: a QoS 1
+session (client id SERVER_CLIENT_ID, outside the terminals' namespace: master/broker.py;
+clean_session False) and *manual* acknowledgement: a QoS 1
 message is acknowledged only after the transaction that stores it has committed. A crash
 between receipt and commit therefore loses nothing — the broker redelivers — and the event id
 makes the redelivery a no-op.
@@ -30,7 +31,13 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from server.master.broker import ADMIN_USER, Broker, terminal_acls, terminal_role
+from server.master.broker import (
+    ADMIN_USER,
+    SERVER_CLIENT_ID,
+    Broker,
+    terminal_acls,
+    terminal_role,
+)
 from server.master.ingest import KINDS, Incoming, Ingest, Ingested
 from server.master.payloads import MAX_PAYLOAD
 
@@ -38,7 +45,6 @@ log = logging.getLogger("batm-server.master")
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
-CLIENT_ID = "batm-server"
 BATCH = 500
 ACK_IDS = 500  # event ids per acknowledgement message (≤ 33 KB with 64-character ids)
 DYNSEC_TIMEOUT = 5.0
@@ -65,7 +71,7 @@ class MasterLink:
         self._lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="master-ingest", daemon=True)
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=CLIENT_ID, clean_session=False,
+            CallbackAPIVersion.VERSION2, client_id=SERVER_CLIENT_ID, clean_session=False,
             manual_ack=True, reconnect_on_failure=True,
         )
         self.client.max_inflight_messages_set(100)
@@ -240,8 +246,9 @@ class MasterLink:
         commands = [{"command": "createRole", "rolename": role}]
         commands += [{"command": "addRoleACL", "rolename": role, **acl}
                      for acl in terminal_acls(serial)]
+        # Bound to its own id: its credentials cannot take over another client's session.
         commands.append({"command": "createClient", "username": serial, "password": password,
-                         "roles": [{"rolename": role}]})
+                         "clientid": serial, "roles": [{"rolename": role}]})
         for response in self.dynsec(commands):
             if response.get("error"):
                 raise MasterUnavailable(

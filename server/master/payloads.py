@@ -25,6 +25,9 @@ def parse(payload: bytes, what: str) -> dict:
         raise PayloadError(str(exc)) from None
 
 
+MIN_INT, MAX_INT = -(2**63), 2**63 - 1  # what the database stores
+
+
 def field(obj: dict, name: str, types: type | tuple, what: str, *, optional: bool = True,
           max_len: int = 500):
     """obj[name] if it has one of `types` (bool is not an int here); None if absent and
@@ -40,6 +43,10 @@ def field(obj: dict, name: str, types: type | tuple, what: str, *, optional: boo
         raise PayloadError(f"{what}: {name} must be {_names(types)}, got {type(value).__name__}")
     if isinstance(value, str) and len(value) > max_len:
         raise PayloadError(f"{what}: {name} is longer than {max_len} characters")
+    if isinstance(value, int) and not isinstance(value, bool) and not MIN_INT <= value <= MAX_INT:
+        # Found by tests/test_fuzz.py: SQLite's INTEGER is 64-bit, and the overflow failed the
+        # whole ingest batch instead of refusing one message.
+        raise PayloadError(f"{what}: {name} is out of range ({MIN_INT}..{MAX_INT})")
     return value
 
 

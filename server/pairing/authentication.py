@@ -8,15 +8,19 @@ unpaired keeps its key on record, so its own signed requests are still recognise
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from batm_common import signing
-from batm_common.signing import SignatureError
+from batm_common.signing import ClockSkewError, SignatureError
 from server.db.terminals import Terminal
 from server.errors import ServiceError, bad_signature, unknown_terminal
 from server.pairing.registry import serial_problem
+from server.pairing.replay import ReplayGuard
 from server.pairing.states import SessionStatus, TerminalState
 from server.pairing.transactions import Transactions, Tx
+
+DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 @dataclass(frozen=True)
@@ -25,14 +29,26 @@ class SignedRequest:
 
     method: str
     path_with_query: str
-    body: bytes
+    body: bytes | None  # None: not read yet; `body_sha256` (its signed header) stands for it
     serial: str | None
     timestamp: str | None
     signature: str | None
+    body_sha256: str | None = None
+    nonce: str | None = None  # v2 signatures (replay protection: pairing/replay.py)
+
+    def digest(self) -> str:
+        if self.body is not None:
+            return signing.body_digest(self.body)
+        if not self.body_sha256 or not DIGEST.fullmatch(self.body_sha256):
+            raise bad_signature(f"the request needs a {signing.HEADER_CONTENT_SHA256} header "
+                                "(the body's SHA-256, 64 hex digits)")
+        return self.body_sha256.lower()
 
 
-def check_signature(signed: SignedRequest, key: bytes, serial: str) -> None:
-    """Signed by `key` for terminal `serial`, or 401 bad_signature saying what is wrong."""
+def check_signature(signed: SignedRequest, key: bytes, serial: str,
+                    replays: ReplayGuard | None = None) -> None:
+    """Signed by `key` for terminal `serial` and not seen before, or 401 bad_signature saying
+    what is wrong."""
     if not signed.timestamp or not signed.signature:
         raise bad_signature(
             f"the request is not signed (it needs {signing.HEADER_TIMESTAMP} and "
@@ -44,11 +60,19 @@ def check_signature(signed: SignedRequest, key: bytes, serial: str) -> None:
         raise bad_signature(f"the request is signed for terminal {signed.serial!r}")
     try:
         signing.verify(
-            key, signed.method, signed.path_with_query, signed.body,
-            signed.timestamp, signed.signature,
+            key, signed.method, signed.path_with_query, signed.digest(),
+            signed.timestamp, signed.signature, nonce=signed.nonce,
         )
+    except ClockSkewError as exc:
+        # Not "bad signature": the terminal corrects its clock with our time and stays paired.
+        raise ServiceError(401, "clock_skew", str(exc), headers={
+            signing.HEADER_SERVER_TIME: str(exc.server_time)}) from exc
     except SignatureError as exc:
         raise bad_signature(str(exc)) from exc
+    if replays is not None and not replays.first_use(signed.signature,
+                                                     int(signed.timestamp)):
+        raise bad_signature("this signed request was already used (a replay); every request "
+                            "must be signed afresh")
 
 
 def _not_paired(terminal: Terminal) -> ServiceError:
@@ -75,7 +99,7 @@ class Authenticator:
             raise unknown_terminal(signed.serial)
         if terminal.identity_key is None:
             raise ServiceError(403, "not_paired", f"terminal {terminal.serial!r} is not paired")
-        check_signature(signed, terminal.identity_key, terminal.serial)
+        check_signature(signed, terminal.identity_key, terminal.serial, self._tx.replays)
         terminal.last_seen = tx.now
         return terminal
 

@@ -6,12 +6,22 @@ pairing_code), so the operator's confirmation also proves nobody sits in between
 A hello for a *paired* terminal (one that lost its credentials) opens a request but leaves the
 terminal paired until the operator approves: an unauthenticated hello must not be able to knock
 a working terminal out of service.
+
+Nor can it block a pairing (issue 13, item 2). Anybody who knows a serial may say hello, so a
+serial holds several open requests at once, each bound to its identity key and its code; the
+operator approves the one whose code matches the kiosk's screen, and the others go. A hello
+replaces only the request of its own key (the terminal started again), or, when its source
+address already holds MAX_OPEN_PER_SOURCE requests of this serial, that source's oldest; when
+the serial holds MAX_OPEN_PER_SERIAL, the oldest request of the source holding most of them
+goes. A stranger's hellos therefore crowd out their own requests, not the genuine terminal's.
+Hellos are rate-limited per source address and per serial (pairing/rate_limit.py).
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -23,6 +33,7 @@ from server.db.terminals import PairingRequest, Terminal
 from server.errors import ServiceError, bad_request, unknown_request
 from server.notify import pairing_topic, session_topic
 from server.pairing.authentication import SignedRequest, check_signature
+from server.pairing.rate_limit import Rate, RateLimiter
 from server.pairing.registry import serial_problem
 from server.pairing.states import (
     OPEN_REQUEST_STATES,
@@ -30,10 +41,16 @@ from server.pairing.states import (
     RequestState,
     TerminalState,
 )
-from server.pairing.transactions import Transactions, Tx, drop_request, open_request, settle_state
+from server.pairing.transactions import Transactions, Tx, drop_request, settle_state
 from server.pairing.views import request_view, terminal_view
 
 log = logging.getLogger(__name__)
+
+MAX_OPEN_PER_SERIAL = 8
+MAX_OPEN_PER_SOURCE = 2  # of one serial, from one source address
+HELLOS_PER_SOURCE = Rate(burst=20, per_second=1 / 3)  # then 20 a minute
+HELLOS_PER_SERIAL = Rate(burst=10, per_second=1 / 6)  # then 10 a minute
+NO_PEER = "?"
 
 
 class PairingRequests:
@@ -44,8 +61,12 @@ class PairingRequests:
         server_spki: bytes | None = None,
         ca_pem: str | None = None,
         revoke: Callable[[str], object] | None = None,
+        per_source: Rate = HELLOS_PER_SOURCE,
+        per_serial: Rate = HELLOS_PER_SERIAL,
     ):
         self._tx = transactions
+        self._per_source = RateLimiter(per_source, "this address")
+        self._per_serial = RateLimiter(per_serial, "anybody for this serial")
         self._server_spki = server_spki  # None when the CLI works on the database directly
         self._ca_pem = ca_pem
         # Ends the MQTT and VPN access of a key that a re-pairing replaced; after the commit.
@@ -72,10 +93,7 @@ class PairingRequests:
                     f"terminal {serial!r} is not registered on this server; "
                     "the operator must create it first",
                 )
-            for earlier in tx.session.scalars(
-                select(PairingRequest).where(PairingRequest.serial == serial)
-            ).all():
-                drop_request(tx, earlier)
+            _make_room(tx, serial, identity_key, peer)
             request = PairingRequest(
                 request_id=secrets.token_urlsafe(18),
                 serial=serial,
@@ -101,11 +119,17 @@ class PairingRequests:
                 "ca_cert": self._ca_pem,
             }
 
+    def limit_hello(self, serial: str, peer: str | None) -> None:
+        """429 `rate_limited` beyond the per-source or per-serial rate. The gate calls it first
+        for every hello, before the upgrade answer of a too-old one (http/gate.py)."""
+        self._per_source.take(peer or NO_PEER)
+        self._per_serial.take(serial)
+
     def _signed_request(self, tx: Tx, request_id: str, signed: SignedRequest) -> PairingRequest:
         request = tx.session.get(PairingRequest, request_id)
         if request is None:
             raise unknown_request()
-        check_signature(signed, request.identity_key, request.serial)
+        check_signature(signed, request.identity_key, request.serial, self._tx.replays)
         request.last_poll = tx.now
         return request
 
@@ -168,18 +192,20 @@ class PairingRequests:
                 raise ServiceError(
                     404, "no_request", f"there is no terminal with serial {serial!r}"
                 )
-            request = open_request(tx, serial)
-            if request is None:
+            candidates = open_requests(tx, serial)
+            if not candidates:
                 raise ServiceError(
                     404, "no_request", f"terminal {serial!r} has no open pairing request"
                 )
-            if request.state == RequestState.AWAITING_CODE or request.code is None:
+            revealed = [r for r in candidates if r.code is not None]
+            if not revealed:
                 raise ServiceError(
                     409, "code_not_ready",
                     f"terminal {serial!r} has not revealed its pairing code yet; "
                     "wait until the terminal shows the code",
                 )
-            if not pairing_code.matches(request.code, typed):
+            request = next((r for r in revealed if pairing_code.matches(r.code, typed)), None)
+            if request is None:
                 raise ServiceError(
                     409, "code_mismatch",
                     f"the code {typed} does not match the pairing request of terminal {serial!r}; "
@@ -196,6 +222,9 @@ class PairingRequests:
             replaced = (terminal.state == TerminalState.PAIRED
                         and terminal.identity_key != request.identity_key)
             request.state = RequestState.APPROVED
+            for other in candidates:  # the approved key is the terminal's: the rest go
+                if other is not request:
+                    drop_request(tx, other)
             terminal.state = TerminalState.PAIRED
             terminal.identity_key = request.identity_key
             terminal.paired_at = tx.now
@@ -213,6 +242,36 @@ class PairingRequests:
         if replaced:
             self._revoke(serial)  # the old key's MQTT credentials go with it
         return view
+
+
+def open_requests(tx: Tx, serial: str) -> list[PairingRequest]:
+    """The serial's open requests, oldest first."""
+    return list(tx.session.scalars(
+        select(PairingRequest)
+        .where(PairingRequest.serial == serial)
+        .where(PairingRequest.state.in_(OPEN_REQUEST_STATES))
+        .order_by(PairingRequest.created_at, PairingRequest.request_id)
+    ).all())
+
+
+def _make_room(tx: Tx, serial: str, identity_key: bytes, peer: str | None) -> None:
+    """Drop what a new hello replaces (see the module doc): its key's earlier request, its
+    source's oldest beyond MAX_OPEN_PER_SOURCE, the fullest source's oldest beyond
+    MAX_OPEN_PER_SERIAL."""
+    for earlier in tx.session.scalars(
+        select(PairingRequest).where(PairingRequest.serial == serial)
+        .where(PairingRequest.identity_key == identity_key)
+    ).all():
+        drop_request(tx, earlier)
+    source = peer or NO_PEER
+    mine = [r for r in open_requests(tx, serial) if (r.peer or NO_PEER) == source]
+    for oldest in mine[:max(0, len(mine) - MAX_OPEN_PER_SOURCE + 1)]:
+        drop_request(tx, oldest)
+    requests = open_requests(tx, serial)
+    while len(requests) >= MAX_OPEN_PER_SERIAL:
+        fullest, _ = Counter(r.peer or NO_PEER for r in requests).most_common(1)[0]
+        drop_request(tx, next(r for r in requests if (r.peer or NO_PEER) == fullest))
+        requests = open_requests(tx, serial)
 
 
 def _wire_status(request: PairingRequest) -> PairingStatus:

@@ -132,4 +132,4 @@ class MasterDriver:
         password = (self.data_dir / "mosquitto" / "admin.secret").read_text().strip()
         return self.probe(self.rig.server.netns, "--broker", self.broker(),
                           "--ca", str(self.data_dir / "ca.pem"),
-                          "--username", "batm-server", f"--password={password}", *args)
+                          "--username", "batm:server", f"--password={password}", *args)

@@ -17,8 +17,8 @@ class SimPowerDriver:
         self.serial = serial
         self.trace = trace
 
-    def _terminal(self, action: str) -> None:
-        self._ask({"cmd": "terminal", "serial": self.serial, "action": action})
+    def _terminal(self, action: str, **extra: object) -> None:
+        self._ask({"cmd": "terminal", "serial": self.serial, "action": action, **extra})
 
     def _ask(self, request: dict) -> None:
         call(self.supervisor, request, timeout=ACTION_TIMEOUT, peer=SUPERVISOR)
@@ -34,6 +34,12 @@ class SimPowerDriver:
     @step
     def cycle(self) -> None:
         self._terminal("restart")
+
+    @step
+    def cycle_with_clock_offset(self, seconds: int) -> None:
+        """Restart with the agent's wall clock shifted (`batm-sim terminal restart
+        --clock-offset`, libfaketime): a Pi without RTC booting with a wrong calendar."""
+        self._terminal("restart", clock_offset=seconds)
 
     @step
     def cut(self) -> None:
