@@ -92,10 +92,11 @@ def test_b_previously_paired_approved_again_in_the_browser(target: Target, power
 def test_a_never_paired_with_the_vpn_configuration_from_the_browser(
         rig_a: Target, console_a: ConsoleDriver) -> None:  # noqa: F811
     t = rig_a
+    vpn = vpn_of(t)  # reads the broker's log from here on: made before the terminal connects
     console_a.create_terminal(t.serial, "A")
     assert "VPN configuration generated" in console_a.generate_vpn(t.serial)
     t.console.set_server(t.gate)
     code = t.console.wait_for_screen("pairing_code", TIMEOUT)["pairing_code"]
     assert "Approved" in console_a.approve(t.serial, code)
     t.console.wait_for_screen("in_service", TIMEOUT)
-    assert_master_through_tunnel(t, vpn_of(t))
+    assert_master_through_tunnel(t, vpn)

@@ -92,9 +92,13 @@ class Loopback:
         return subprocess.run([str(BIN / "batm-server"), *args, "--data-dir", str(self.data_dir)],
                               capture_output=True, text=True, check=check, timeout=60)
 
-    def wait_screen(self, screen_id: str, timeout: float = 15) -> dict:
-        out = self.agent_cli("wait", screen_id, "--timeout", str(timeout), "--json").stdout
-        return json.loads(out)
+    def wait_screen(self, screen_id: str, timeout: float = 30) -> dict:
+        """Returns as soon as the screen shows; the generous timeout is for a loaded machine."""
+        done = self.agent_cli("wait", screen_id, "--timeout", str(timeout), "--json", check=False)
+        assert done.returncode == 0, (
+            f"{screen_id} not shown within {timeout:g} s: {done.stderr.strip()}\n"
+            f"agent log tail:\n{self.agent.log.read_text()[-3000:]}")
+        return json.loads(done.stdout)
 
     def screen(self) -> dict:
         return json.loads(self.agent_cli("screen", "--json").stdout)
