@@ -1,5 +1,5 @@
 """The terminal agent: the daemon that pairs the kiosk with its server, keeps it connected and
-upgrades it (DESIGN.md §1). By feature; the top level is the daemon as a whole.
+upgrades it (architecture §1). By feature; the top level is the daemon as a whole.
 
   cli          `batm-agent`: run the daemon, or talk to the running one (status, screen, wait…)
   console      `batm-console`: the serial console, a line editor over the control socket

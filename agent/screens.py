@@ -1,4 +1,4 @@
-"""The screen model: what the kiosk shows, as data (DESIGN.md §5).
+"""The screen model: what the kiosk shows, as data (architecture §5).
 
 The agent never draws. It derives one model from its state; the display renders it and the tests
 read it. Wording follows the operator's pairing guide so that a technician holding the guide

@@ -1,4 +1,4 @@
-"""The screen ids (DESIGN.md §5): the `screen` field of the agent's screen model.
+"""The screen ids (architecture §5): the `screen` field of the agent's screen model.
 
 One definition for everyone: the agent derives a model with one of these ids, the display draws
 each of them, `batm-agent wait` accepts them, and the HIL suite waits for them. The advanced

@@ -1,6 +1,6 @@
 """The display's link to the agent: a subscriber on the control socket, in a background thread.
 
-The display never touches the network (DESIGN.md §1); everything it shows comes from the agent
+The display never touches the network (architecture §1); everything it shows comes from the agent
 over <state-dir>/control.sock (docs/protocol.md §4).  This module keeps one subscription open:
 it sends {"cmd": "subscribe"}, hands the first answer's screen and then every
 {"event": "screen"} to on_screen, and reconnects whenever the agent goes away (restart, upgrade,

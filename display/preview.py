@@ -26,7 +26,7 @@ def _model(screen: str, title: str, text: str, **extra) -> dict:
     return base
 
 
-# One realistic model per contract screen id (DESIGN.md §5), plus the display's own screens.
+# One realistic model per contract screen id (architecture §5), plus the display's own screens.
 SAMPLES: dict[str, dict] = {
     "set_server": _model("set_server", "Set server address",
                          "Open advanced administration and enter the host name or IP address "

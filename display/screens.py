@@ -1,7 +1,7 @@
 """What each screen id means on the display: tone, status word, layout, default wording.
 
 The agent's model carries a title and text, and those win; the defaults here are what the
-display says when a field is missing, so every contract screen (DESIGN.md §5) is readable even
+display says when a field is missing, so every contract screen (architecture §5) is readable even
 from a bare {"screen": "vpn_error"}.  Wording follows the operator's pairing guide (seed 001):
 the guide tells technicians to look for "Error: Terminal unpaired", the pairing code screen and
 "VPN connection error", so those are the words on the glass.

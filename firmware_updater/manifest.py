@@ -221,7 +221,8 @@ def default_chunk_size(payload_size: int) -> int:
 
 
 def check_installable(manifest: Manifest, running_version: int, hardware: str) -> None:
-    """The terminal's own policy (DESIGN §4): hardware, no downgrade, direct-install ranges."""
+    """The terminal's own policy (architecture §4): hardware, no downgrade, direct-install
+    ranges."""
     if hardware not in manifest.hardware:
         raise PolicyError(
             f"wrong hardware: the bundle is for {', '.join(manifest.hardware)}, "

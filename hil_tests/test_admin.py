@@ -1,5 +1,5 @@
-"""The advanced administration through the real kiosk window (DESIGN.md §2 "technician sets server
-host/IP in on-screen advanced administration"), on the rig.
+"""The advanced administration through the real kiosk window (architecture §2 "technician sets
+server host/IP in on-screen advanced administration"), on the rig.
 
 The display runs in its Xvfb; these tests press on it with xdotool exactly where the buttons are
 drawn (display.admin.widgets.layout, the function the display itself hit-tests with) and read

@@ -1,4 +1,4 @@
-"""Pairing in scenario B with a current-version terminal (DESIGN.md §2), on the rig.
+"""Pairing in scenario B with a current-version terminal (architecture §2), on the rig.
 
 Every wait is a wait-for-condition (console `wait`, `batm-agent wait`, polling the server's
 request list), never a fixed sleep.

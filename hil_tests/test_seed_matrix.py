@@ -1,4 +1,4 @@
-"""The pairing guide's full matrix (seed 001, DESIGN.md §2): 3 version classes × scenario A/B ×
+"""The pairing guide's full matrix (seed 001, architecture §2): 3 version classes × scenario A/B ×
 never / previously paired = 12 cases.
 
 Each case: the technician sets the server on the serial console; an old or archaic terminal shows

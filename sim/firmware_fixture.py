@@ -5,7 +5,7 @@
     D/server/firmware-keys/sim.key.pub      the server trusts it (`firmware add` checks it)
     D/<serial>/slots/trusted-keys/          each terminal trusts it (agent/upgrade/adapter.py)
 
-The catalog makes the seed's upgrade paths (DESIGN.md §2): 20210315 is installable from
+The catalog makes the seed's upgrade paths (architecture §2): 20210315 is installable from
 ≤ 20190130 and 20230801 from 20190131..20230731, so an old terminal takes one step to 20230801
 and an archaic one two (→ 20210315 → 20230801). The payload is a few files (~60 KB): the
 simulator runs the same agent code whatever the slot holds; what changes is the slot's manifest

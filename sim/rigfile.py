@@ -1,4 +1,4 @@
-"""rig.json: where the parts of a rig are (DESIGN.md §5; the simulated and the real rig alike).
+"""rig.json: where the parts of a rig are (architecture §5; the simulated and the real rig alike).
 
 The contract fields are::
 

@@ -1,5 +1,5 @@
 """Shared by the rig's own unit tests (tests/test_sim_*.py): prerequisites that skip outside CI
-and fail in CI (DESIGN.md §6), with a message naming what to install."""
+and fail in CI (architecture §6), with a message naming what to install."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The layering rule of the house (DESIGN.md §7, docs/architecture.md), read from the imports.
+"""The layering rule of the house (architecture §7, docs/architecture.md), read from the imports.
 
   batm_common       depends on nothing of ours
   firmware_updater  only on batm_common

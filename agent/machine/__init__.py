@@ -1,4 +1,4 @@
-"""The agent's pure state machine: (state, event) → (state, effects), no I/O (DESIGN.md §7).
+"""The agent's pure state machine: (state, event) → (state, effects), no I/O (architecture §7).
 
   state     AgentState, the phases, events and effects of pairing and the master link, the
             unions over every feature's, and `failed` (the shared retry step)

@@ -1,4 +1,4 @@
-"""The vpn_error screen (DESIGN.md §5): what went wrong with the VPN, and what to do about it.
+"""The vpn_error screen (architecture §5): what went wrong with the VPN, and what to do about it.
 
 Wording follows the operator's pairing guide ("VPN connection error … you probably didn't
 generate VPN configuration"), so a technician holding the guide recognises the screen.

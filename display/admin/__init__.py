@@ -1,4 +1,4 @@
-"""The advanced administration on the kiosk screen (DESIGN.md §3, §5 admin_* screens).
+"""The advanced administration on the kiosk screen (architecture §3, §5 admin_* screens).
 
     gesture.py     the hidden way in (long press in the top-left corner; Ctrl+Alt+A on a keyboard)
     controller.py  pages, PIN entry, the address being typed; requests to the agent

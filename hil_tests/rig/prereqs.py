@@ -1,7 +1,7 @@
 """What the HIL suite needs before it can bring up a simulated rig, as one message.
 
 Outside CI a missing prerequisite skips the suite with that message; with CI=true it fails it
-(DESIGN.md §6: in CI a missing prerequisite is a failure, not a skip). That includes the
+(architecture §6: in CI a missing prerequisite is a failure, not a skip). That includes the
 product's own commands: a broken install must not pass as "skipped".
 """
 

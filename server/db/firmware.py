@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db.base import Base, UTCDateTime
 
-DEFAULT_MIN_PAIR_VERSION = 20230801  # DESIGN.md §2: "current" terminals, until the operator says
+DEFAULT_MIN_PAIR_VERSION = 20230801  # architecture §2: "current" terminals, until the operator says
 
 
 class FirmwareBundle(Base):

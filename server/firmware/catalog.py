@@ -6,7 +6,7 @@ data_dir/firmware-keys/, complete file, every payload chunk, and the payload rea
 reads it: firmware_updater.payload_check), so what the gate serves is exactly what was checked.
 The copy is renamed into place only once it verified.
 
-The upgrade graph (DESIGN.md §4, hawkBit's requiredMigrationStep): a bundle is an edge from every
+The upgrade graph (architecture §4, hawkBit's requiredMigrationStep): a bundle is an edge from every
 version its manifest's `install_from` ranges contain to its own version. `plan` returns the path
 from a running version to one ≥ the policy's minimum with the fewest steps, taking the highest
 version at each step on ties. Terminals check every step again themselves.

@@ -2,7 +2,7 @@
 
 Who may download is the upgrade gate's decision (firmware/gate.py); this streams the file in
 TLS-record-sized blocks, so that a slow link delivers — and the terminal shows — steady progress,
-and a download cut off resumes where it stopped (DESIGN.md §4).
+and a download cut off resumes where it stopped (architecture §4).
 """
 
 from __future__ import annotations

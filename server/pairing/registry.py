@@ -1,6 +1,6 @@
 """The registry: the terminals the operator created, what makes a serial valid, and unpairing.
 
-A terminal must be registered before it may pair (DESIGN.md §2: the operator creates it first).
+A terminal must be registered before it may pair (architecture §2: the operator creates it first).
 Unpair and delete end its access at once: the long-polls of its session wake, and the `revoke`
 hook (the server's MQTT and VPN revocation) runs after the transaction committed.
 """

@@ -1,6 +1,6 @@
 """`up` and `down` of the booted rig, and the state file that lets `down` undo everything.
 
-    D/rig.json        the HIL suite's rig file (kind "booted"; DESIGN.md §5 shape)
+    D/rig.json        the HIL suite's rig file (kind "booted"; architecture §5 shape)
     D/booted.json     what down must stop/remove: pids, namespaces, the overlay mount
     D/server/         the server's data dir (its admin.sock is how the HIL drivers reach it)
     D/machine/        the container: overlay layers, root/ (mounted), console (pty link)
