@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import time
+import threading
 
 import pytest
 from test_mqtt_master import tls_connect
@@ -39,14 +39,14 @@ class Rig:
         self.broker.prepare()
         self.broker.start()
         self.link = MasterLink(self.broker, Ingest(open_database(tmp_path)))
-        self.server_disconnects = 0
+        self.server_lost = threading.Event()  # the server's own client was disconnected
         original = self.link.client.on_disconnect
 
-        def counting(*args):
-            self.server_disconnects += 1
+        def noting(*args):
+            self.server_lost.set()
             original(*args)
 
-        self.link.client.on_disconnect = counting
+        self.link.client.on_disconnect = noting
         self.link.start()
         assert self.link.wait_connected(10), "the server's client did not connect"
         self.listener = "127.0.0.1"
@@ -92,8 +92,7 @@ def test_terminal_a_credentials_with_b_client_id_do_not_disconnect_b(rig):
     victim, rc, victim_lost = rig.connect(B, B, host=listener)
     assert rc is not None and not rc.is_failure, rc
     for _ in range(3):
-        attacker, _rc, _lost = rig.connect(A, B, host=listener)
-        time.sleep(0.3)
+        attacker, _rc, _lost = rig.connect(A, B, host=listener)  # returns after the CONNACK
         close(attacker)
     assert not victim_lost.wait(1.0), "terminal B was disconnected by A's credentials"
     close(victim)
@@ -102,11 +101,10 @@ def test_terminal_a_credentials_with_b_client_id_do_not_disconnect_b(rig):
 def test_terminal_credentials_with_the_server_client_id_do_not_kick_the_server(rig):
     listener = rig.listener
     for client_id in (SERVER_CLIENT_ID, "batm-server"):
-        attacker, _rc, _lost = rig.connect(A, client_id, host=listener)
-        time.sleep(0.5)
+        attacker, _rc, _lost = rig.connect(A, client_id, host=listener)  # after the CONNACK
         close(attacker)
-    time.sleep(0.5)
-    assert rig.server_disconnects == 0 and rig.link.connected.is_set()
+    assert not rig.server_lost.wait(1.0), "the server's client was kicked by a terminal's id"
+    assert rig.link.connected.is_set()
 
 
 def test_a_terminal_still_connects_with_its_own_id(rig):
