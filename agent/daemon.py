@@ -47,6 +47,7 @@ from agent.vpn.states import VPN_EFFECTS
 from batm_common.atomic import ensure_private_dir
 from batm_common.hostaddr import parse_server_address
 from batm_common.journal_logging import stderr_handler
+from batm_common.quarantine import STATE_FILE_EVENT, take_reports
 from batm_common.screen_ids import ScreenId
 from batm_common.sd_notify import sd_notify
 from batm_common.sd_notify import status as sd_status
@@ -102,6 +103,7 @@ class Daemon:
         self.admin = AdminService(config.state_dir, status=self.status, set_server=self.set_server,
                                   reboot=reboot_terminal, slots_dir=config.slots_dir,
                                   vpn=self.vpn.info)
+        self._report_quarantines()  # what the loaders above (and the updater) moved aside
 
     # ------------------------------------------------------------------ control backend
 
@@ -135,7 +137,15 @@ class Daemon:
 
     # ------------------------------------------------------------------ the loop
 
+    def _report_quarantines(self) -> None:
+        """Each damaged state file moved aside becomes one event for the server (outbox)."""
+        for record in take_reports():
+            self.master.record_event(STATE_FILE_EVENT, record.to_json())
+
     def dispatch(self, event: machine.Event) -> None:
+        # Files damaged since (the VPN key, the install journal) are loaded while the agent
+        # works; every event is a moment to pass their reports on.
+        self._report_quarantines()
         old = self.state
         new, effects = transition(old, event)
         # Persist first: a power cut after this line must not lose what the screen will claim.

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from batm_common.atomic import atomic_write
+from batm_common.quarantine import Replacement, quarantine
 from batm_common.signing import fingerprint
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,9 @@ def load_or_create(state_dir: Path) -> Identity:
             if path.stat().st_mode & 0o077:
                 os.chmod(path, 0o600)
             return Identity(key)
-        except ValueError as exc:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             # A damaged key cannot be repaired; a new one means pairing again, which is safe.
-            aside = path.with_name(f"{FILENAME}.corrupt-{int(time.time())}")
-            os.replace(path, aside)
-            log.error("identity key unreadable (%s); moved to %s, making a new one", exc, aside)
+            quarantine(path, f"not a usable Ed25519 private key ({exc})", Replacement.RECREATED)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -1,21 +1,21 @@
 """The agent's settings store: server address and pairing credentials, one JSON file.
 
 Every save is atomic and is mirrored to `settings.json.bak`, so a file damaged from outside (a
-technician's editor, a bad SD card sector) costs nothing: load() moves the damaged file aside,
-says what was wrong, and falls back to the mirror, which holds the last good settings.
+technician's editor, a bad SD card sector) costs nothing: load() quarantines the damaged file
+(batm_common.quarantine: moved aside and reported), and falls back to the mirror, which holds the
+last good settings.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from batm_common.atomic import atomic_write
 from batm_common.hostaddr import AddressError, ServerAddress, parse_server_address
+from batm_common.quarantine import Replacement, quarantine
 
 log = logging.getLogger(__name__)
 
@@ -123,26 +123,30 @@ class SettingsStore:
         try:
             return self._read(self.path)
         except SettingsError as exc:
-            quarantine = self.path.with_name(f"{FILENAME}.corrupt-{int(time.time())}")
-            os.replace(self.path, quarantine)
-            log.error("settings: %s; moved it to %s", exc, quarantine.name)
-            return self._load_backup(str(exc), damaged=True)
+            return self._load_backup(str(exc), damaged=self.path)
 
-    def _load_backup(self, why: str, damaged: bool = False) -> Settings:
-        if not self.backup.exists():
-            log.error("settings: %s and there is no backup; starting unconfigured", why)
-            if damaged:
-                self.damaged = f"{why}; there is no backup"
-            return Settings()
+    def _load_backup(self, why: str, damaged: Path | None = None) -> Settings:
+        """The mirror's settings (saved back as the main file), or defaults when it is unusable.
+
+        `damaged` is the main file when it exists but cannot be used: it is quarantined once
+        the outcome is known, so its report says whether anything was lost.
+        """
         try:
-            settings = self._read(self.backup)
+            settings = self._read(self.backup) if self.backup.exists() else None
         except SettingsError as exc:
-            quarantine = self.backup.with_name(f"{FILENAME}.bak.corrupt-{int(time.time())}")
-            os.replace(self.backup, quarantine)
-            log.error("settings: the backup is unusable too (%s); moved it to %s, starting "
-                      "unconfigured", exc, quarantine.name)
+            if damaged is not None:
+                quarantine(damaged, why, Replacement.RECREATED)
+            quarantine(self.backup, str(exc), Replacement.RECREATED)
             self.damaged = f"{why}; the backup is damaged too ({exc})"
             return Settings()
+        if settings is None:
+            log.error("settings: %s and there is no backup; starting unconfigured", why)
+            if damaged is not None:
+                quarantine(damaged, why, Replacement.RECREATED)
+                self.damaged = f"{why}; there is no backup"
+            return Settings()
+        if damaged is not None:
+            quarantine(damaged, why, Replacement.RESTORED)
         log.warning("settings: using the last good settings from %s", self.backup.name)
         self.save(settings)
         return settings

@@ -39,6 +39,7 @@ from firmware_updater.journal import (
     BEFORE_BOOT,
     COMMITTED,
     COMMITTING,
+    DAMAGED_FIELD,
     DOWNLOADING,
     FAILED,
     REBOOTING,
@@ -312,6 +313,12 @@ class Installer:
             self.backend.on_boot()
         self.record = self.journal.load() or {}
         state = self.record.get("state")
+        if self.record.get(DAMAGED_FIELD) and state == FAILED and self.backend.is_trying():
+            # The journal that knew why this slot is being tried is gone: the try cannot be
+            # judged, so the slot known to work runs again (the bundle will be offered again).
+            self.record |= {"target": self.backend.active(),
+                            "previous": self.backend.committed()}
+            return self._rollback("the install journal was damaged during a try boot")
         if not state or state in TERMINAL:
             slot, version, _hw = self.running()
             return Outcome(state or "idle", f"running version {version} in slot {slot}; "

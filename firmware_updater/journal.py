@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from batm_common.atomic import atomic_write, ensure_private_dir
-from firmware_updater.errors import FirmwareError
+from batm_common.quarantine import Replacement, quarantine
 from firmware_updater.faults import crash_point
 
 IDLE = "idle"
@@ -49,6 +49,7 @@ STATES = (IDLE, DOWNLOADING, WRITTEN, ARMED, REBOOTING, TRYING, COMMITTING, COMM
 TERMINAL = frozenset({IDLE, COMMITTED, ROLLED_BACK, FAILED})
 BEFORE_BOOT = frozenset({DOWNLOADING, WRITTEN, ARMED})
 HISTORY_LIMIT = 32
+DAMAGED_FIELD = "journal_damaged"  # in the record that replaced a damaged journal: where it went
 
 
 def now() -> str:
@@ -61,15 +62,26 @@ class Journal:
         self.path = self.directory / "journal.json"
 
     def load(self) -> dict | None:
+        """The record; None before the first install. A damaged journal is quarantined and
+        replaced by a `failed` record naming it (DAMAGED_FIELD), so it never blocks the next
+        install; Installer.resume() rolls back a try boot it can no longer judge."""
         try:
             record = json.loads(self.path.read_text())
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise FirmwareError(f"the install journal {self.path} is unreadable ({exc}); "
-                                "remove it to start over") from exc
+            return self._replace_damaged(f"unreadable ({exc})")
         if not isinstance(record, dict) or record.get("state") not in STATES:
-            raise FirmwareError(f"the install journal {self.path} has no valid state")
+            return self._replace_damaged("it has no valid state")
+        return record
+
+    def _replace_damaged(self, why: str) -> dict:
+        kept = quarantine(self.path, why, Replacement.RECREATED)
+        record = {"state": FAILED, "updated": now(), DAMAGED_FIELD: kept.moved_to,
+                  "reason": f"the install journal was damaged ({why}); it was moved to "
+                            f"{Path(kept.moved_to).name} and nothing is in progress now",
+                  "history": [{"state": FAILED, "at": now()}]}
+        self._write(record)
         return record
 
     def _write(self, record: dict) -> None:

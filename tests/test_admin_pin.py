@@ -16,6 +16,7 @@ from agent.admin.pin import (
     check_new_pin,
     lockout_period,
 )
+from batm_common.quarantine import Replacement, take_reports
 
 FAST = {"n": 2**4, "r": 8, "p": 1}  # real scrypt, cheap parameters
 
@@ -130,12 +131,65 @@ def test_change_needs_the_right_old_pin_and_counts_wrong_ones(tmp_path, clock):
         pins.change("564738", "000111")
 
 
-@pytest.mark.parametrize("content", [b"{", b"[]", b'{"kdf": "md5"}', b"\xff\xfe"])
-def test_a_damaged_file_fails_closed(tmp_path, clock, content):
+DAMAGED = [b"{", b"[]", b'{"kdf": "md5"}', b"\xff\xfe"]
+
+
+@pytest.fixture(autouse=True)
+def _no_reports_left_over():
+    take_reports()  # quarantines from other tests in this process
+    yield
+    take_reports()
+
+
+@pytest.mark.parametrize("content", DAMAGED)
+def test_a_damaged_file_with_no_mirror_fails_closed_and_is_kept_for_a_post_mortem(
+        tmp_path, clock, content):
     (tmp_path / "admin-pin.json").write_bytes(content)
     pins = store(tmp_path, clock)
-    with pytest.raises(PinFileDamaged, match=r"admin-pin\.json"):
-        pins.verify(FACTORY_PIN)
+    with pytest.raises(PinFileDamaged, match=r"admin-pin\.json.*delete"):
+        pins.verify(FACTORY_PIN)  # the factory PIN does not open a damaged admin
     with pytest.raises(PinFileDamaged):
         pins.change("482913", old_required=False)
-    assert (tmp_path / "admin-pin.json").read_bytes() == content  # nothing lost
+    [kept] = tmp_path.glob("admin-pin.json.corrupt-*")
+    assert kept.read_bytes() == content  # nothing lost
+    [report] = take_reports()
+    assert report.moved_to == str(kept) and report.replacement == Replacement.REFUSED
+    with pytest.raises(PinFileDamaged):  # sealed: still refused at the next start,
+        store(tmp_path, clock).verify(FACTORY_PIN)
+    assert take_reports() == []  # and not quarantined (nor reported) again
+
+
+@pytest.mark.parametrize("content", DAMAGED)
+def test_a_damaged_file_is_restored_from_its_mirror_with_pin_and_lockout(
+        tmp_path, clock, content):
+    pins = store(tmp_path, clock)
+    pins.change("482913", old_required=False)
+    fail(pins, 2)
+    (tmp_path / "admin-pin.json").write_bytes(content)
+    attempt = store(tmp_path, clock).verify("000111")
+    assert not attempt.ok and attempt.tries_left == MAX_FAILURES - 3  # the count survived
+    assert store(tmp_path, clock).verify("482913").ok
+    [kept] = tmp_path.glob("admin-pin.json.corrupt-*")
+    assert kept.read_bytes() == content
+    [report] = take_reports()
+    assert report.replacement == Replacement.RESTORED and "not a PIN record" in report.reason
+
+
+def test_both_files_damaged_quarantines_both_and_fails_closed(tmp_path, clock):
+    pins = store(tmp_path, clock)
+    pins.change("482913", old_required=False)
+    (tmp_path / "admin-pin.json").write_bytes(b"{")
+    (tmp_path / "admin-pin.json.bak").write_bytes(b"[]")
+    with pytest.raises(PinFileDamaged, match="mirror"):
+        store(tmp_path, clock).verify("482913")
+    assert len(take_reports()) == 2
+    assert len(list(tmp_path.glob("admin-pin.json*.corrupt-*"))) == 2
+
+
+def test_deleting_the_file_restores_the_factory_pin_not_the_mirror(tmp_path, clock):
+    """The documented recovery (root deletes admin-pin.json) must not bring back the old PIN."""
+    pins = store(tmp_path, clock)
+    pins.change("482913", old_required=False)
+    (tmp_path / "admin-pin.json").unlink()
+    attempt = store(tmp_path, clock).verify(FACTORY_PIN)
+    assert attempt.ok and attempt.must_change

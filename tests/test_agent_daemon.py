@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from waiting import wait_for as wait_until
 
-from batm_common.control_client import ControlClient
+from batm_common.control_client import AgentError, ControlClient
 from batm_common.control_commands import AdminCommand
+from batm_common.quarantine import STATE_FILE_EVENT
 
 BIN = Path(sys.executable).parent
 
@@ -184,6 +185,45 @@ def test_damaged_state_files_never_crash_loop_and_the_screen_says_so(loopback):
     assert loopback.agent.popen.poll() is None  # still running
     assert list(loopback.state_dir.glob("local.db.corrupt-*"))
     assert list(loopback.state_dir.glob("settings.json.bak.corrupt-*"))
+    assert "Traceback" not in loopback.agent.log.read_text()
+
+
+def test_every_damaged_state_file_is_quarantined_and_reported_to_the_server(loopback):
+    """Issue 13, item 5: each state file the agent or its updater keeps, when damaged, is moved
+    aside and replaced (restored, recreated or refused), and the server hears of each one."""
+    loopback.start_server()
+    loopback.start_agent()
+    loopback.pair()
+    loopback.agent.stop()
+    slots = loopback.root / "slots"
+    damaged = {
+        loopback.state_dir / "settings.json": "restored",  # the mirror still holds the pairing
+        loopback.state_dir / "local.db": "recreated",
+        loopback.state_dir / "wg-private.key": "recreated",
+        loopback.state_dir / "admin-pin.json": "refused",  # never the factory PIN instead
+        slots / "updater" / "journal.json": "recreated",
+    }
+    for path in damaged:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\x00torn sector\xff" * 32)
+    loopback.start_agent()
+    loopback.wait_screen("in_service")  # still paired: nothing here costs the pairing
+
+    def reported() -> dict[str, dict]:
+        answer = loopback.server_cli("terminal", "events", "T-LOOP-1", "--json", "--limit", "50")
+        return {Path(e["data"]["file"]).name: e["data"]
+                for e in json.loads(answer.stdout)["events"]
+                if e["type"] == STATE_FILE_EVENT}
+
+    wait_until(lambda: len(reported()) == len(damaged), 30,
+               lambda: f"five quarantine events; got {sorted(reported())}")
+    events = reported()
+    for path, replacement in damaged.items():
+        event = events[path.name]
+        assert event["replacement"] == replacement, event
+        assert Path(event["moved_to"]).read_bytes().startswith(b"\x00torn sector")
+    with ControlClient(loopback.state_dir) as client, pytest.raises(AgentError, match="damaged"):
+        client.call(AdminCommand.UNLOCK, pin="000000")
     assert "Traceback" not in loopback.agent.log.read_text()
 
 

@@ -11,6 +11,7 @@ from typing import ClassVar
 import pytest
 
 from agent.hardware import read_active_version
+from batm_common.quarantine import Replacement, take_reports
 from firmware_updater.errors import BusyError, FirmwareError, SourceError
 from firmware_updater.install import Installer
 from firmware_updater.testing import (
@@ -184,3 +185,43 @@ def test_http_unreachable_is_a_clear_source_error(rig) -> None:
     with pytest.raises(SourceError, match=r"cannot download http://127\.0\.0\.1:9/"):
         installer(tmp, slots).install("http://127.0.0.1:9/b.fw")
     assert read_active_version(slots) == OLD
+
+
+@pytest.fixture()
+def reports():
+    take_reports()  # quarantines from other tests in this process
+    yield take_reports
+    take_reports()
+
+
+@pytest.mark.parametrize("damage", [b"{\"state\": \"downl", b"[]", b'{"state": "dancing"}'])
+def test_a_damaged_journal_is_quarantined_and_the_next_install_proceeds(
+        rig, reports, damage) -> None:
+    """Issue 13, item 5: a damaged journal used to refuse every later install ("remove it")."""
+    tmp, slots, _key, _src = rig
+    journal = slots / "updater" / "journal.json"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_bytes(damage)
+    outcome = installer(tmp, slots).resume(boot=True)
+    assert outcome.state == "failed" and read_active_version(slots) == OLD
+    [kept] = journal.parent.glob("journal.json.corrupt-*")
+    assert kept.read_bytes() == damage
+    [report] = reports()
+    assert report.replacement == Replacement.RECREATED and report.moved_to == str(kept)
+    assert "damaged" in installer(tmp, slots).status()["install"]["reason"]
+    assert installer(tmp, slots).install(str(tmp / "b.fw")).state == "rebooting"
+    assert installer(tmp, slots).resume(boot=True).state == "trying"
+
+
+def test_a_journal_damaged_during_a_try_boot_rolls_back_to_the_committed_slot(
+        rig, reports) -> None:
+    tmp, slots, _key, _src = rig
+    installer(tmp, slots).install(str(tmp / "b.fw"))
+    assert installer(tmp, slots).resume(boot=True).state == "trying"
+    (slots / "updater" / "journal.json").write_bytes(b"\x00" * 64)  # a torn sector
+    outcome = installer(tmp, slots).resume(boot=False)  # the agent restarts
+    assert outcome.state == "rolled_back" and "journal was damaged" in outcome.message
+    assert read_active_version(slots) == OLD
+    status = installer(tmp, slots).status()
+    assert (status["active"], status["committed"], status["trying"]) == ("a", "a", False)
+    assert len(reports()) == 1

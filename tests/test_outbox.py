@@ -9,13 +9,13 @@ import os
 import pytest
 
 from agent.master.outbox import (
-    RECREATED_EVENT,
     AckError,
     EventError,
     Outbox,
     OutboxPump,
     parse_acks,
 )
+from batm_common.quarantine import Replacement, take_reports
 
 
 class FakeLink:
@@ -229,15 +229,16 @@ def test_reset_makes_a_fresh_database(tmp_path):
 
 def test_a_damaged_local_db_is_quarantined_recreated_and_reported(tmp_path):
     """Issue 13, item 5: 'file is not a database' used to crash-loop the agent."""
+    take_reports()
     (tmp_path / "local.db").write_bytes(b"this is not an SQLite database" * 100)
     outbox = Outbox(tmp_path)
     assert outbox.quarantined is not None and outbox.quarantined.exists()
     assert outbox.quarantined.read_bytes().startswith(b"this is not")
-    [event] = outbox.pending(10)
-    body = json.loads(event.body)
-    assert body["type"] == RECREATED_EVENT and body["data"]["quarantined"] == \
-        outbox.quarantined.name
+    [report] = take_reports()  # the daemon turns it into an event for the server
+    assert report.moved_to == str(outbox.quarantined)
+    assert report.replacement == Replacement.RECREATED and "not a database" in report.reason
     outbox.record("after.recreate")  # the new database works
-    assert outbox.count() == 2
+    assert outbox.count() == 1
     outbox.close()
     assert Outbox(tmp_path).quarantined is None  # and it is fine at the next start
+    assert take_reports() == []

@@ -20,7 +20,11 @@ File: `state_dir/admin-pin.json` (mode 0600, written with batm_common.atomic.ato
 - The lockout uses the wall clock (it must survive a reboot, a monotonic clock does not). A
   clock that jumps backwards (a Pi without RTC before NTP) cannot lengthen a lockout beyond the
   period that was imposed.
-- A damaged file fails closed: every attempt is refused with a sentence naming the file.
+- Every save is mirrored to `admin-pin.json.bak`. A damaged file is quarantined
+  (batm_common.quarantine: moved aside, reported to the server) and the mirror restored; when
+  the mirror is unusable too, a "sealed" record takes its place and every attempt is refused
+  with a sentence naming the file (failing closed: the factory PIN would open the admin to
+  anyone at the kiosk). Deleting the file as root is the recovery.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batm_common.atomic import atomic_write
+from batm_common.quarantine import Replacement, quarantine
 
 FILE_NAME = "admin-pin.json"
+SEALED = "sealed"  # the record left in place of a damaged file with no usable mirror
 FACTORY_PIN = "000000"
 MAX_FAILURES = 5
 FIRST_LOCKOUT = 30.0
@@ -52,6 +58,15 @@ class PinError(ValueError):
 
 class PinFileDamaged(PinError):
     """admin-pin.json exists but cannot be used."""
+
+
+class _Unusable(ValueError):
+    """A PIN file's content is not a PIN record (internal: load() quarantines it)."""
+
+
+def _sealed_message(path: Path, why: str) -> str:
+    return (f"the PIN file {path} was damaged ({why}); the advanced administration stays "
+            "locked until it is deleted as root, which restores the factory PIN")
 
 
 def lockout_period(lockouts: int) -> float:
@@ -86,6 +101,7 @@ class PinStore:
     def __init__(self, state_dir: Path | str, *, clock: Callable[[], float] = time.time,
                  scrypt_params: dict | None = None) -> None:
         self.path = Path(state_dir) / FILE_NAME
+        self.backup = self.path.with_name(FILE_NAME + ".bak")
         self.clock = clock
         self.params = dict(scrypt_params or SCRYPT)
 
@@ -102,15 +118,18 @@ class PinStore:
                 "hash": self._hash(pin, salt, self.params).hex(), "must_change": must_change,
                 "failures": 0, "lockouts": 0, "locked_until": 0.0}
 
-    def load(self) -> dict:
+    def _read(self, path: Path) -> dict | None:
+        """The record stored in `path`; None when there is none; _Unusable when damaged."""
         try:
-            raw = self.path.read_bytes()
+            raw = path.read_bytes()
         except FileNotFoundError:
-            return self._new_record(FACTORY_PIN, must_change=True)
-        except OSError as exc:
-            raise PinFileDamaged(f"cannot read {self.path}: {exc.strerror}") from exc
+            return None
+        except OSError as exc:  # a permission problem is the installer's, not the file's
+            raise PinFileDamaged(f"cannot read {path}: {exc.strerror}") from exc
         try:
             record = json.loads(raw)
+            if isinstance(record, dict) and isinstance(record.get(SEALED), str):
+                return record
             ok = (isinstance(record, dict) and record.get("kdf") == "scrypt"
                   and all(isinstance(record.get(k), int) and not isinstance(record.get(k), bool)
                           for k in ("n", "r", "p", "failures", "lockouts"))
@@ -118,16 +137,48 @@ class PinStore:
                   and isinstance(record.get("must_change"), bool))
             bytes.fromhex(record["salt"])
             bytes.fromhex(record["hash"])
-        except (ValueError, KeyError, TypeError, AttributeError):
-            ok = False
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise _Unusable(f"not a PIN record ({type(exc).__name__}: {exc})") from exc
         if not ok:
-            raise PinFileDamaged(f"the PIN file {self.path} is damaged; the advanced "
-                                 "administration stays locked (delete the file as root to "
-                                 "restore the factory PIN)")
+            raise _Unusable("not a PIN record (a field is missing or of the wrong type)")
         return record
 
+    def load(self) -> dict:
+        """The PIN record. A damaged file is quarantined and the mirror restored; with no usable
+        mirror the admin is sealed (PinFileDamaged) rather than opened with the factory PIN."""
+        try:
+            record = self._read(self.path)
+        except _Unusable as exc:
+            return self._restore(str(exc))
+        if record is None:
+            # No file is the factory state, and deleting it (root) the documented recovery:
+            # the mirror is not consulted, or that recovery would bring the old PIN back.
+            return self._new_record(FACTORY_PIN, must_change=True)
+        if SEALED in record:
+            raise PinFileDamaged(_sealed_message(self.path, record[SEALED]))
+        return record
+
+    def _restore(self, why: str) -> dict:
+        try:
+            backup = self._read(self.backup)
+        except _Unusable as exc:
+            backup, why = None, f"{why}; its mirror {self.backup.name} is damaged too ({exc})"
+            quarantine(self.backup, str(exc), Replacement.REFUSED)
+        if backup is not None and SEALED not in backup:
+            quarantine(self.path, why, Replacement.RESTORED)
+            self._save(backup)
+            return backup
+        # Nothing safe replaces a PIN: the factory PIN would open the admin (and re-pointing a
+        # paired terminal) to anyone at the kiosk. The terminal keeps serving customers.
+        quarantine(self.path, why, Replacement.REFUSED)
+        atomic_write(self.path, json.dumps({"format": 1, SEALED: why}).encode() + b"\n",
+                     mode=0o600)
+        raise PinFileDamaged(_sealed_message(self.path, why))
+
     def _save(self, record: dict) -> None:
-        atomic_write(self.path, json.dumps(record, indent=1).encode() + b"\n", mode=0o600)
+        data = json.dumps(record, indent=1).encode() + b"\n"
+        atomic_write(self.path, data, mode=0o600)
+        atomic_write(self.backup, data, mode=0o600)  # the mirror _restore() falls back to
 
     # -- operations ------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ Everything here is synchronous and runs in the daemon's loop: the slowest step i
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import secrets
@@ -75,6 +76,10 @@ class AdminService:
         scrypt_params: dict | None = None,
     ) -> None:
         self.pins = PinStore(state_dir, clock=wall_clock, scrypt_params=scrypt_params)
+        # Read once at start, so a damaged PIN file is quarantined and reported to the operator
+        # now, not when a technician first needs the admin at the kiosk.
+        with contextlib.suppress(PinFileDamaged):
+            self.pins.load()
         self.status = status
         self.set_server = set_server
         self.reboot = reboot or reboot_terminal

@@ -27,11 +27,11 @@ from pathlib import Path
 
 from batm_common.clock import iso_ms, utcnow
 from batm_common.jsondoc import NotAJsonObject, parse_object
+from batm_common.quarantine import Replacement, quarantine
 
 log = logging.getLogger(__name__)
 
 DB_FILE = "local.db"
-RECREATED_EVENT = "agent.local_db_recreated"  # reported to the server after a quarantine
 MAX_PAYLOAD = 64 * 1024
 EVENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -89,16 +89,12 @@ class Outbox:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
             # A damaged file must not crash-loop the agent (issue 13, item 5): keep it aside
-            # for a post-mortem, start a fresh one, and tell the server what happened.
-            self.quarantined = self.path.with_name(f"{DB_FILE}.corrupt-{int(time.time())}")
-            self.path.replace(self.quarantined)
+            # for a post-mortem and start a fresh one; the daemon reports the quarantine.
             for suffix in ("-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-            log.error("local database %s is damaged (%s); moved it to %s and started a new one",
-                      self.path, exc, self.quarantined.name)
+            self.quarantined = Path(quarantine(self.path, str(exc), Replacement.RECREATED)
+                                    .moved_to)
             self._db = self._open()
-            self.record(RECREATED_EVENT, {"reason": str(exc),
-                                          "quarantined": self.quarantined.name})
 
     def _open(self) -> sqlite3.Connection:
         new = not self.path.exists()

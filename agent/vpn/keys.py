@@ -13,6 +13,7 @@ from pathlib import Path
 from wireguard_tools import WireguardKey
 
 from batm_common.atomic import atomic_write
+from batm_common.quarantine import Replacement, quarantine
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,12 @@ def load_or_create(state_dir: Path) -> WireguardKey:
         key = WireguardKey(path.read_text().strip())
         if key:
             return key
-        log.error("%s holds an all-zero key; making a new one", path)
+        quarantine(path, "it holds an all-zero key", Replacement.RECREATED)
     except FileNotFoundError:
         pass
     except (OSError, ValueError) as exc:
-        log.error("%s is unusable (%s); making a new WireGuard key", path, exc)
+        # A new key only costs a check-in: the signed check-in carries the new public key.
+        quarantine(path, f"not a WireGuard private key ({exc})", Replacement.RECREATED)
     key = WireguardKey.generate()
     atomic_write(path, (str(key) + "\n").encode(), mode=0o600)
     log.info("made a new WireGuard key (public %s)", key.public_key())
