@@ -4,6 +4,7 @@ It depends on nothing of ours (tests/test_layering.py enforces it), so a termina
 updater and the server can each use it without pulling in one another.
 
   atomic           atomic file writes (write, fsync, rename, fsync the directory), private dirs
+  quarantine       damaged state files moved aside, remembered until reported to the server
   signing          Ed25519 request signatures, base64url, key fingerprints
   pairing_code     the short authentication string both sides derive independently
   hostaddr         validation of a server address HOST[:PORT]

@@ -200,6 +200,7 @@ def test_every_damaged_state_file_is_quarantined_and_reported_to_the_server(loop
         loopback.state_dir / "settings.json": "restored",  # the mirror still holds the pairing
         loopback.state_dir / "local.db": "recreated",
         loopback.state_dir / "wg-private.key": "recreated",
+        loopback.state_dir / "mqtt-credentials.json": "recreated",  # new ones from the gate
         loopback.state_dir / "admin-pin.json": "refused",  # never the factory PIN instead
         slots / "updater" / "journal.json": "recreated",
     }
@@ -216,7 +217,7 @@ def test_every_damaged_state_file_is_quarantined_and_reported_to_the_server(loop
                 if e["type"] == STATE_FILE_EVENT}
 
     wait_until(lambda: len(reported()) == len(damaged), 30,
-               lambda: f"five quarantine events; got {sorted(reported())}")
+               lambda: f"{len(damaged)} quarantine events; got {sorted(reported())}")
     events = reported()
     for path, replacement in damaged.items():
         event = events[path.name]

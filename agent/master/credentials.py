@@ -16,6 +16,7 @@ from pathlib import Path
 
 from batm_common.atomic import atomic_write
 from batm_common.hostaddr import AddressError, ServerAddress, parse_server_address
+from batm_common.quarantine import Replacement, quarantine
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,8 @@ class CredentialsStore:
         except FileNotFoundError:
             return None
         except (OSError, ValueError, AttributeError) as exc:
-            log.error("MQTT credentials in %s are unusable (%s); obtaining new ones",
-                      self.path, exc)
-            self.delete()
+            # The identity key still proves who we are: new credentials cost one gate request.
+            quarantine(self.path, f"unusable MQTT credentials ({exc})", Replacement.RECREATED)
             return None
 
     def save(self, credentials: MasterCredentials) -> None:
