@@ -190,10 +190,10 @@ def test_terminal_credentials_reach_only_its_own_topics(master):
 def test_unpair_revokes_mqtt_access_and_sends_the_terminal_to_pairing(master):
     rig = master
     creds = credentials(rig)
-    started = time.monotonic()
     rig.server_cli("terminal", "unpair", SERIAL)
-    rig.wait_screen("pairing_code", timeout=5)
-    assert time.monotonic() - started < 3  # the HIL suite holds it to 1 s on the rig
+    # 10 s allows for a loaded CI machine; the latency itself (target 1 s) is measured by
+    # bench/master_link.py and held by the HIL suite on the rig.
+    rig.wait_screen("pairing_code", timeout=10)
     assert not (rig.state_dir / "mqtt-credentials.json").exists()
     client, rc = connect(rig, SERIAL, creds["password"], "old-credentials")
     client.loop_stop()
