@@ -199,7 +199,8 @@ class BatmServer:
                 **common))
             console = _Uvicorn(uvicorn.Config(
                 create_console_app(console_service(sessions, self.registry, requests,
-                                                   self.vpn)),
+                                                   self.vpn, master=self.master,
+                                                   upgrades=upgrades)),
                 ssl_certfile=os.fspath(self.settings.console_cert or certs.leaf_cert_path),
                 ssl_keyfile=os.fspath(self.settings.console_key or certs.leaf_key_path),
                 **common,

@@ -109,7 +109,9 @@ def test_creating_and_listing_terminals_within_ones_locations(console):
     assert mine["total"] == 1
     assert mine["terminals"] == [{"serial": "LST-1", "location": "L1", "scenario": "B",
                                   "state": "never_paired", "online": False, "version": None,
-                                  "last_seen": None}]
+                                  "last_seen": None, "last_update": None, "last_sync": None,
+                                  "last_sync_error": None, "vpn_handshake_age": None,
+                                  "highlight": None}]
     every = console.call("ada", "GET", "/terminals", params={"q": "lst-"}).json()
     assert [t["serial"] for t in every["terminals"]] == ["LST-1", "LST-2"]
     other = console.call("olga", "POST", "/terminals",
@@ -232,8 +234,9 @@ def test_the_csv_export_follows_the_filters_and_ones_locations(console):
     mine = console.call("olga", "GET", "/terminals.csv", params={"q": "CSVX"})
     assert mine.status_code == 200 and mine.headers["content-type"].startswith("text/csv")
     assert mine.text.splitlines() == [
-        "serial,location,scenario,state,online,version,last_seen",
-        "CSVX-1,L1,B,never_paired,False,,"]
+        "serial,location,scenario,state,online,version,last_update,last_sync,"
+        "last_sync_error,vpn_handshake_age,last_seen,highlight",
+        "CSVX-1,L1,B,never_paired,False,,,,,,,"]
     every = console.call("ada", "GET", "/terminals.csv",
                          params={"q": "CSVX", "sort": "serial", "order": "desc"}).text
     assert [line.split(",")[0] for line in every.splitlines()[1:]] == [

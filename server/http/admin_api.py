@@ -97,19 +97,16 @@ def create_admin_app(
         parts = need_master()
         commands, link = parts.commands, parts.link
         body = fields.json_object(await request.body())
+        if body.get("command") != RemoteCommand.UNPAIR:
+            return JSONResponse(parts.issue(serial, body.get("command"), body.get("args")),
+                                status_code=201)
         command = commands.create_command(serial, body.get("command"), body.get("args"))
         message = {"id": command["id"], "command": command["command"], "args": command["args"]}
-        if command["command"] == RemoteCommand.UNPAIR:
-            # Best effort over MQTT; the revocation itself is server-side and immediate.
-            with contextlib.suppress(MasterUnavailable):
-                link.send_command(serial, message)
-            registry.unpair(serial)
-            commands.finish_command(command["id"], {"unpaired": True})
-        else:
-            try:
-                link.send_command(serial, message)
-            except MasterUnavailable as exc:
-                commands.fail_command(command["id"], str(exc))
+        # Best effort over MQTT; the revocation itself is server-side and immediate.
+        with contextlib.suppress(MasterUnavailable):
+            link.send_command(serial, message)
+        registry.unpair(serial)
+        commands.finish_command(command["id"], {"unpaired": True})
         return JSONResponse(commands.command(serial, command["id"]), status_code=201)
 
     @app.get("/api/v1/terminals/{serial}/commands")
