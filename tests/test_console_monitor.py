@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import re
 
 import openpyxl
@@ -16,6 +17,7 @@ import pytest
 from monitor_console import MonitorConsole, ago
 from test_console_api import assert_error
 from test_console_pages import csrf, log_in
+from test_server_cli import assert_refused, cli
 
 from firmware_updater.testing import make_bundle, make_key, make_tree
 
@@ -112,6 +114,25 @@ def test_each_filter_narrows_the_list_as_the_seed_describes(console):
 def test_bad_filters_are_refused_with_a_sentence(console, params, mentions):
     assert_error(console.call("olga", "GET", "/terminals", params=params), 400, "bad_request",
                  mentions)
+
+
+def test_terminal_list_json_carries_the_monitors_fields_and_filters(console):
+    """`batm-server terminal list --json` (here on the database: no server runs)."""
+    data = console.root / "data"
+    listing = json.loads(cli(data, "terminal", "list", "--json").stdout)
+    red = next(t for t in listing if t["serial"] == "M-RED")
+    assert red["highlight"] == "red" and red["last_update"] and red["last_sync"]
+    assert "did not acknowledge" in red["last_sync_error"] and red["scenario"] == "B"
+    assert "paired_at" in red and "vpn_handshake_age" in red
+    synced = json.loads(cli(data, "terminal", "list", "--json", "--hide-synced").stdout)
+    assert {t["serial"] for t in synced} == {"M-RED", "M-L2"}
+    narrowed = cli(data, "terminal", "list", "--json", "--location", "L1",
+                   "--updated-within", "1h")
+    assert [t["serial"] for t in json.loads(narrowed.stdout)] == ["M-OLD"]
+    assert [t["serial"] for t in json.loads(cli(
+        data, "terminal", "list", "--json", "--highlight", "yellow").stdout)] == ["M-OLD"]
+    assert_refused(cli(data, "terminal", "list", "--updated-within", "soon"), 1,
+                   "30m, 6h or 2d")
 
 
 def test_the_filters_live_in_the_pages_url(console, olga):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from batm_common.clock import utcnow
 from server.console.monitor import ListQuery, monitor_query, row_view, scoped
-from server.console.permissions import Principal
+from server.console.permissions import Principal, Role
 from server.db.console import AuditEntry
 from server.db.master import Command, TerminalEvent, TerminalStatus
 from server.db.terminals import PairingRequest, Terminal
@@ -28,6 +28,7 @@ from server.pairing.registry import find_terminal
 from server.pairing.states import OPEN_REQUEST_STATES
 from server.pairing.views import iso, request_view, terminal_view
 
+EVERYWHERE = Principal("cli", Role.ADMIN, None)  # the host's operator: every location
 RECENT = 20  # events and command results on a terminal's page
 EXPORT_BATCH = 500  # rows fetched at a time by an export: memory stays flat at any fleet size
 
@@ -66,6 +67,14 @@ class Fleet:
             result = session.execute(rows.execution_options(yield_per=EXPORT_BATCH))
             for row in result.mappings():
                 yield row_view(row)
+
+    def listing(self, query: ListQuery) -> list[dict]:
+        """`batm-server terminal list`: every terminal the filters let through, in order, each
+        its registration (terminal_view) and its monitor row (status columns, highlight)."""
+        rows = list(self.export(EVERYWHERE, query))
+        with self._sessions() as session:
+            views = {t.serial: terminal_view(t) for t in session.scalars(select(Terminal))}
+        return [{**views[r["serial"]], **r} for r in rows if r["serial"] in views]
 
     def locations(self, principal: Principal) -> list[str]:
         """The locations the user may filter by: theirs, or every one in use."""
