@@ -13,11 +13,10 @@ import json
 import pyotp
 from fastapi.testclient import TestClient
 from sqlalchemy import update
-from test_console_api import PASSWORD, USERS, Clock
+from test_console_api import PASSWORD, USERS, Clock, ConsoleCalls
 
 from batm_common.clock import iso_ms, utcnow
 from firmware_updater.testing import make_bundle, make_key, make_tree
-from server.console import totp
 from server.console.service import console_service
 from server.db.engine import open_database
 from server.db.terminals import Terminal
@@ -50,7 +49,7 @@ class RecordingLink:
         self.sent.append((serial, command))
 
 
-class MonitorConsole:
+class MonitorConsole(ConsoleCalls):
     def __init__(self, root):
         self.root = root
         data = root / "data"
@@ -80,15 +79,6 @@ class MonitorConsole:
         self.app = create_console_app(self.service)
         self.client = TestClient(self.app, base_url="https://testserver")
         self.url = ""  # set when served over HTTPS for a browser
-
-    def totp(self, name: str) -> str:
-        """A fresh code of `name`'s authenticator (the clock moves a step: codes work once)."""
-        self.clock.offset += datetime.timedelta(seconds=30)
-        return totp.code_at(self.totp_secrets[name], self.clock())
-
-    def call(self, user: str | None, method: str, path: str, **kwargs):
-        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
-        return self.client.request(method, "/api/v1" + path, headers=headers, **kwargs)
 
     # ------------------------------------------------------------------ the fleet's side
 

@@ -40,7 +40,21 @@ class Clock:
         return utcnow() + self.offset
 
 
-class Console:
+class ConsoleCalls:
+    """What a test does as a console user: TOTP codes and API calls (needs `clock`,
+    `totp_secrets`, `tokens` and `client`)."""
+
+    def totp(self, name: str) -> str:
+        """A fresh code of `name`'s authenticator (the clock moves a step: codes work once)."""
+        self.clock.offset += datetime.timedelta(seconds=30)
+        return totp.code_at(self.totp_secrets[name], self.clock())
+
+    def call(self, user: str | None, method: str, path: str, **kwargs):
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
+        return self.client.request(method, "/api/v1" + path, headers=headers, **kwargs)
+
+
+class Console(ConsoleCalls):
     """One console app on one database, a token per user, and the topics it woke."""
 
     def __init__(self, data_dir):
@@ -60,15 +74,6 @@ class Console:
             self.tokens[name] = tokens.create(name)
         self.app = create_console_app(self.service)
         self.client = TestClient(self.app, base_url="https://testserver")
-
-    def totp(self, name: str) -> str:
-        """A fresh code of `name`'s authenticator (the clock moves a step: codes work once)."""
-        self.clock.offset += datetime.timedelta(seconds=30)
-        return totp.code_at(self.totp_secrets[name], self.clock())
-
-    def call(self, user: str | None, method: str, path: str, **kwargs):
-        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
-        return self.client.request(method, "/api/v1" + path, headers=headers, **kwargs)
 
     def pending(self, serial: str, location: str) -> str:
         """A terminal of `location` whose pairing request shows a code; returns the code."""

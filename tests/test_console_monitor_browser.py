@@ -15,7 +15,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from browser import ServedApp, launch_chromium
+from browser import ServedApp, launch_chromium, new_page
 from monitor_console import MonitorConsole, ago
 from test_console_browser import log_in
 
@@ -26,6 +26,11 @@ LIVE = 2.0  # seconds: the issue's bound for a row to change without a reload
 @pytest.fixture(scope="module")
 def chromium():
     yield from launch_chromium()
+
+
+@pytest.fixture
+def page(chromium, console, tmp_path):
+    yield from new_page(chromium, tmp_path, width=1400)
 
 
 @pytest.fixture(scope="module")
@@ -42,17 +47,6 @@ def console(tmp_path_factory):
     made.url = served.url
     yield made
     served.stop()
-
-
-@pytest.fixture
-def page(chromium, console, tmp_path):
-    context = chromium.new_context(ignore_https_errors=True, accept_downloads=True,
-                                   viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    page.screenshot(path=tmp_path / "last.png", full_page=True)
-    context.close()
 
 
 def row(page, serial: str):

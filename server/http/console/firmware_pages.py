@@ -38,11 +38,23 @@ def firmware_router(console: ConsoleService) -> APIRouter:
         return render("_upgrading.html", request, session=session,
                       f=console.firmware.overview(session.principal))
 
+    async def answered(request: Request, session, work) -> Response:
+        """The page with what `work` (a coroutine returning a sentence) did, or its refusal."""
+        try:
+            message = await work()
+        except ServiceError as exc:
+            if exc.status == 401:
+                raise
+            return page(request, session, exc.status, message=exc.message,
+                        message_kind="error")
+        return page(request, session, message=message)
+
     @router.post("/firmware/bundles")
     async def add_bundle(request: Request) -> Response:
         session, form = await checked_form(console, request)
         upload = form.get("bundle")
-        try:
+
+        async def work() -> str:
             if upload is None or isinstance(upload, str) or not upload.filename:
                 raise ServiceError(400, "bad_request", "bundle: choose a bundle file to add")
             handle, name = tempfile.mkstemp(prefix="batm-bundle-", suffix=".fw")
@@ -56,26 +68,21 @@ def firmware_router(console: ConsoleService) -> APIRouter:
                     path, upload.filename)
             finally:
                 path.unlink(missing_ok=True)
-        except ServiceError as exc:
-            if exc.status == 401:
-                raise
-            return page(request, session, exc.status, message=exc.message,
-                        message_kind="error")
-        return page(request, session, message=f"Added bundle #{added['id']}: version "
-                    f"{added['version']}, installable from {', '.join(added['install_from'])}.")
+            return (f"Added bundle #{added['id']}: version {added['version']}, installable "
+                    f"from {', '.join(added['install_from'])}.")
+
+        return await answered(request, session, work)
 
     @router.post("/firmware/policy")
     async def set_policy(request: Request) -> Response:
         session, form = await checked_form(console, request)
-        try:
+
+        async def work() -> str:
             version = console.firmware.set_policy(session.principal, source_address(request),
                                                   form.get("min_pair_version"))
-        except ServiceError as exc:
-            if exc.status == 401:
-                raise
-            return page(request, session, exc.status, message=exc.message,
-                        message_kind="error")
-        return page(request, session, message=f"Minimum version to pair: {version}. "
-                    "Terminals below it are upgraded at their next hello.")
+            return (f"Minimum version to pair: {version}. Terminals below it are upgraded at "
+                    "their next hello.")
+
+        return await answered(request, session, work)
 
     return router
