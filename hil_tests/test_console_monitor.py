@@ -1,6 +1,7 @@
 """The status monitor on the simulated rig, in a real Chromium (issue 11's must-shows with a real
 terminal): its row carries the version, last update and last sync the terminal reported over
-MQTT; retrieve logs in the dialog → the archive downloads from the page and holds the agent's
+MQTT; an old terminal is yellow while the gate upgrades it and not once it is done; retrieve
+logs in the dialog → the archive downloads from the page and holds the agent's
 log of that period; reset local database, confirmed → the terminal reports a fresh database on
 the page; a power cut turns the row offline within 2 s without a reload; and `terminal list
 --json` through the running server's admin socket carries the same fields and filters.
@@ -22,12 +23,14 @@ import pytest
 
 from hil_tests.rig.drivers.console import ConsoleDriver
 from hil_tests.rig.drivers.master import MasterDriver
+from hil_tests.rig.seed_rig import CLASSES, MIN_VERSION
 from hil_tests.rig.strategies import PairingStrategy
 from hil_tests.rig.target import Target
 from sim.browser import chromium_problem
 from sim.testsupport import unavailable
 
 TIMEOUT = 30.0
+UPGRADE_TIMEOUT = 90.0
 LIVE = 2.0  # seconds: the issue's bound for a row to change without a reload
 
 
@@ -102,3 +105,31 @@ def test_the_monitor_on_the_rig_logs_reset_db_and_a_power_cut(target: Target, mo
         t.power.on()
     assert took < LIVE, f"the row said offline {took:.1f} s after the server knew"
     master.wait_status(lambda s: s["online"] and s["screen"] == "in_service", TIMEOUT)
+
+
+def test_an_old_terminal_is_yellow_until_its_upgrade_finishes(seed_rig, tmp_path) -> None:
+    """Seed 001's old terminal (one upgrade step): yellow on the monitor while the gate upgrades
+    it — before it could even pair — and no longer once it runs the minimum version."""
+    problem = chromium_problem()
+    if problem:
+        unavailable(problem)
+    old, _steps = CLASSES["old"]
+    t = seed_rig(old, "B")
+    t.server.create_terminal(t.serial, "B")
+    console = ConsoleDriver(t.rig, t.server, tmp_path, t.trace)
+    try:
+        t.console.set_server(t.gate)
+        t.agent.wait_for_screen("upgrading", UPGRADE_TIMEOUT)
+        row = console.monitor_row(t.serial)
+        assert row["class"] == "yellow" and row["Software version"].startswith(str(old)), row
+        code = t.agent.wait_for_screen("pairing_code", UPGRADE_TIMEOUT)["pairing_code"]
+        took = console.seconds_until_row(t.serial, ":not(.yellow)", time.monotonic())
+        assert took < LIVE, f"still yellow {took:.1f} s after the upgrade finished"
+        assert "Approved" in console.approve(t.serial, code)
+        t.agent.wait_for_screen("in_service", TIMEOUT)
+        MasterDriver(t.rig, t.terminal, t.trace).wait_status(
+            lambda s: s["online"] and s["version"] == MIN_VERSION, TIMEOUT)
+        row = console.monitor_row(t.serial)
+        assert row["class"] == "" and row["Software version"] == str(MIN_VERSION), row
+    finally:
+        console.close()

@@ -338,6 +338,9 @@ def test_the_firmware_page_and_its_admin(tmp_path):
         assert made.gate.hello(serial, 20230101, "rpi4", peer=f"198.51.100.{location[-1]}")["next"]
     bundle = made.catalog.bundles()[0]
     made.gate.sent("F-L1", bundle.id, bundle.size // 2)
+    upgrading = listed(made, q="F-")["F-L1"]
+    assert (upgrading["version"], upgrading["highlight"]) == (20230101, "yellow"), \
+        "not paired yet, but the monitor knows what it runs from the upgrade under way"
     ada, olga, lena = (log_in(made, name) for name in ("ada", "olga", "lena"))
     page = olga.get("/firmware").text
     assert "Minimum version to pair: <strong>20230801</strong>" in page

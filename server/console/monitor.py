@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from batm_common.clock import iso_ms
 from server.console.permissions import Principal
+from server.db.firmware import FirmwareUpgrade
 from server.db.master import TerminalStatus
 from server.db.terminals import Terminal
 from server.db.update_policy import UpdatePolicy
@@ -37,7 +38,10 @@ WITHIN = re.compile(r"^\s*(\d{1,6})\s*([mhd])\s*$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 MAX_WITHIN = datetime.timedelta(days=3660)
 
-VERSION = func.coalesce(TerminalStatus.version, Terminal.version)
+# What the terminal runs: its last status; else what it paired with; else, for a terminal the gate
+# is upgrading before it could pair, the version it ran when offered the current step.
+VERSION = func.coalesce(TerminalStatus.version, Terminal.version,
+                        FirmwareUpgrade.offered_from, FirmwareUpgrade.origin_version)
 SYNC_FAILED = func.coalesce(TerminalStatus.last_sync_error, "") != ""
 SORTS: dict[str, ColumnElement] = {
     "serial": Terminal.serial, "location": Terminal.location, "scenario": Terminal.scenario,
@@ -125,7 +129,9 @@ def monitor_query(principal: Principal, query: ListQuery, policy: UpdatePolicy,
         Terminal.last_seen, TerminalStatus.online, VERSION.label("version"),
         TerminalStatus.last_update, TerminalStatus.last_sync, TerminalStatus.last_sync_error,
         TerminalStatus.vpn_handshake_age, highlight.label("highlight"),
-    ).select_from(Terminal).outerjoin(TerminalStatus, TerminalStatus.serial == Terminal.serial)
+    ).select_from(Terminal).outerjoin(
+        TerminalStatus, TerminalStatus.serial == Terminal.serial).outerjoin(
+        FirmwareUpgrade, FirmwareUpgrade.serial == Terminal.serial)
     rows = scoped(rows, principal)
     if query.location:
         rows = rows.where(Terminal.location == query.location)
