@@ -151,6 +151,17 @@ def test_the_filters_live_in_the_pages_url(console, olga):
     assert '<tr class="yellow" data-serial="M-OLD">' in yellow and "(update needed)" in yellow
 
 
+def test_the_live_refresh_costs_a_204_while_nothing_changed(console, olga):
+    rows = olga.get("/terminals/rows", params={"q": "M-OK"}, headers=HX).text
+    poll = html.unescape(re.search(r'hx-get="(/terminals/rows\?[^"]+)"', rows).group(1))
+    assert "digest=" in poll
+    assert olga.get(poll, headers=HX).status_code == 204, "the same rows: htmx keeps the table"
+    console.status("M-OK", last_update=ago(hours=3), last_sync=ago(seconds=1),
+                   vpn_handshake_age=3.0)
+    changed = olga.get(poll, headers=HX)
+    assert changed.status_code == 200 and "3 s ago" in changed.text
+
+
 def test_the_excel_export_has_the_filtered_rows_values_dates_and_fills(console, olga):
     answer = olga.get("/terminals.xlsx", params={"q": "M-", "location": "L1",
                                                  "sort": "serial", "order": "desc"})

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
+import json
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -40,6 +42,7 @@ def _list_context(console: ConsoleService, request: Request, session) -> dict:
     within = query.updated_within or ""
     return {
         "listing": listing, "query": query, "columns": COLUMNS, "states": STATES,
+        "digest": hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()[:16],
         "within_number": within[:-1], "within_unit": within[-1:] or "d",
         "pages": max(1, -(-listing["total"] // query.per_page)),
         "query_string": _params(query),
@@ -96,10 +99,13 @@ def pages_router(console: ConsoleService) -> APIRouter:
 
     @router.get("/terminals/rows")
     async def terminal_rows(request: Request) -> Response:
-        """The list's table alone: what the page's self-refresh and live search swap in."""
+        """The list's table alone: what the page's self-refresh and live search swap in;
+        204 (htmx keeps the table) when the rows are those the page shows (`digest`)."""
         session = page_session(console, request)
-        return render("_terminal_rows.html", request, **await asyncio.to_thread(
-            _list_context, console, request, session))
+        context = await asyncio.to_thread(_list_context, console, request, session)
+        if request.query_params.get("digest") == context["digest"]:
+            return Response(status_code=204)
+        return render("_terminal_rows.html", request, **context)
 
     @router.get("/pairing-requests")
     async def pairing_requests(request: Request) -> Response:
