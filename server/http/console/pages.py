@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import hashlib
 import io
-import json
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -23,7 +21,7 @@ from server.errors import ServiceError
 from server.http.console.api import audit_filters, list_query
 from server.http.console.bearer import source_address
 from server.http.console.exports import csv_response, xlsx_response
-from server.http.console.web import checked_form, page_session, render, text_field
+from server.http.console.web import checked_form, digest, page_session, render, text_field
 
 COLUMNS = [("serial", "Serial"), ("location", "Location"), ("state", "State"),
            ("online", "Online"), ("version", "Software version"),
@@ -42,7 +40,7 @@ def _list_context(console: ConsoleService, request: Request, session) -> dict:
     within = query.updated_within or ""
     return {
         "listing": listing, "query": query, "columns": COLUMNS, "states": STATES,
-        "digest": hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()[:16],
+        "digest": digest(listing),
         "within_number": within[:-1], "within_unit": within[-1:] or "d",
         "pages": max(1, -(-listing["total"] // query.per_page)),
         "query_string": _params(query),

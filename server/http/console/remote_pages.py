@@ -20,7 +20,7 @@ from server.console.remote import Outcome
 from server.console.service import ConsoleService
 from server.errors import ServiceError, bad_request
 from server.http.console.bearer import source_address
-from server.http.console.web import checked_form, page_session, render
+from server.http.console.web import checked_form, digest, page_session, render
 
 SENT = {RemoteCommand.RETRIEVE_LOGS: "logs requested; the download link appears below when "
                                      "the terminal has uploaded them",
@@ -107,6 +107,8 @@ def remote_pages_router(console: ConsoleService) -> APIRouter:
         if serial is not None:
             console.fleet.terminal(session.principal, serial)  # 404 outside one's locations
         recent = await asyncio.to_thread(console.remote.recent, session.principal, serial)
+        if request.query_params.get("digest") == digest(recent):
+            return Response(status_code=204)  # nothing new: htmx keeps the panel
         return render("_commands.html", request, session=session, commands=recent,
                       serial_filter=serial)
 

@@ -10,6 +10,8 @@ without it the request is refused with 403 before anything is read or changed.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 from pathlib import Path
 from urllib.parse import quote
 
@@ -54,6 +56,15 @@ def _log_period() -> dict:
 
 
 _templates.globals["log_period"] = _log_period
+
+
+def digest(data: object) -> str:
+    """A short fingerprint of what a live part of a page shows: its poll sends it back, and
+    the answer is 204 (htmx keeps the part) while it is unchanged."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_templates.filters["digest"] = digest
 
 
 class NeedLogin(Exception):
