@@ -19,7 +19,7 @@ from test_console_api import assert_error
 from test_console_pages import csrf, log_in
 from test_server_cli import assert_refused, cli
 
-from firmware_updater.testing import make_bundle, make_key, make_tree
+from firmware_updater.testing import assemble, hostile_tar, make_bundle, make_key, make_tree
 
 HX = {"HX-Request": "true"}
 
@@ -374,6 +374,12 @@ def test_the_firmware_page_and_its_admin(tmp_path):
     answer = ada.post("/firmware/bundles", data={"csrf_token": csrf(admin_page)},
                       files={"bundle": ("x.fw", (tmp_path / "x.fw").read_bytes())})
     assert answer.status_code == 422 and "not signed by a trusted key" in answer.text
+    assemble(tmp_path / "h.fw", hostile_tar("dotdot"), [made.key], version=20240601,
+             install_from="20230801-")
+    hostile = ada.post("/firmware/bundles", data={"csrf_token": csrf(admin_page)},
+                       files={"bundle": ("h.fw", (tmp_path / "h.fw").read_bytes())})
+    assert hostile.status_code == 422 and "h.fw" in hostile.text, "signed, but no terminal " \
+        "would install its payload: refused with the reason"
     make_bundle(tmp_path / "y.fw", src, [made.key], version=20240601, install_from="20230801-")
     added = ada.post("/firmware/bundles", data={"csrf_token": csrf(admin_page)},
                      files={"bundle": ("y.fw", (tmp_path / "y.fw").read_bytes())})
@@ -385,7 +391,8 @@ def test_the_firmware_page_and_its_admin(tmp_path):
                                        "min_pair_version": "20240601"})
     assert made.catalog.min_pair_version() == 20240601
     audit = made.call("ada", "GET", "/audit", params={"actor": "ada"}).json()["entries"]
-    assert [(e["action"], e["result"]) for e in audit][:3] == [
-        ("firmware_policy", "ok"), ("firmware_add", "ok"), ("firmware_add", "refused")]
+    assert [(e["action"], e["result"]) for e in audit][:4] == [
+        ("firmware_policy", "ok"), ("firmware_add", "ok"), ("firmware_add", "refused"),
+        ("firmware_add", "refused")]
     api = made.call("olga", "GET", "/firmware").json()
     assert [u["serial"] for u in api["upgrading"]] == ["F-L1"] and api["max_concurrent"] == 2

@@ -80,8 +80,14 @@ class FirmwareDesk:
     def add_bundle(self, principal: Principal, source: str | None, path: Path,
                    name: str) -> dict:
         """Verify and add an uploaded bundle (at `path`, a temporary file)."""
+        def work() -> dict:
+            try:
+                return self._catalog.add(path).to_json()
+            except CatalogError as exc:  # the catalog names the file: say the one uploaded
+                raise CatalogError(str(exc).replace(str(path), name[:100])) from exc
+
         return self._audited(principal, source, Action.FIRMWARE_ADD, f"bundle {name[:100]}",
-                             lambda: self._catalog.add(path).to_json())
+                             work)
 
     def set_policy(self, principal: Principal, source: str | None, version: object) -> int:
         text = str(version).strip() if version is not None else ""
