@@ -34,7 +34,10 @@ def _params(query: ListQuery, **changes) -> str:
     return urlencode(query.params(**changes))
 
 
-def _list_context(console: ConsoleService, request: Request, session) -> dict:
+def _list_context(console: ConsoleService, request: Request, session,
+                  whole_page: bool = True) -> dict:
+    """The monitor's page (filters' locations, the commands panel) or, not `whole_page`, only
+    what its rows need: the live refresh runs this twice a second."""
     query = list_query(request)
     listing = console.fleet.terminals(session.principal, query)
     within = query.updated_within or ""
@@ -48,7 +51,7 @@ def _list_context(console: ConsoleService, request: Request, session) -> dict:
             query.sort == key and not query.descending) else "asc"),
         "page_link": lambda page: _params(query, page=page),
         "locations": console.fleet.locations(session.principal),
-        "commands": console.remote.recent(session.principal),
+        "commands": console.remote.recent(session.principal) if whole_page else [],
         "session": session,
     }
 
@@ -100,7 +103,7 @@ def pages_router(console: ConsoleService) -> APIRouter:
         """The list's table alone: what the page's self-refresh and live search swap in;
         204 (htmx keeps the table) when the rows are those the page shows (`digest`)."""
         session = page_session(console, request)
-        context = await asyncio.to_thread(_list_context, console, request, session)
+        context = await asyncio.to_thread(_list_context, console, request, session, False)
         if request.query_params.get("digest") == context["digest"]:
             return Response(status_code=204)
         return render("_terminal_rows.html", request, **context)
