@@ -17,6 +17,11 @@ class RemoteCommand(StrEnum):
     REBOOT = "reboot"                # reboot the terminal
 
 
+# retrieve_logs' max_size bounds, in bytes: the server refuses others before sending, the agent
+# again on receipt.
+MIN_LOG_SIZE = 1024
+MAX_LOG_SIZE = 64 * 1024 * 1024
+
 COMMAND_NAMES: tuple[str, ...] = tuple(command.value for command in RemoteCommand)
 # Commands without arguments: anything in "args" is refused rather than ignored.
 NO_ARGUMENTS = frozenset({RemoteCommand.UNPAIR, RemoteCommand.RESET_DB, RemoteCommand.REBOOT})

@@ -31,6 +31,7 @@ from batm_common.hostaddr import ServerAddress
 from batm_common.journal_logging import stderr_handler, stream_is_journal
 from batm_common.sd_notify import sd_notify
 from server.ca import CertificateError, ensure_certificates
+from server.console.fleet import Fleet
 from server.console.service import console_service
 from server.db.engine import close_database, open_database
 from server.firmware.catalog import Catalog
@@ -195,11 +196,12 @@ class BatmServer:
             ))
             admin = _Uvicorn(uvicorn.Config(
                 create_admin_app(self.registry, requests, master=self.master,
-                                 notifier=self.notifier, vpn=self.vpn),
+                                 notifier=self.notifier, vpn=self.vpn, fleet=Fleet(sessions)),
                 **common))
             console = _Uvicorn(uvicorn.Config(
                 create_console_app(console_service(sessions, self.registry, requests,
-                                                   self.vpn)),
+                                                   self.vpn, master=self.master,
+                                                   upgrades=upgrades)),
                 ssl_certfile=os.fspath(self.settings.console_cert or certs.leaf_cert_path),
                 ssl_keyfile=os.fspath(self.settings.console_key or certs.leaf_key_path),
                 **common,

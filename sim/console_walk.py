@@ -69,7 +69,7 @@ class ConsoleOperator:
         page.goto(f"{self.url}/terminals/{serial}")
         menu = page.locator(f"details#actions-{serial}")
         if menu.get_attribute("open") is None:
-            menu.locator("summary").click()
+            menu.locator(":scope > summary").click()  # the menu's own, not a dialog's inside
         return menu
 
     def generate_vpn(self, serial: str) -> str:

@@ -31,6 +31,18 @@ def launch_chromium() -> Iterator:
         yield browser
 
 
+def new_page(browser, tmp_path: Path, width: int = 1200) -> Iterator:
+    """A page in a context of its own (cookies apart), trusting the test CA's leaf; its last
+    screen is left in `tmp_path`/last.png for a failure's post-mortem."""
+    context = browser.new_context(ignore_https_errors=True,
+                                  viewport={"width": width, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    page.screenshot(path=tmp_path / "last.png", full_page=True)
+    context.close()
+
+
 class ServedApp:
     """An ASGI app served over HTTPS on 127.0.0.1 from a thread, with the server CA's leaf."""
 

@@ -40,7 +40,21 @@ class Clock:
         return utcnow() + self.offset
 
 
-class Console:
+class ConsoleCalls:
+    """What a test does as a console user: TOTP codes and API calls (needs `clock`,
+    `totp_secrets`, `tokens` and `client`)."""
+
+    def totp(self, name: str) -> str:
+        """A fresh code of `name`'s authenticator (the clock moves a step: codes work once)."""
+        self.clock.offset += datetime.timedelta(seconds=30)
+        return totp.code_at(self.totp_secrets[name], self.clock())
+
+    def call(self, user: str | None, method: str, path: str, **kwargs):
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
+        return self.client.request(method, "/api/v1" + path, headers=headers, **kwargs)
+
+
+class Console(ConsoleCalls):
     """One console app on one database, a token per user, and the topics it woke."""
 
     def __init__(self, data_dir):
@@ -60,15 +74,6 @@ class Console:
             self.tokens[name] = tokens.create(name)
         self.app = create_console_app(self.service)
         self.client = TestClient(self.app, base_url="https://testserver")
-
-    def totp(self, name: str) -> str:
-        """A fresh code of `name`'s authenticator (the clock moves a step: codes work once)."""
-        self.clock.offset += datetime.timedelta(seconds=30)
-        return totp.code_at(self.totp_secrets[name], self.clock())
-
-    def call(self, user: str | None, method: str, path: str, **kwargs):
-        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
-        return self.client.request(method, "/api/v1" + path, headers=headers, **kwargs)
 
     def pending(self, serial: str, location: str) -> str:
         """A terminal of `location` whose pairing request shows a code; returns the code."""
@@ -109,7 +114,9 @@ def test_creating_and_listing_terminals_within_ones_locations(console):
     assert mine["total"] == 1
     assert mine["terminals"] == [{"serial": "LST-1", "location": "L1", "scenario": "B",
                                   "state": "never_paired", "online": False, "version": None,
-                                  "last_seen": None}]
+                                  "last_seen": None, "last_update": None, "last_sync": None,
+                                  "last_sync_error": None, "vpn_handshake_age": None,
+                                  "highlight": None}]
     every = console.call("ada", "GET", "/terminals", params={"q": "lst-"}).json()
     assert [t["serial"] for t in every["terminals"]] == ["LST-1", "LST-2"]
     other = console.call("olga", "POST", "/terminals",
@@ -232,8 +239,9 @@ def test_the_csv_export_follows_the_filters_and_ones_locations(console):
     mine = console.call("olga", "GET", "/terminals.csv", params={"q": "CSVX"})
     assert mine.status_code == 200 and mine.headers["content-type"].startswith("text/csv")
     assert mine.text.splitlines() == [
-        "serial,location,scenario,state,online,version,last_seen",
-        "CSVX-1,L1,B,never_paired,False,,"]
+        "serial,location,scenario,state,online,version,last_update,last_sync,"
+        "last_sync_error,vpn_handshake_age,last_seen,highlight",
+        "CSVX-1,L1,B,never_paired,False,,,,,,,"]
     every = console.call("ada", "GET", "/terminals.csv",
                          params={"q": "CSVX", "sort": "serial", "order": "desc"}).text
     assert [line.split(",")[0] for line in every.splitlines()[1:]] == [

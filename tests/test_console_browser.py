@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser import ServedApp, launch_chromium
+from browser import ServedApp, launch_chromium, new_page
 from test_console_api import PASSWORD, Console
 
 from server.http.console.web import COOKIE
@@ -32,13 +32,7 @@ def console(tmp_path_factory):
 
 @pytest.fixture
 def page(chromium, console, tmp_path):
-    context = chromium.new_context(ignore_https_errors=True,
-                                   viewport={"width": 1200, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    page.screenshot(path=tmp_path / "last.png", full_page=True)
-    context.close()
+    yield from new_page(chromium, tmp_path)
 
 
 def log_in(page, console: Console, name: str) -> None:

@@ -167,8 +167,13 @@ def test_download_needs_a_slot_and_honours_range(world) -> None:
     registry.create_terminal("T2", "B", None)
     offer = gate.hello("T1", 20210601, "rpi4")["next"]
     client = TestClient(app)
+    half = client.get(offer["url"], headers={"X-BATM-Serial": "T1",
+                                             "Range": f"bytes=0-{offer['size'] // 2 - 1}"})
+    assert half.status_code == 206
+    assert gate.upgrading()[0]["percent"] in (49, 50), "the console's progress of the download"
     whole = client.get(offer["url"], headers={"X-BATM-Serial": "T1"})
     assert whole.status_code == 200 and len(whole.content) == offer["size"]
+    assert gate.upgrading()[0]["percent"] == 100
     assert hashlib.sha256(whole.content).hexdigest() == offer["sha256"]
     part = client.get(offer["url"], headers={"X-BATM-Serial": "T1", "Range": "bytes=100-"})
     assert part.status_code == 206 and part.content == whole.content[100:]

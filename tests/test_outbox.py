@@ -221,8 +221,10 @@ def test_reset_makes_a_fresh_database(tmp_path):
     box = Outbox(tmp_path)
     box.record("test")
     box.set_meta("last_sync", "x")
+    box.set_meta("created_at", "2001-01-01T00:00:00.000Z")  # as if made long ago
     box.reset()
     assert box.count() == 0 and box.get_meta("last_sync") is None
+    assert box.created_at > "2001-01-01T00:00:00.000Z", "the new database says when it was made"
     box.record("after")
     assert box.count() == 1
 

@@ -107,7 +107,15 @@ class Outbox:
         columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
         if "sent_at" not in columns:  # a local.db made before server acknowledgements
             db.execute("ALTER TABLE outbox ADD COLUMN sent_at TEXT")
+        # When this database was made: what a reset reports to the operator, so "fresh" is a
+        # fact they can check (a local.db made before this key gets it at its next open).
+        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)",
+                   (iso_ms(utcnow()),))
         return db
+
+    @property
+    def created_at(self) -> str | None:
+        return self.get_meta("created_at")
 
     def close(self) -> None:
         self._db.close()

@@ -18,13 +18,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from batm_common.jsondoc import NotAJsonObject, parse_object
-from batm_common.remote_commands import NO_ARGUMENTS
+from batm_common.remote_commands import MAX_LOG_SIZE, MIN_LOG_SIZE, NO_ARGUMENTS
 
 log = logging.getLogger(__name__)
 
 MAX_COMMAND = 64 * 1024
-MIN_LOG_SIZE = 1024
-MAX_LOG_SIZE = 64 * 1024 * 1024
 COMMAND_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 

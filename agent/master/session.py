@@ -261,7 +261,9 @@ class MasterSession:
         log.warning("local database reset on the operator's request (%d pending event(s) "
                     "dropped)", pending)
         self.status_changed()
-        return {"reset": True, "dropped_events": pending, "database": str(self.outbox.path)}
+        # The fresh database's own facts, read back from it: the console shows them.
+        return {"reset": True, "dropped_events": pending, "database": str(self.outbox.path),
+                "created_at": self.outbox.created_at, "pending_events": self.outbox.count()}
 
     async def _cmd_reboot(self, _command: Command) -> dict:
         asyncio.get_running_loop().call_later(0.5, self._reboot)

@@ -14,7 +14,7 @@ import os
 import socket
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -27,7 +27,7 @@ TIMEOUT = 10.0
 
 class AdminBackend(Protocol):
     def create_terminal(self, serial: str, scenario: str, location: str | None) -> dict: ...
-    def list_terminals(self) -> list[dict]: ...
+    def list_terminals(self, filters: dict | None = None) -> list[dict]: ...
     def get_terminal(self, serial: str) -> dict: ...
     def unpair(self, serial: str) -> dict: ...
     def delete_terminal(self, serial: str) -> None: ...
@@ -88,8 +88,9 @@ class SocketBackend:
         body = {"serial": serial, "scenario": scenario, "location": location}
         return self._call("POST", "/api/v1/terminals", body)
 
-    def list_terminals(self) -> list[dict]:
-        return self._call("GET", "/api/v1/terminals")
+    def list_terminals(self, filters: dict | None = None) -> list[dict]:
+        query = urlencode({k: v for k, v in (filters or {}).items() if v not in (None, "")})
+        return self._call("GET", "/api/v1/terminals" + (f"?{query}" if query else ""))
 
     def get_terminal(self, serial: str) -> dict:
         return self._call("GET", f"/api/v1/terminals/{_path_part(serial)}")
@@ -171,8 +172,13 @@ class DirectBackend:
     def create_terminal(self, serial: str, scenario: str, location: str | None) -> dict:
         return self._registry.create_terminal(serial, scenario, location)
 
-    def list_terminals(self) -> list[dict]:
-        return self._registry.list_terminals()
+    def list_terminals(self, filters: dict | None = None) -> list[dict]:
+        from server.console.fleet import Fleet
+        from server.console.monitor import ListQuery
+
+        given = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
+        hide = str(given.pop("hide_synced", "")).lower() in ("true", "1", "yes")
+        return Fleet(self._sessions).listing(ListQuery(hide_synced=hide, **given))
 
     def get_terminal(self, serial: str) -> dict:
         return self._registry.get_terminal(serial)

@@ -76,8 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--scenario", required=True, choices=["A", "B"],
                         help="A: through the VPN, B: directly")
     create.add_argument("--location", default=None)
-    listing = leaf(terminal, "list", "list terminals")
+    listing = leaf(terminal, "list", "list terminals with the status monitor's fields: version, "
+                                     "last update, last sync, last sync error, highlight")
     listing.add_argument("--json", action="store_true", help="print the admin API's JSON")
+    listing.add_argument("--location", help="only this location's terminals")
+    listing.add_argument("--updated-within", metavar="PERIOD",
+                         help="last firmware update within 30m, 6h, 2d, …")
+    listing.add_argument("--hide-synced", action="store_true",
+                         help="do not show successfully synced terminals (sync errors only)")
+    listing.add_argument("--state", help="only terminals in this pairing state")
+    listing.add_argument("--highlight", choices=["red", "yellow"],
+                         help="red: the last sync failed; yellow: needs a firmware update")
     leaf(terminal, "unpair", "unpair a terminal (it drops its credentials)").add_argument("serial")
     leaf(terminal, "delete", "forget a terminal").add_argument("serial")
     vpn = leaf(terminal, "vpn", "generate a terminal's VPN configuration (scenario A)")
@@ -141,7 +150,10 @@ def _admin(args: argparse.Namespace, backend: AdminBackend, data_dir: Path) -> N
         terminal = backend.create_terminal(args.serial, args.scenario, args.location)
         print(f"created terminal {terminal['serial']} (scenario {terminal['scenario']})")
     elif key == ("terminal", "list"):
-        terminals = backend.list_terminals()
+        terminals = backend.list_terminals({
+            "location": args.location, "updated_within": args.updated_within,
+            "hide_synced": "true" if args.hide_synced else None, "state": args.state,
+            "highlight": args.highlight})
         if args.json:
             print_json(terminals)
         else:

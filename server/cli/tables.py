@@ -27,10 +27,11 @@ def terminal_table(terminals: Sequence[dict]) -> str:
         return "no terminals"
     return render(
         ["SERIAL", "SCENARIO", "STATE", "VERSION", "LOCATION", "LAST SEEN", "PAIRED AT",
-         "IDENTITY"],
+         "IDENTITY", "LAST UPDATE", "LAST SYNC", "HIGHLIGHT", "LAST SYNC ERROR"],
         [
             [t["serial"], t["scenario"], t["state"], t["version"], t["location"],
-             t["last_seen"], t["paired_at"], t["identity_fingerprint"]]
+             t["last_seen"], t["paired_at"], t["identity_fingerprint"], t.get("last_update"),
+             t.get("last_sync"), t.get("highlight"), t.get("last_sync_error")]
             for t in terminals
         ],
     )

@@ -9,9 +9,14 @@ The console's web side (pages and the HTTPS API) is in http/console/; this packa
   sessions     browser sessions kept server-side: revocable, idle expiry, their CSRF token
   lockouts     login rate limiting: failures per account and per address, growing lockouts
   audit        the append-only audit log: recording, and reading it within one's locations
-  fleet        the terminal list (paged, sorted, searched), pairing requests, a terminal's page,
-               all within the user's locations
+  monitor      the status monitor's query: columns, red/yellow, the seed's filters, in one SQL
+  fleet        the monitor's pages and exports, pairing requests, a terminal's page, all within
+               the user's locations
+  export       the monitor's view as CSV and as .xlsx (dates, fills), streamed
   actions      create, approve, unpair, generate VPN, delete: checked, done, audited
+  remote       retrieve logs, reset local database, reboot (one or selected rows); results and
+               log archives within one's locations
+  firmware     the firmware page: catalog, policy, upgrade graph, upgrades now; add, set policy
   service      the parts above as one, as the server runs them
   cli          `batm-server user add|list|passwd|disable|locations`, `batm-server token create`
 """

@@ -40,7 +40,7 @@ class Actions:
         self._requests = requests
         self._vpn = vpn
 
-    def _audited(self, actor: Actor, action: Action, serial: str,
+    def audited(self, actor: Actor, action: Action, serial: str,
                  work: Callable[[], object], location: str | None = None,
                  detail: str | None = None):
         """Check the terminal is visible and the role allows `action`, do it, record it."""
@@ -73,16 +73,16 @@ class Actions:
                                    "location; give one of your locations")
             return self._registry.create_terminal(serial, scenario, location)
 
-        return self._audited(actor, Action.CREATE, serial, work, location=location,
+        return self.audited(actor, Action.CREATE, serial, work, location=location,
                              detail=f"scenario {scenario}")
 
     def approve(self, actor: Actor, serial: str, code: str) -> dict:
-        return self._audited(actor, Action.APPROVE, serial,
+        return self.audited(actor, Action.APPROVE, serial,
                              lambda: self._requests.approve(serial, code),
                              detail=f"code {code[:20]}")
 
     def unpair(self, actor: Actor, serial: str) -> dict:
-        return self._audited(actor, Action.UNPAIR, serial, lambda: self._registry.unpair(serial))
+        return self.audited(actor, Action.UNPAIR, serial, lambda: self._registry.unpair(serial))
 
     def generate_vpn(self, actor: Actor, serial: str) -> dict:
         def work() -> dict:
@@ -90,7 +90,7 @@ class Actions:
                 raise ServiceError(503, "vpn_unavailable", "this server has no VPN service")
             return self._vpn.generate(serial)
 
-        return self._audited(actor, Action.GENERATE_VPN, serial, work)
+        return self.audited(actor, Action.GENERATE_VPN, serial, work)
 
     def vpn_config(self, actor: Actor, serial: str) -> dict:
         """A terminal's VPN configuration as a download (reading: not audited, but scoped)."""
@@ -101,5 +101,5 @@ class Actions:
         return self._vpn.view(serial)
 
     def delete(self, actor: Actor, serial: str) -> None:
-        self._audited(actor, Action.DELETE, serial,
+        self.audited(actor, Action.DELETE, serial,
                       lambda: self._registry.delete_terminal(serial))

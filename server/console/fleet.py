@@ -1,5 +1,6 @@
-"""The fleet as one user sees it: the terminal list (paged, sorted, searched in SQL, so it stays
-fast at tens of thousands), the pending pairing requests, and one terminal's page.
+"""The fleet as one user sees it: the status monitor's list (monitor.py: paged, sorted, filtered
+in SQL, so it stays fast at tens of thousands) and its exports, the pending pairing requests,
+and one terminal's page.
 
 Everything is filtered by the user's locations in the query itself; a terminal outside them is
 answered exactly like one that does not exist.
@@ -9,63 +10,27 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
-from sqlalchemy import Select, desc, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from batm_common.clock import utcnow
-from server.console.permissions import Principal
+from server.console.monitor import ListQuery, monitor_query, row_view, scoped
+from server.console.permissions import Principal, Role
 from server.db.console import AuditEntry
-from server.db.firmware import min_pair_version
 from server.db.master import Command, TerminalEvent, TerminalStatus
 from server.db.terminals import PairingRequest, Terminal
+from server.db.update_policy import update_policy
 from server.db.vpn import VpnConfigRow
-from server.errors import bad_request, unknown_terminal
+from server.errors import unknown_terminal
 from server.master.views import command_view, status_view
 from server.pairing.registry import find_terminal
 from server.pairing.states import OPEN_REQUEST_STATES
 from server.pairing.views import iso, request_view, terminal_view
 
-MAX_PER_PAGE = 200
-DEFAULT_PER_PAGE = 50
-MAX_QUERY = 100
-_VERSION = func.coalesce(TerminalStatus.version, Terminal.version)
-SORTS = {
-    "serial": Terminal.serial, "location": Terminal.location, "scenario": Terminal.scenario,
-    "state": Terminal.state, "online": TerminalStatus.online, "version": _VERSION,
-    "last_seen": Terminal.last_seen,
-}
+EVERYWHERE = Principal("cli", Role.ADMIN, None)  # the host's operator: every location
 RECENT = 20  # events and command results on a terminal's page
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    """What the list shows: the terminal list page's and GET /api/v1/terminals' parameters."""
-
-    location: str | None = None
-    q: str | None = None
-    page: int = 1
-    per_page: int = DEFAULT_PER_PAGE
-    sort: str = "serial"
-    descending: bool = False
-
-    def __post_init__(self) -> None:
-        if self.sort not in SORTS:
-            raise bad_request(f"sort: must be one of {', '.join(SORTS)}, not {self.sort!r}")
-        if not 1 <= self.per_page <= MAX_PER_PAGE:
-            raise bad_request(f"per_page: must be from 1 to {MAX_PER_PAGE}")
-        if self.page < 1:
-            raise bad_request("page: must be 1 or more")
-        if self.q is not None and len(self.q) > MAX_QUERY:
-            raise bad_request(f"q: longer than {MAX_QUERY} characters")
-
-
-def scoped(query: Select, principal: Principal) -> Select:
-    """`query` (on terminals) limited to what `principal` may see."""
-    if principal.locations is None:
-        return query
-    return query.where(Terminal.location.in_(sorted(principal.locations)))
+EXPORT_BATCH = 500  # rows fetched at a time by an export: memory stays flat at any fleet size
 
 
 def visible_terminal(session: Session, principal: Principal, serial: str) -> Terminal:
@@ -76,57 +41,40 @@ def visible_terminal(session: Session, principal: Principal, serial: str) -> Ter
     return terminal
 
 
-def list_row(terminal: Terminal, online: bool | None, version: int | None) -> dict:
-    return {
-        "serial": terminal.serial, "location": terminal.location,
-        "scenario": terminal.scenario, "state": terminal.state, "online": bool(online),
-        "version": version, "last_seen": iso(terminal.last_seen),
-    }
-
-
 class Fleet:
     def __init__(self, sessions: sessionmaker,
                  clock: Callable[[], datetime.datetime] = utcnow):
         self._sessions = sessions
         self._clock = clock
 
-    @staticmethod
-    def _filtered(principal: Principal, query: ListQuery) -> Select:
-        base = scoped(select(Terminal), principal)
-        if query.location:
-            base = base.where(Terminal.location == query.location)
-        if query.q:
-            pattern = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace(
-                "_", "\\_") + "%"
-            base = base.where(Terminal.serial.ilike(pattern, escape="\\")
-                              | Terminal.location.ilike(pattern, escape="\\"))
-        return base
-
-    @staticmethod
-    def _ordered(base: Select, query: ListQuery) -> Select:
-        order = SORTS[query.sort]
-        return (base.outerjoin(TerminalStatus, TerminalStatus.serial == Terminal.serial)
-                .add_columns(TerminalStatus.online, _VERSION)
-                .order_by(desc(order) if query.descending else order, Terminal.serial))
-
     def terminals(self, principal: Principal, query: ListQuery) -> dict:
-        """{"terminals": [...], "total": N, "page", "per_page"}: one page of the list."""
-        base = self._filtered(principal, query)
-        rows = self._ordered(base, query).offset(
-            (query.page - 1) * query.per_page).limit(query.per_page)
+        """{"terminals": [...], "total": N, "page", "per_page"}: one page of the monitor."""
         with self._sessions() as session:
-            total = session.scalar(base.with_only_columns(func.count()).order_by(None))
-            page = [list_row(t, online, version) for t, online, version in session.execute(rows)]
+            rows, count = monitor_query(principal, query, update_policy(session), self._clock())
+            total = session.scalar(count)
+            page = [row_view(r) for r in session.execute(
+                rows.offset((query.page - 1) * query.per_page).limit(query.per_page)
+            ).mappings()]
         return {"terminals": page, "total": total, "page": query.page,
                 "per_page": query.per_page}
 
     def export(self, principal: Principal, query: ListQuery) -> Iterator[dict]:
-        """Every terminal the list would show with these filters and this order (no paging):
-        the CSV export, which respects the filters and the user's locations alike."""
-        base = self._filtered(principal, query)
+        """Every terminal the monitor would show with these filters and this order (no
+        paging), fetched in batches: the exports, within the user's locations alike."""
         with self._sessions() as session:
-            for t, online, version in session.execute(self._ordered(base, query)):
-                yield list_row(t, online, version)
+            rows, _count = monitor_query(principal, query, update_policy(session),
+                                         self._clock())
+            result = session.execute(rows.execution_options(yield_per=EXPORT_BATCH))
+            for row in result.mappings():
+                yield row_view(row)
+
+    def listing(self, query: ListQuery) -> list[dict]:
+        """`batm-server terminal list`: every terminal the filters let through, in order, each
+        its registration (terminal_view) and its monitor row (status columns, highlight)."""
+        rows = list(self.export(EVERYWHERE, query))
+        with self._sessions() as session:
+            views = {t.serial: terminal_view(t) for t in session.scalars(select(Terminal))}
+        return [{**views[r["serial"]], **r} for r in rows if r["serial"] in views]
 
     def locations(self, principal: Principal) -> list[str]:
         """The locations the user may filter by: theirs, or every one in use."""
@@ -160,7 +108,7 @@ class Fleet:
         with self._sessions() as session:
             terminal = visible_terminal(session, principal, serial)
             status = status_view(terminal, session.get(TerminalStatus, serial),
-                                 min_pair_version(session))
+                                 update_policy(session))
             vpn = session.get(VpnConfigRow, serial)
             history = session.scalars(
                 select(AuditEntry).where(AuditEntry.serial == serial)

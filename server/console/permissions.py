@@ -29,6 +29,11 @@ class Action(StrEnum):
     UNPAIR = "unpair"
     GENERATE_VPN = "generate_vpn"
     DELETE = "delete"
+    RETRIEVE_LOGS = "retrieve_logs"
+    RESET_DB = "reset_db"
+    REBOOT = "reboot"
+    FIRMWARE_ADD = "firmware_add"
+    FIRMWARE_POLICY = "firmware_policy"
     LOGIN = "login"
     LOGOUT = "logout"
     USER_ADD = "user_add"
@@ -40,9 +45,12 @@ class Action(StrEnum):
 
 
 TERMINAL_ACTIONS = frozenset({Action.CREATE, Action.APPROVE, Action.UNPAIR,
-                              Action.GENERATE_VPN, Action.DELETE})
+                              Action.GENERATE_VPN, Action.DELETE, Action.RETRIEVE_LOGS,
+                              Action.RESET_DB, Action.REBOOT})
+# The catalog and the policy are the whole fleet's: an admin of every location changes them.
+FLEET_ACTIONS = frozenset({Action.FIRMWARE_ADD, Action.FIRMWARE_POLICY})
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
-    Role.ADMIN: TERMINAL_ACTIONS,
+    Role.ADMIN: TERMINAL_ACTIONS | FLEET_ACTIONS,
     Role.OPERATOR: TERMINAL_ACTIONS,
     Role.VIEWER: frozenset(),
 }
@@ -64,10 +72,15 @@ class Principal:
         return location is not None and location in self.locations
 
     def may(self, action: Action) -> bool:
+        if action in FLEET_ACTIONS and self.locations is not None:
+            return False
         return action in ROLE_ACTIONS[self.role]
 
     def require(self, action: Action) -> None:
         """403 when the role does not allow `action` (the terminal's visibility is apart)."""
+        if action in FLEET_ACTIONS and self.role == Role.ADMIN and self.locations is not None:
+            raise ServiceError(403, "forbidden", "firmware and the upgrade policy are the "
+                               "whole fleet's: an admin of all locations changes them")
         if not self.may(action):
             raise ServiceError(403, "forbidden",
                                f"a {self.role} may not {action.replace('_', ' ')}; ask an "

@@ -5,6 +5,7 @@
   dialect    the one engine-specific statement (insert unless present), kept apart for PostgreSQL
   terminals  terminals and their pairing requests (the pairing domain's tables)
   firmware   the catalog's bundles, the pairing policy, upgrades in progress
+  update_policy  who needs a firmware update (policy + catalog), in Python and in SQL
   master     what terminals report over MQTT, remote commands, log archives
   vpn        scenario A's tunnel addresses and terminal keys
   console    the operator console's users, API tokens, sessions, login failures, audit log

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from batm_common import signing
-from batm_common.clock import utcnow
+from batm_common.clock import iso_ms, utcnow
 from batm_common.digits import decimal
 from server.db.firmware import FirmwareUpgrade
 from server.db.terminals import Terminal
@@ -56,6 +56,9 @@ class UpgradeGate:
         self._clock = clock
         self.max_per_source = max(1, max_concurrent // 2)
         self._slot_peers: dict[str, str] = {}  # serial → the address its offer went to
+        # serial → (bundle id, bytes of it sent so far): the download's percent for the console.
+        # In memory: a restart loses only the figure, the terminal's resume does not need it.
+        self._sent: dict[str, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------ hello
 
@@ -146,13 +149,31 @@ class UpgradeGate:
         return sum(1 for r in rows
                    if self._holds_slot(r, now) and self._slot_peers.get(r.serial) == source)
 
+    def sent(self, serial: str, bundle_id: int, upto: int) -> None:
+        """The download of `bundle_id` to `serial` reached byte `upto` (bundle_download.py)."""
+        self._sent[serial] = (bundle_id, upto)
+
     def upgrading(self) -> list[dict]:
+        """Terminals with an upgrade plan: step i of n, the download's percent, since when."""
         now = self._clock()
         with self._sessions() as session:
-            return [{"serial": r.serial, "origin_version": r.origin_version,
-                     "bundle_id": r.bundle_id, "holds_slot": self._holds_slot(r, now),
-                     "completed_steps": r.completed_steps}
-                    for r in session.scalars(select(FirmwareUpgrade)).all()]
+            views = []
+            for r in session.scalars(select(FirmwareUpgrade).order_by(FirmwareUpgrade.serial)):
+                bundle = self.catalog.bundle(r.bundle_id) if r.bundle_id is not None else None
+                plan = self.catalog.plan(r.origin_version) or []
+                sent_id, sent = self._sent.get(r.serial, (None, 0))
+                percent = (min(100, int(sent * 100 / bundle.size))
+                           if bundle is not None and sent_id == bundle.id and bundle.size else 0)
+                views.append({
+                    "serial": r.serial, "origin_version": r.origin_version,
+                    "bundle_id": r.bundle_id, "holds_slot": self._holds_slot(r, now),
+                    "completed_steps": r.completed_steps,
+                    "step": min(r.completed_steps + 1, max(len(plan), 1)),
+                    "steps": len(plan), "to_version": bundle.version if bundle else None,
+                    "percent": percent,
+                    "since": iso_ms(r.offered_at) if r.offered_at else None,
+                    "updated_at": iso_ms(r.updated_at)})
+            return views
 
     # ------------------------------------------------------------------ download
 

@@ -13,9 +13,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from batm_common.remote_commands import RemoteCommand
+from server.console.fleet import Fleet
 from server.errors import ServiceError
 from server.http import fields
 from server.http.body_limit import BodyLimit
+from server.http.console.api import list_query
 from server.http.error_handlers import install_error_handlers
 from server.master.link import MasterUnavailable
 from server.master.service import MasterService
@@ -28,14 +30,19 @@ from server.vpn.service import VpnService
 def create_admin_app(
     registry: Registry, requests: PairingRequests, *, master: MasterService | None = None,
     notifier: Notifier | None = None, vpn: VpnService | None = None,
+    fleet: Fleet | None = None,
 ) -> FastAPI:
     app = FastAPI(title="batm admin", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     app.add_middleware(BodyLimit)
 
     @app.get("/api/v1/terminals")
-    async def list_terminals() -> JSONResponse:
-        return JSONResponse(registry.list_terminals())
+    async def list_terminals(request: Request) -> JSONResponse:
+        """Every terminal with its monitor fields; the console's filters (location,
+        updated_within, hide_synced, state, highlight, q, sort, order) narrow it."""
+        if fleet is None:
+            return JSONResponse(registry.list_terminals())
+        return JSONResponse(await asyncio.to_thread(fleet.listing, list_query(request)))
 
     @app.post("/api/v1/terminals")
     async def create_terminal(request: Request) -> JSONResponse:
@@ -97,19 +104,16 @@ def create_admin_app(
         parts = need_master()
         commands, link = parts.commands, parts.link
         body = fields.json_object(await request.body())
+        if body.get("command") != RemoteCommand.UNPAIR:
+            return JSONResponse(parts.issue(serial, body.get("command"), body.get("args")),
+                                status_code=201)
         command = commands.create_command(serial, body.get("command"), body.get("args"))
         message = {"id": command["id"], "command": command["command"], "args": command["args"]}
-        if command["command"] == RemoteCommand.UNPAIR:
-            # Best effort over MQTT; the revocation itself is server-side and immediate.
-            with contextlib.suppress(MasterUnavailable):
-                link.send_command(serial, message)
-            registry.unpair(serial)
-            commands.finish_command(command["id"], {"unpaired": True})
-        else:
-            try:
-                link.send_command(serial, message)
-            except MasterUnavailable as exc:
-                commands.fail_command(command["id"], str(exc))
+        # Best effort over MQTT; the revocation itself is server-side and immediate.
+        with contextlib.suppress(MasterUnavailable):
+            link.send_command(serial, message)
+        registry.unpair(serial)
+        commands.finish_command(command["id"], {"unpaired": True})
         return JSONResponse(commands.command(serial, command["id"]), status_code=201)
 
     @app.get("/api/v1/terminals/{serial}/commands")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -45,19 +45,25 @@ def _unsatisfiable(size: int, message: str) -> ServiceError:
     return error
 
 
-def _file_part(path: os.PathLike, start: int, end: int) -> Iterator[bytes]:
+def _file_part(path: os.PathLike, start: int, end: int,
+               sent: Callable[[int], None] = lambda _upto: None) -> Iterator[bytes]:
     with open(path, "rb") as f:
         f.seek(start)
         left = end - start + 1
         while left > 0 and (block := f.read(min(BLOCK, left))):
             left -= len(block)
             yield block
+            sent(end + 1 - left)  # the console's percent (UpgradeGate.upgrading)
 
 
 def install_bundle_download(app: FastAPI, upgrades: UpgradeGate) -> None:
     @app.get("/api/v1/firmware/{bundle_id}/bundle")
     async def bundle(bundle_id: str, request: Request) -> Response:
-        found = upgrades.authorize_download(request.headers.get(signing.HEADER_SERIAL), bundle_id)
+        serial = request.headers.get(signing.HEADER_SERIAL)
+        found = upgrades.authorize_download(serial, bundle_id)
+
+        def sent(upto: int) -> None:
+            upgrades.sent(serial, found.id, upto)
         size = found.path.stat().st_size
         try:
             span = parse_range(request.headers.get("range"), size)
@@ -65,10 +71,10 @@ def install_bundle_download(app: FastAPI, upgrades: UpgradeGate) -> None:
             return JSONResponse(exc.as_json(), status_code=416, headers=exc.headers)
         headers = {"Accept-Ranges": "bytes", "ETag": f'"{found.sha256}"'}
         if span is None:
-            return StreamingResponse(_file_part(found.path, 0, size - 1), 200, media_type=(
+            return StreamingResponse(_file_part(found.path, 0, size - 1, sent), 200, media_type=(
                 "application/octet-stream"), headers=headers | {"Content-Length": str(size)})
         start, end = span
         headers |= {"Content-Range": f"bytes {start}-{end}/{size}",
                     "Content-Length": str(end - start + 1)}
-        return StreamingResponse(_file_part(found.path, start, end), 206,
+        return StreamingResponse(_file_part(found.path, start, end, sent), 206,
                                  media_type="application/octet-stream", headers=headers)

@@ -4,6 +4,9 @@ The gate stores the upload (POST /api/v1/logs/{command_id}, signed by the paired
 data_dir/archives/<serial>-<command>-<id>.tar.gz (0600) with a row naming it; the admin API lists
 and serves them. An archive larger than the command's max_size, or for a command the terminal was
 not given, is refused.
+
+Retention: a terminal keeps its `keep` newest archives, none older than `max_age`; older ones go
+(row and file) whenever a new one is stored, so the directory cannot fill up with log uploads.
 """
 
 from __future__ import annotations
@@ -29,16 +32,21 @@ from server.pairing.registry import find_terminal
 from server.paths import ARCHIVES_DIR
 
 MAX_ARCHIVE = 64 * 1024 * 1024  # bytes: the gate's body limit for uploads (http/gate.py)
+KEEP_PER_TERMINAL = 10
+MAX_AGE = datetime.timedelta(days=30)
 
 
 class Archives:
     def __init__(self, sessions: sessionmaker, data_dir: Path,
                  notify: Callable[[str], None] | None = None,
-                 clock: Callable[[], datetime.datetime] = utcnow):
+                 clock: Callable[[], datetime.datetime] = utcnow,
+                 keep: int = KEEP_PER_TERMINAL, max_age: datetime.timedelta = MAX_AGE):
         self._sessions = sessions
         self.directory = Path(data_dir) / ARCHIVES_DIR
         self._notify = notify or (lambda _topic: None)
         self._clock = clock
+        self.keep = keep
+        self.max_age = max_age
 
     def upload_limit(self, serial: str, command_id: str) -> int:
         """The most bytes this upload may have (the command's max_size, at most MAX_ARCHIVE);
@@ -87,8 +95,24 @@ class Archives:
                 view = archive_view(archive)
         finally:
             partial.unlink(missing_ok=True)
+        self.prune(serial)
         self._notify(command_topic(command_id))
         return view
+
+    def prune(self, serial: str) -> list[str]:
+        """Apply the retention limits to `serial`'s archives; returns the ids removed."""
+        cutoff = self._clock() - self.max_age
+        with self._sessions() as session, session.begin():
+            rows = session.scalars(select(Archive).where(Archive.serial == serial)
+                                   .order_by(Archive.created_at.desc(), Archive.id)).all()
+            expired = [a for n, a in enumerate(rows) if n >= self.keep or a.created_at < cutoff]
+            for archive in expired:
+                session.delete(archive)
+            files = [self.directory / a.filename for a in expired]
+            removed = [a.id for a in expired]
+        for path in files:  # after the commit: a row never names a missing file
+            path.unlink(missing_ok=True)
+        return removed
 
     def archives(self, serial: str) -> list[dict]:
         with self._sessions() as session, session.begin():

@@ -16,7 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from batm_common.clock import utcnow
-from batm_common.remote_commands import COMMAND_NAMES
+from batm_common.remote_commands import (
+    COMMAND_NAMES,
+    MAX_LOG_SIZE,
+    MIN_LOG_SIZE,
+    RemoteCommand,
+)
 from server.db.master import Archive, Command
 from server.errors import ServiceError, bad_request
 from server.master.views import archive_view, command_view
@@ -25,6 +30,34 @@ from server.pairing.registry import find_terminal
 from server.pairing.states import TerminalState
 
 MAX_ARGS = 4096  # bytes of JSON
+
+
+def parse_moment(text: object, name: str) -> str:
+    """An ISO 8601 time (naive means UTC) as "YYYY-MM-DDTHH:MM:SSZ"; a clear error otherwise."""
+    try:
+        moment = datetime.datetime.fromisoformat(text.strip()) if isinstance(text, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise bad_request(
+            f"{name}: {text!r} is not an ISO 8601 time like 2024-05-01T10:00:00Z")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def log_arguments(since: object, until: object, max_size: object,
+                  names: tuple[str, str, str] = ("since", "until", "max_size")) -> dict:
+    """retrieve_logs' arguments checked as the terminal will check them (the period, the
+    archive's largest size), so a mistake is refused before anything is sent."""
+    start, end = parse_moment(since, names[0]), parse_moment(until, names[1])
+    if start >= end:
+        raise bad_request(f"{names[0]} must be before {names[1]}")
+    if isinstance(max_size, bool) or not isinstance(max_size, int) or not (
+            MIN_LOG_SIZE <= max_size <= MAX_LOG_SIZE):
+        raise bad_request(f"{names[2]} must be from {MIN_LOG_SIZE} to {MAX_LOG_SIZE} bytes, "
+                          f"not {max_size!r}")
+    return {"since": start, "until": end, "max_size": max_size}
 
 
 class Commands:
@@ -42,6 +75,8 @@ class Commands:
             args = {}
         if not isinstance(args, dict):
             raise bad_request("args: must be a JSON object")
+        if command == RemoteCommand.RETRIEVE_LOGS:
+            args = log_arguments(args.get("since"), args.get("until"), args.get("max_size"))
         encoded = json.dumps(args)
         if len(encoded) > MAX_ARGS:
             raise bad_request(f"args: longer than {MAX_ARGS} bytes")

@@ -1,8 +1,8 @@
 """The seed's status-monitoring page as data: each terminal's last status, its history, events.
 
-A row is red on a sync error and yellow when the terminal runs a version below the operator's
-minimum version to pair (`batm-server firmware policy`): the same policy that makes the gate
-upgrade it, so the monitor and the gate never disagree about who needs an update.
+A row is red on a sync error and yellow when the terminal needs an update
+(db/update_policy.py: below the operator's minimum version to pair — the same policy that makes
+the gate upgrade it — or the catalog holds a newer bundle it can install), as in the console.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import json
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from server.db.firmware import min_pair_version
 from server.db.master import StatusHistory, TerminalEvent, TerminalStatus
 from server.db.terminals import Terminal
+from server.db.update_policy import update_policy
 from server.master.views import moment, status_view
 from server.pairing.registry import find_terminal
 
@@ -29,7 +29,7 @@ class Monitoring:
         with self._sessions() as session, session.begin():
             terminal = find_terminal(session, serial)
             view = status_view(terminal, session.get(TerminalStatus, serial),
-                               min_pair_version(session))
+                               update_policy(session))
             if history:
                 rows = session.scalars(
                     select(StatusHistory).where(StatusHistory.serial == serial)
@@ -43,9 +43,9 @@ class Monitoring:
 
     def statuses(self) -> list[dict]:
         with self._sessions() as session, session.begin():
-            minimum = min_pair_version(session)
+            policy = update_policy(session)
             terminals = session.scalars(select(Terminal).order_by(Terminal.serial)).all()
-            return [status_view(t, session.get(TerminalStatus, t.serial), minimum)
+            return [status_view(t, session.get(TerminalStatus, t.serial), policy)
                     for t in terminals]
 
     def events(self, serial: str, limit: int = 100) -> dict:

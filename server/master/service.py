@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from server.master.archives import Archives
 from server.master.commands import Commands
-from server.master.link import MasterLink
+from server.master.link import MasterLink, MasterUnavailable
 from server.master.monitoring import Monitoring
 
 
@@ -20,3 +20,15 @@ class MasterService:
     commands: Commands
     archives: Archives
     link: MasterLink
+
+    def issue(self, serial: str, command: object, args: object) -> dict:
+        """A remote command: its row first, then the message to the terminal; the row says
+        "failed" (with why) when the broker could not take it. Unpair is the caller's: its
+        revocation is server-side."""
+        view = self.commands.create_command(serial, command, args)
+        try:
+            self.link.send_command(serial, {"id": view["id"], "command": view["command"],
+                                            "args": view["args"]})
+        except MasterUnavailable as exc:
+            self.commands.fail_command(view["id"], str(exc))
+        return self.commands.command(serial, view["id"])

@@ -9,17 +9,18 @@ import json
 from batm_common.clock import iso_ms
 from server.db.master import Archive, Command, TerminalStatus
 from server.db.terminals import Terminal
+from server.db.update_policy import UpdatePolicy
 
 
 def moment(value: datetime.datetime | None) -> str | None:
     return iso_ms(value) if value is not None else None
 
 
-def status_view(terminal: Terminal, row: TerminalStatus | None, min_version: int) -> dict:
-    """The seed's monitoring row; `min_version` is the operator's policy (firmware policy)."""
+def status_view(terminal: Terminal, row: TerminalStatus | None, policy: UpdatePolicy) -> dict:
+    """The seed's monitoring row; `policy` is the operator's (firmware policy and catalog)."""
     version = (row.version if row and row.version is not None else terminal.version)
     error = row.last_sync_error if row else None
-    update_required = version is not None and version < min_version
+    update_required = policy.needs_update(version)
     return {
         "serial": terminal.serial,
         "location": terminal.location,

@@ -7,7 +7,9 @@ same the demo walks.
 
 from __future__ import annotations
 
+import re
 import secrets
+import time
 from pathlib import Path
 
 from hil_tests.rig.drivers.server import ServerDriver
@@ -69,3 +71,70 @@ class ConsoleDriver:
     @step
     def unpair(self, serial: str) -> str:
         return self.operator.unpair(serial)
+
+    # -- the status monitor (issue 11) ---------------------------------------------------------
+
+    def _monitor(self, serial: str):
+        """The monitor, filtered to `serial` (the filters are the URL); its row."""
+        page = self.operator.page
+        page.goto(f"{self.operator.url}/terminals?q={serial}")
+        return page.locator(f'tr[data-serial="{serial}"]')
+
+    @step
+    def monitor_row(self, serial: str) -> dict:
+        """The row's cells by column name, and its colour ("red", "yellow" or "")."""
+        row = self._monitor(serial)
+        page = self.operator.page
+        names = [h.strip().rstrip("▲▼ ") for h in page.locator("thead th").all_inner_texts()]
+        cells = row.locator("td").all_inner_texts()
+        return {**dict(zip(names, cells, strict=False)), "class": row.get_attribute("class")}
+
+    @step
+    def seconds_until_row(self, serial: str, selector: str, started: float,
+                          timeout: float = 10.0) -> float:
+        """How long after `started` (time.monotonic) the open monitor's row of `serial`
+        matched `selector` (a CSS suffix like ' td.offline'), without a reload."""
+        self.operator.page.wait_for_selector(f'tr[data-serial="{serial}"]{selector}',
+                                             timeout=timeout * 1000)
+        return time.monotonic() - started
+
+    @step
+    def retrieve_logs(self, serial: str, since: str, until: str, max_kb: int,
+                      timeout: float = 60.0) -> bytes:
+        """The seed's dialog: period and maximum size, Request logs; then the download link
+        that appears on the page when the archive arrived; the archive's bytes."""
+        row = self._monitor(serial)
+        page = self.operator.page
+        row.get_by_text("Actions").click()
+        row.get_by_text("Retrieve logs").click()
+        row.get_by_label("Period from (UTC)").fill(since)
+        row.get_by_label("Period until (UTC)").fill(until)
+        row.get_by_label("Maximum size (KB)").fill(str(max_kb))
+        self.shot_page("logs-dialog")
+        row.get_by_role("button", name="Request logs").click()
+        page.get_by_text(f"{serial}: logs requested").wait_for()
+        link = page.locator("#commands").get_by_role(
+            "link", name=re.compile("Download log archive")).first
+        link.wait_for(timeout=timeout * 1000)
+        self.shot_page("logs-ready")
+        with page.expect_download() as download:
+            link.click()
+        return Path(download.value.path()).read_bytes()
+
+    @step
+    def reset_db(self, serial: str, timeout: float = 30.0) -> str:
+        """Reset local database, confirmed; the result line the page shows when it is done."""
+        row = self._monitor(serial)
+        page = self.operator.page
+        row.get_by_text("Actions").click()
+        row.get_by_label(re.compile(f"Reset the local database of {serial}")).check()
+        row.get_by_role("button", name="Reset local database").click()
+        page.get_by_text(f"{serial}: reset of the local database sent").wait_for()
+        result = page.locator("#commands li").filter(has_text="reset db").filter(
+            has_text=re.compile("done|failed")).first
+        result.wait_for(timeout=timeout * 1000)
+        self.shot_page("reset-db")
+        return result.inner_text()
+
+    def shot_page(self, name: str) -> None:
+        self.operator.shot(name)

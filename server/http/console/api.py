@@ -9,61 +9,49 @@ state forbids it (wrong code, not paired), 429 locked out, 503 a part of the ser
 from __future__ import annotations
 
 import asyncio
-import csv
 import datetime
-import io
-from collections.abc import Iterable, Iterator
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
-from server.console.fleet import DEFAULT_PER_PAGE, MAX_PER_PAGE, ListQuery
+from batm_common.remote_commands import RemoteCommand
+from server.console.monitor import DEFAULT_PER_PAGE, MAX_PER_PAGE, ListQuery
 from server.console.service import ConsoleService
 from server.errors import bad_request
 from server.http import fields
 from server.http.console.bearer import bearer_actor
+from server.http.console.exports import csv_response, xlsx_response
+
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
+def flag(raw: str | None, name: str) -> bool:
+    value = (raw or "").strip().lower()
+    if value not in TRUE + FALSE:
+        raise bad_request(f"{name}: must be true or false, not {raw!r}")
+    return value in TRUE
 
 
 def list_query(request: Request) -> ListQuery:
-    """The list's query parameters (the page and the API read the same ones)."""
+    """The monitor's query parameters (the page, its URL and the API read the same ones)."""
     params = request.query_params
     order = params.get("order") or "asc"
     if order not in ("asc", "desc"):
         raise bad_request(f"order: must be asc or desc, not {order!r}")
+    within = params.get("updated_within") or None
+    if within is None and (params.get("within") or "").strip():
+        # The page's form: a number and a unit (minutes, hours, days), as the seed's.
+        within = params["within"].strip() + (params.get("within_unit") or "d")
     return ListQuery(
         location=params.get("location") or None, q=params.get("q") or None,
+        state=params.get("state") or None, updated_within=within,
+        hide_synced=flag(params.get("hide_synced"), "hide_synced"),
+        highlight=params.get("highlight") or None,
         page=max(1, fields.int_query(params.get("page"), "page", 1, 10**9)),
         per_page=fields.int_query(params.get("per_page"), "per_page", DEFAULT_PER_PAGE,
                                   MAX_PER_PAGE),
         sort=params.get("sort") or "serial", descending=order == "desc",
     )
-
-
-EXPORT_COLUMNS = ("serial", "location", "scenario", "state", "online", "version", "last_seen")
-
-
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A spreadsheet runs a cell that starts like a formula: a location is anyone's text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def csv_export(rows: Iterable[dict]) -> StreamingResponse:
-    """The terminal list as CSV (the seed's Excel export), streamed row by row."""
-    def lines() -> Iterator[str]:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(EXPORT_COLUMNS)
-        for row in rows:
-            writer.writerow([_cell(row[c]) for c in EXPORT_COLUMNS])
-            if out.tell() > 64 * 1024:
-                yield out.getvalue()
-                out.seek(0)
-                out.truncate()
-        yield out.getvalue()
-
-    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": 'attachment; filename="terminals.csv"'})
 
 
 def _moment(raw: str | None, name: str) -> datetime.datetime | None:
@@ -100,7 +88,12 @@ def api_router(console: ConsoleService) -> APIRouter:
     @api.get("/terminals.csv")
     async def export_terminals(request: Request) -> StreamingResponse:
         actor = bearer_actor(console, request)
-        return csv_export(console.fleet.export(actor.principal, list_query(request)))
+        return csv_response(console.fleet.export(actor.principal, list_query(request)))
+
+    @api.get("/terminals.xlsx")
+    async def excel_terminals(request: Request) -> FileResponse:
+        actor = bearer_actor(console, request)
+        return await xlsx_response(console.fleet.export(actor.principal, list_query(request)))
 
     @api.get("/terminals/{serial}")
     async def get_terminal(serial: str, request: Request) -> JSONResponse:
@@ -151,6 +144,40 @@ def api_router(console: ConsoleService) -> APIRouter:
         actor = bearer_actor(console, request)
         return JSONResponse({"entries": console.audit.entries(actor.principal,
                                                               **audit_filters(request))})
+
+    @api.post("/terminals/{serial}/commands")
+    async def issue_command(serial: str, request: Request) -> JSONResponse:
+        """{"command": "retrieve_logs"|"reset_db"|"reboot", "args": {...}}: as the CLI's."""
+        actor = bearer_actor(console, request)
+        body = fields.json_object(await request.body())
+        name = body.get("command")
+        if name not in (RemoteCommand.RETRIEVE_LOGS, RemoteCommand.RESET_DB,
+                        RemoteCommand.REBOOT):
+            raise bad_request(f"command: must be retrieve_logs, reset_db or reboot, not "
+                              f"{name!r}")
+        args = body.get("args")
+        if args is not None and not isinstance(args, dict):
+            raise bad_request("args: must be a JSON object")
+        view = await asyncio.to_thread(console.remote.issue, actor, serial,
+                                       RemoteCommand(name), args)
+        return JSONResponse(view, status_code=201)
+
+    @api.get("/terminals/{serial}/commands")
+    async def terminal_commands(serial: str, request: Request) -> JSONResponse:
+        actor = bearer_actor(console, request)
+        console.fleet.terminal(actor.principal, serial)  # 404 outside one's locations
+        return JSONResponse({"commands": console.remote.recent(actor.principal, serial)})
+
+    @api.get("/archives/{archive_id}")
+    async def download_archive(archive_id: str, request: Request) -> FileResponse:
+        actor = bearer_actor(console, request)
+        view, path = console.remote.archive_file(actor.principal, archive_id)
+        return FileResponse(path, media_type="application/gzip", filename=view["filename"])
+
+    @api.get("/firmware")
+    async def firmware(request: Request) -> JSONResponse:
+        actor = bearer_actor(console, request)
+        return JSONResponse(console.firmware.overview(actor.principal))
 
     @api.get("/terminals/{serial}/vpn")
     async def download_vpn(serial: str, request: Request) -> JSONResponse:

@@ -14,9 +14,11 @@ from server.console.service import ConsoleService
 from server.errors import ServiceError
 from server.http.body_limit import BodyLimit
 from server.http.console.api import api_router
+from server.http.console.firmware_pages import BUNDLE_LIMIT, firmware_router
 from server.http.console.login import login_router
 from server.http.console.page_actions import page_actions_router
 from server.http.console.pages import pages_router
+from server.http.console.remote_pages import remote_pages_router
 from server.http.console.web import SECURITY_HEADERS, STATIC, NeedLogin, page_session, render
 from server.http.error_handlers import install_error_handlers
 
@@ -67,10 +69,13 @@ def create_console_app(console: ConsoleService) -> FastAPI:
             f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         return response
 
-    app.add_middleware(BodyLimit, large={"/terminals/import": CSV_LIMIT})
+    app.add_middleware(BodyLimit, large={"/terminals/import": CSV_LIMIT,
+                                            "/firmware/bundles": BUNDLE_LIMIT})
     app.include_router(api_router(console))
     app.include_router(login_router(console))
     app.include_router(pages_router(console))
+    app.include_router(remote_pages_router(console))
+    app.include_router(firmware_router(console))
     app.include_router(page_actions_router(console))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

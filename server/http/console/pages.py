@@ -1,6 +1,7 @@
-"""The console's pages for reading: the terminal list (paging, sorting, search, self-refresh),
-pending pairing requests, a terminal's page, the audit log; and creating terminals, one or a
-CSV of many. The row actions are in page_actions.py."""
+"""The console's pages for reading: the status monitor (the terminal list: columns, red/yellow
+rows, the seed's filters in the URL, paging, sorting, live rows, CSV and Excel), pending pairing
+requests, a terminal's page, the audit log; and creating terminals, one or a CSV of many. The
+row actions are in page_actions.py, the monitor's remote tools in remote_pages.py."""
 
 from __future__ import annotations
 
@@ -13,38 +14,44 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from server.console.actions import Actor
-from server.console.fleet import ListQuery
+from server.console.monitor import STATES, ListQuery
 from server.console.permissions import Action
 from server.console.service import ConsoleService
 from server.errors import ServiceError
-from server.http.console.api import audit_filters, csv_export, list_query
+from server.http.console.api import audit_filters, list_query
 from server.http.console.bearer import source_address
-from server.http.console.web import checked_form, page_session, render, text_field
+from server.http.console.exports import csv_response, xlsx_response
+from server.http.console.web import checked_form, digest, page_session, render, text_field
 
-COLUMNS = [("serial", "Serial"), ("location", "Location"), ("scenario", "Scenario"),
-           ("state", "State"), ("online", "Online"), ("version", "Software version"),
-           ("last_seen", "Last seen")]
+COLUMNS = [("serial", "Serial"), ("location", "Location"), ("state", "State"),
+           ("online", "Online"), ("version", "Software version"),
+           ("last_update", "Last update"), ("last_sync", "Last sync"),
+           ("last_sync_error", "Last sync error"), ("vpn_handshake_age", "VPN handshake")]
 MAX_CSV_ROWS = 5000
 
 
 def _params(query: ListQuery, **changes) -> str:
-    values = {"q": query.q, "location": query.location, "sort": query.sort,
-              "order": "desc" if query.descending else "asc", "per_page": query.per_page,
-              "page": query.page, **changes}
-    return urlencode({k: v for k, v in values.items() if v not in (None, "")})
+    return urlencode(query.params(**changes))
 
 
-def _list_context(console: ConsoleService, request: Request, session) -> dict:
+def _list_context(console: ConsoleService, request: Request, session,
+                  whole_page: bool = True) -> dict:
+    """The monitor's page (filters' locations, the commands panel) or, not `whole_page`, only
+    what its rows need: the live refresh runs this twice a second."""
     query = list_query(request)
     listing = console.fleet.terminals(session.principal, query)
+    within = query.updated_within or ""
     return {
-        "listing": listing, "query": query, "columns": COLUMNS,
+        "listing": listing, "query": query, "columns": COLUMNS, "states": STATES,
+        "digest": digest(listing),
+        "within_number": within[:-1], "within_unit": within[-1:] or "d",
         "pages": max(1, -(-listing["total"] // query.per_page)),
         "query_string": _params(query),
         "sort_link": lambda key: _params(query, sort=key, page=1, order="desc" if (
             query.sort == key and not query.descending) else "asc"),
         "page_link": lambda page: _params(query, page=page),
         "locations": console.fleet.locations(session.principal),
+        "commands": console.remote.recent(session.principal) if whole_page else [],
         "session": session,
     }
 
@@ -83,14 +90,23 @@ def pages_router(console: ConsoleService) -> APIRouter:
     async def export_terminals(request: Request) -> Response:
         """The list as CSV, with the page's filters and order, within the user's locations."""
         session = page_session(console, request)
-        return csv_export(console.fleet.export(session.principal, list_query(request)))
+        return csv_response(console.fleet.export(session.principal, list_query(request)))
+
+    @router.get("/terminals.xlsx")
+    async def excel_terminals(request: Request) -> Response:
+        """The monitor's view as an Excel workbook: the same filters, order and colours."""
+        session = page_session(console, request)
+        return await xlsx_response(console.fleet.export(session.principal, list_query(request)))
 
     @router.get("/terminals/rows")
     async def terminal_rows(request: Request) -> Response:
-        """The list's table alone: what the page's self-refresh and live search swap in."""
+        """The list's table alone: what the page's self-refresh and live search swap in;
+        204 (htmx keeps the table) when the rows are those the page shows (`digest`)."""
         session = page_session(console, request)
-        return render("_terminal_rows.html", request, **await asyncio.to_thread(
-            _list_context, console, request, session))
+        context = await asyncio.to_thread(_list_context, console, request, session, False)
+        if request.query_params.get("digest") == context["digest"]:
+            return Response(status_code=204)
+        return render("_terminal_rows.html", request, **context)
 
     @router.get("/pairing-requests")
     async def pairing_requests(request: Request) -> Response:

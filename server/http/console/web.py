@@ -9,6 +9,9 @@ without it the request is refused with 403 before anything is read or changed.
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import json
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,6 +19,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from batm_common.clock import utcnow
 from server.console.permissions import Action
 from server.console.service import ConsoleService
 from server.console.sessions import LIFETIME, BrowserSession
@@ -39,6 +43,28 @@ SECURITY_HEADERS = {
 _templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                          autoescape=select_autoescape(["html"]), auto_reload=False)
 _templates.filters["urlencode"] = lambda value: quote(str(value), safe="")
+LOG_PERIOD = datetime.timedelta(hours=1)  # the retrieve-logs dialog proposes the last hour
+LOG_KB = (1024, 64 * 1024)  # its default and largest maximum size, KB
+
+
+def _log_period() -> dict:
+    """The retrieve-logs dialog's defaults, in the datetime-local fields' form (UTC)."""
+    now = utcnow()
+    return {"since": (now - LOG_PERIOD).strftime("%Y-%m-%dT%H:%M"),
+            "until": (now + datetime.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M"),
+            "kb": LOG_KB}
+
+
+_templates.globals["log_period"] = _log_period
+
+
+def digest(data: object) -> str:
+    """A short fingerprint of what a live part of a page shows: its poll sends it back, and
+    the answer is 204 (htmx keeps the part) while it is unchanged."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_templates.filters["digest"] = digest
 
 
 class NeedLogin(Exception):
