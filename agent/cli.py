@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from agent.master.outbox import UNACKED_ERROR_AFTER
 from agent.vpn import options as vpn_options
 from batm_common.control_client import ControlClient, ControlError, WaitTimeout, wait_for_screen
 from batm_common.control_commands import ControlCommand
@@ -234,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--heartbeat", type=_positive_seconds, default=30.0, metavar="SECONDS",
         help="status heartbeat on the master service (default 30)",
+    )
+    run.add_argument(
+        "--sync-error-after", type=_positive_seconds, default=UNACKED_ERROR_AFTER,
+        metavar="SECONDS",
+        help="report events the server has not acknowledged for this long as the last sync "
+             f"error (default {UNACKED_ERROR_AFTER:g})",
     )
     vpn_options.add_run_options(run)  # scenario A: --vpn-interface, --vpn-health-window, …
     run.set_defaults(handler=cmd_run)

@@ -34,6 +34,7 @@ from agent.identity import Identity, load_or_create
 from agent.machine import state as machine
 from agent.machine.dispatch import transition
 from agent.master.log_archive import file_handler
+from agent.master.outbox import UNACKED_ERROR_AFTER
 from agent.master.session import MasterSession
 from agent.restart import reboot_terminal
 from agent.screens import screen_model
@@ -63,6 +64,7 @@ class DaemonConfig:
     slots_dir: Path
     retry_max: float = 30.0
     heartbeat: float = 30.0  # status heartbeat on the master service, seconds
+    sync_error_after: float = UNACKED_ERROR_AFTER  # unacknowledged this long: a sync error
     vpn_interface: str = vpn_options.DEFAULT_INTERFACE  # scenario A (agent/vpn)
     vpn_mtu: int = vpn_options.DEFAULT_MTU
     vpn_health_window: float = vpn_options.HEALTH_WINDOW
@@ -98,7 +100,7 @@ class Daemon:
             config.state_dir, facts, config.slots_dir, dispatch=self.dispatch,
             agent_status=self.status, generation=lambda: self.state.generation,
             gate=lambda: self._gate(self.settings.pin), reboot=reboot_terminal,
-            heartbeat=config.heartbeat,
+            heartbeat=config.heartbeat, sync_error_after=config.sync_error_after,
         )
         self.admin = AdminService(config.state_dir, status=self.status, set_server=self.set_server,
                                   reboot=reboot_terminal, slots_dir=config.slots_dir,
@@ -338,6 +340,7 @@ def run(args) -> int:
         slots_dir=Path(args.slots_dir),
         retry_max=float(args.retry_max),
         heartbeat=float(getattr(args, "heartbeat", None) or 30.0),
+        sync_error_after=float(getattr(args, "sync_error_after", None) or UNACKED_ERROR_AFTER),
         **vpn_options.daemon_options(args),
     )
     upgrade_start = resume_updater(config.slots_dir)  # before the version is read

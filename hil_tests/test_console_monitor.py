@@ -16,8 +16,10 @@ import datetime
 import io
 import json
 import re
+import sqlite3
 import tarfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -105,6 +107,38 @@ def test_the_monitor_on_the_rig_logs_reset_db_and_a_power_cut(target: Target, mo
         t.power.on()
     assert took < LIVE, f"the row said offline {took:.1f} s after the server knew"
     master.wait_status(lambda s: s["online"] and s["screen"] == "in_service", TIMEOUT)
+
+
+def test_a_terminal_whose_sync_fails_turns_red_with_the_error_until_its_db_is_reset(
+        target: Target, monitor) -> None:
+    """A torn row in the terminal's outbox, found after a power cut: the server refuses that
+    event and never acknowledges it, the terminal reports the failed sync, and the open page's
+    row turns red with the error text by itself. Reset local database ends it."""
+    console, master = monitor
+    t = target
+    console.monitor_row(t.serial)  # the page stays open from here: no reload below
+    t.power.cut()
+    try:
+        with sqlite3.connect(Path(t.terminal.state_dir) / "local.db") as db:
+            db.execute("INSERT INTO outbox (id, body) VALUES (?, ?)",
+                       ("torn-row-1", b'{"id": "torn-row-1", "type": 7, "at": null}'))
+    finally:
+        t.power.on()
+    master.wait_status(lambda s: s["online"] and bool(s["last_sync_error"]), TIMEOUT)
+    known = time.monotonic()
+    took = console.seconds_until_row(t.serial, ".red", known)
+    assert took < LIVE, f"the row turned red {took:.1f} s after the server knew"
+    row = console.monitor_row(t.serial)
+    assert row["class"] == "red"
+    assert "did not acknowledge 1 event" in row["Last sync error"], row
+    reds = json.loads(t.server.run("terminal", "list", "--json", "--highlight", "red").stdout)
+    assert [x["serial"] for x in reds] == [t.serial]
+
+    result = console.reset_db(t.serial)
+    assert "done" in result and "1 pending event(s) dropped" in result, result  # the torn row
+    master.wait_status(lambda s: not s["last_sync_error"] and s["outbox_pending"] == 0, TIMEOUT)
+    row = console.monitor_row(t.serial)
+    assert row["class"] != "red" and row["Last sync error"] == ""
 
 
 def test_an_old_terminal_is_yellow_until_its_upgrade_finishes(seed_rig, tmp_path) -> None:

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from sim.supervisor import Supervisor
 
 AGENT_RETRY_MAX = "2"  # seconds: the simulated rig wants quick reconnects, not politeness
+# Seconds before unacknowledged events count as a failed sync: short enough for a test to see a
+# red row, long enough that a loaded CI machine's slow acknowledgement is not one.
+AGENT_SYNC_ERROR_AFTER = "8"
 
 
 def _command(supervisor: Supervisor, script: str, role: str, *args: str) -> list[str]:
@@ -71,6 +74,7 @@ class TerminalChildren:
             "--hardware-dir", str(layout.hardware_dir(serial)),
             "--slots-dir", str(layout.slots_dir(serial)),
             "--retry-max", AGENT_RETRY_MAX,
+            "--sync-error-after", AGENT_SYNC_ERROR_AFTER,
             *sim_vpn.agent_args(supervisor, index),  # scenario A: rig-unique interface
         ), layout.log(f"{serial}-agent"), rig_id, netns=ns)
         self.socat = Child(f"{serial}-socat", [

@@ -33,7 +33,13 @@ from agent.master.credentials import (
 )
 from agent.master.log_archive import build_archive, collect
 from agent.master.mqtt_link import LinkEvent, MqttLink
-from agent.master.outbox import AckError, Outbox, OutboxPump, parse_acks
+from agent.master.outbox import (
+    UNACKED_ERROR_AFTER,
+    AckError,
+    Outbox,
+    OutboxPump,
+    parse_acks,
+)
 from agent.master.remote_commands import Command, CommandError, CommandRunner, log_request
 from agent.master.status_report import HEARTBEAT, StatusReporter, build_status
 from agent.restart import reboot_terminal
@@ -54,13 +60,15 @@ class MasterSession:
         gate: Callable[[], GateClient],
         reboot: Callable[[], None] = reboot_terminal,
         heartbeat: float = HEARTBEAT,
+        sync_error_after: float = UNACKED_ERROR_AFTER,
     ):
         self.state_dir = Path(state_dir)
         self.facts = facts
         self.slots_dir = Path(slots_dir)
         self.credentials = CredentialsStore(state_dir)
         self.outbox = Outbox(state_dir)
-        self.pump = OutboxPump(self.outbox, on_change=self.status_changed)
+        self.pump = OutboxPump(self.outbox, on_change=self.status_changed,
+                               error_after=sync_error_after)
         self.link: MqttLink | None = None
         self.heartbeat = heartbeat
         self._dispatch = dispatch
