@@ -157,12 +157,3 @@ def pytest_terminal_summary(terminalreporter) -> None:
             f"max {times[-1]:.1f}s"
         )
 
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """The booted-systemd rig's own tests run where one is asked for (BATM_BOOTED=1, or BATM_RIG
-    naming a rig; `make hil-booted` does both); `make test` leaves them out rather than skip
-    them, since it has not built the packages they boot."""
-    if collection_path.name == "test_booted.py" and not (
-            os.environ.get("BATM_BOOTED") or os.environ.get("BATM_RIG")):
-        return True
-    return None

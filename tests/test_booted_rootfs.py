@@ -28,7 +28,7 @@ def test_the_console_runs_on_the_container_console_without_a_udev_device(tmp_pat
     assert "BindsTo=dev-" not in unit and "After=dev-" not in unit
     assert "ExecStartPre=+/bin/chmod 0660 /dev/%I" in unit
     # Everything else is the packaged unit: sandbox, user, command.
-    assert "DynamicUser=yes" in unit and "DeviceAllow=/dev/%I rw" in unit
+    assert "User=batm-agent" in unit and "DeviceAllow=/dev/%I rw" in unit
     wants = sorted(p.name for p in (root / "etc/systemd/system/multi-user.target.wants").iterdir())
     assert wants == ["batm-console@console.service"]
 

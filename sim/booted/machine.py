@@ -1,12 +1,12 @@
-"""One booted terminal: systemd-nspawn with systemd as PID 1 on an overlay of the cached rootfs.
+"""One booted terminal: systemd-nspawn, systemd as PID 1, on an overlay of the cached layers.
 
     socat PTY,link=D/console ⇄ systemd-nspawn -b (its /dev/console) ⇄ batm-console@console
 
 The container's console is the terminal's serial line: socat gives its host end a path
 (D/console) that pyserial opens like a Pi's USB-serial adapter. The overlay keeps the cached
-rootfs pristine (D/upper holds everything the machine writes) and is what makes the terminal's
-state survive a reboot of the machine. No udev in a container: the rig's console unit does not
-bind to a device (sim/booted/rootfs.py), and the display is masked (no KMS).
+layers (sim/booted/rootfs.py) pristine (D/upper holds everything the machine writes) and is what
+makes the terminal's state survive a reboot of the machine. No udev in a container: the rig's
+console unit does not bind to a device (sim/booted/rootfs.py), and the display is masked.
 
 Stopping sends nspawn SIGTERM, which powers the container off cleanly (systemd stops the units,
 journald flushes); SIGKILL after a grace period. `umount` and the process ids are what `down`
@@ -34,7 +34,7 @@ class MachineError(RuntimeError):
 @dataclass
 class Machine:
     directory: Path  # D/machine
-    rootfs: Path  # the cached, read-only lower layer
+    layers: list[Path]  # the cached, read-only lower layers, top first
     netns_path: str
     socat_pid: int | None = None
 
@@ -59,7 +59,8 @@ class Machine:
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
         if os.path.ismount(self.root):
             return
-        options = (f"lowerdir={self.rootfs},upperdir={self.directory / 'upper'},"
+        lower = ":".join(str(p) for p in self.layers)
+        options = (f"lowerdir={lower},upperdir={self.directory / 'upper'},"
                    f"workdir={self.directory / 'work'}")
         done = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(self.root)],
                               capture_output=True, text=True)
@@ -68,7 +69,10 @@ class Machine:
 
     def boot(self) -> None:
         """Start socat + nspawn in their own session; returns at once (see wait_ready)."""
+        # The machine's name is its network namespace's: nspawn keeps per-name state in
+        # /run/systemd/nspawn/, and every rig's directory is called root.
         nspawn = (f"systemd-nspawn --register=no --keep-unit -q --console=interactive "
+                  f"--machine={Path(self.netns_path).name} "
                   f"--network-namespace-path={self.netns_path} -b -D {self.root}")
         # nspawn exits 133 when the container asks for a reboot: boot it again on the same
         # console, as a Pi comes back on the same USB-serial adapter.
