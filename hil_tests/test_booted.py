@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from hil_tests.conftest import _unavailable
+from hil_tests.conftest import _unavailable, record_up_time
 from hil_tests.rig.drivers import BootedMachineDriver
 from hil_tests.rig.resources import load_rig
 from hil_tests.rig.strategies import PairingStrategy
@@ -49,8 +49,8 @@ SHARED = ("hil_tests/test_pairing.py", "-k", "never_paired_terminal_pairs or unp
 def _prerequisites() -> None:
     missing = booted_rig.missing_prerequisites()
     missing += [pkg for tool, pkg in BUILD_PREREQUISITES.items() if shutil.which(tool) is None]
-    if not Path("/usr/lib/python3/dist-packages").exists() or subprocess.run(
-            ["/usr/bin/python3", "-c", "import ensurepip"], capture_output=True).returncode:
+    if subprocess.run(["/usr/bin/python3", "-c", "import ensurepip"],
+                      capture_output=True).returncode:
         missing.append("python3-venv")
     if missing:
         _unavailable(f"the booted-systemd rig needs: {', '.join(missing)} "
@@ -99,8 +99,8 @@ def _booted_rig(request: pytest.FixtureRequest, deb: Path, directory: Path,
             timings = booted_rig.up(directory, deb)
         except booted_rig.BootedRigError as exc:
             pytest.fail(f"the booted rig did not come up: {exc}", pytrace=False)
-        print(f"booted rig: layers {'built' if timings.rootfs_built else 'cached'} "
-              f"({timings.rootfs_seconds:.1f} s), boot to agent ready {timings.boot_seconds:.1f} s")
+        record_up_time("booted rig boot (nspawn, to systemd running)", timings.boot_seconds)
+        record_up_time("booted rig layers (cached or built)", timings.rootfs_seconds)
         target = Target.for_terminal(load_rig(directory / "rig.json"), 0, trace)
     request.node._hil_target = target  # its trace and logs go into a failure's report
     try:
@@ -141,8 +141,7 @@ def test_the_installed_agent_runs_as_its_own_user_and_owns_its_slots(machine):
 
 def test_pairing_survives_a_real_reboot(booted, machine):
     PairingStrategy(booted).transition("in_service")
-    boot_seconds = machine.reboot()
-    print(f"rebooted in {boot_seconds:.1f} s")
+    record_up_time("booted rig reboot", machine.reboot())
     booted.console.deactivate()  # a new batm-console on the same line: switch it to JSON again
     booted.console.wait_for_screen("in_service", TIMEOUT)
     assert booted.agent.status()["paired"] is True
