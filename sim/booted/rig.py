@@ -109,8 +109,11 @@ def down(directory: Path) -> list[str]:
         return []
     machine = Machine(directory / "machine", [Path(p) for p in state["layers"]], "",
                       socat_pid=state.get("socat_pid"))
+    leader = machine.leader_pid()
     machine.stop()
     left = []
+    if leader is not None and Path(f"/proc/{leader}/root/opt/batm").exists():
+        left.append(f"the container's processes (its PID 1 is {leader})")
     if not machine.unmount():
         left.append(f"mount {machine.root}")
     if state.get("server_pid"):
