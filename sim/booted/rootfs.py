@@ -162,13 +162,15 @@ def _remove(path: Path) -> None:
 
 def _prune(pattern: str, keep: Path, spare: int) -> None:
     """Old layers go, the most recently used first kept, and none used within IN_USE seconds
-    (another clone's rig may be booted on it)."""
-    others = sorted((p for p in keep.parent.glob(pattern) if p != keep and p.is_dir()
-                     and not p.name.endswith((".partial", ".mnt"))),
+    (another clone's rig may be booted on it). Builds run under the cache's lock, which the
+    caller holds: a .partial or .mnt left is an interrupted build's, and goes now."""
+    others = sorted((p for p in keep.parent.glob(pattern) if p != keep and p.is_dir()),
                     key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in others[spare:]:
-        if time.time() - old.stat().st_mtime > IN_USE:
-            shutil.rmtree(old, ignore_errors=True)
+    unfinished = [p for p in others if p.name.endswith((".partial", ".mnt"))]
+    finished = [p for p in others if p not in unfinished]
+    for old in [*finished[spare:], *unfinished]:
+        if old in unfinished or time.time() - old.stat().st_mtime > IN_USE:
+            _remove(old)
 
 
 def _base_command(target: Path, packages: list[str]) -> list[str]:
