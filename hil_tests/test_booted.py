@@ -53,7 +53,7 @@ def _prerequisites() -> None:
                       capture_output=True).returncode:
         missing.append("python3-venv")
     if missing:
-        _unavailable(f"the booted-systemd rig needs: {', '.join(missing)} "
+        _unavailable(f"the booted-systemd rig needs: {', '.join(dict.fromkeys(missing))} "
                      f"(apt-get install, or `make system-deps`)")
 
 
