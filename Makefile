@@ -73,10 +73,11 @@ clean:
 packages:
 	scripts/build-packages --out dist
 
-# The booted-systemd rig (sim/booted): the package installed in a cached bookworm rootfs, booted
-# by systemd-nspawn; its own tests, then a pairing test of the shared suite on the same rig.
+# The booted-systemd rig's tests alone (sim/booted, hil_tests/test_booted.py; `make test` runs
+# them too): this clone's batm-terminal package, installed on a cached bookworm rootfs, booted by
+# systemd-nspawn, a rig per test; the shared suite's pairing tests run unchanged on one.
 .PHONY: hil-booted
-hil-booted: system-deps $(STAMP) packages
+hil-booted: system-deps $(STAMP)
 	@scripts/hil-booted
 
 # Every terminal-side dependency has a binary wheel for linux/aarch64, CPython 3.11 (a Pi).

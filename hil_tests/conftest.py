@@ -23,6 +23,7 @@ from pathlib import Path
 import module_needs
 import pytest
 
+from hil_tests.rig.drivers import BootedMachineDriver
 from hil_tests.rig.prereqs import (
     in_ci,
     missing_components,
@@ -36,8 +37,13 @@ from hil_tests.rig.trace import StepTrace
 from sim.readiness import log_tail
 
 RIG_FIXTURES = {"rig", "seed_rig", "sim_rigs", "sim_prerequisites"}
-UP_TIMES = "batm-sim-up-times"  # forwarded from xdist workers to the controller's summary
-_UP_TIMES: list[float] = []
+UP_TIMES = "batm-rig-up-times"  # forwarded from xdist workers to the controller's summary
+_UP_TIMES: dict[str, list[float]] = {}  # "batm-sim up", "booted rig boot", … → seconds
+
+
+def record_up_time(what: str, seconds: float) -> None:
+    """A rig's start-up time, for the terminal summary (median and max per `what`)."""
+    _UP_TIMES.setdefault(what, []).append(seconds)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -88,7 +94,8 @@ def sim_rigs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimRigs]:
         yield rigs
     finally:
         rigs.close()
-        _UP_TIMES.extend(rigs.up_times)
+        for seconds in rigs.up_times:
+            record_up_time("batm-sim up", seconds)
 
 
 @pytest.fixture
@@ -136,33 +143,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     for name, path in logs:
         if path:
             report.sections.append((f"{name} log (last lines)", log_tail(Path(path), 25)))
+    if target.rig.kind == "booted":  # its logs are in its journal, inside the machine
+        report.sections.append(("booted terminal's journal (last lines)", _booted_journal(target)))
+
+
+def _booted_journal(target: Target) -> str:
+    try:
+        return BootedMachineDriver(target.rig).run(
+            "journalctl", "--no-pager", "-n", "40", "-o", "short-monotonic").stdout
+    except Exception as exc:  # a report must not fail for want of a journal
+        return f"(no journal: {exc})"
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: the controller prints the summary
-        workeroutput[UP_TIMES] = list(_UP_TIMES)
+        workeroutput[UP_TIMES] = {what: list(times) for what, times in _UP_TIMES.items()}
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
-    _UP_TIMES.extend((getattr(node, "workeroutput", None) or {}).get(UP_TIMES, []))
+    for what, times in ((getattr(node, "workeroutput", None) or {}).get(UP_TIMES) or {}).items():
+        for seconds in times:
+            record_up_time(what, seconds)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    if _UP_TIMES:
-        times = sorted(_UP_TIMES)
+    for what, times in sorted(_UP_TIMES.items()):
+        times = sorted(times)
         terminalreporter.write_line(
-            f"batm-sim up: {len(times)} rig(s), median {times[len(times) // 2]:.1f}s, "
+            f"{what}: {len(times)} rig(s), median {times[len(times) // 2]:.1f}s, "
             f"max {times[-1]:.1f}s"
         )
-
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """The booted-systemd rig's own tests run where one is asked for (BATM_BOOTED=1, or BATM_RIG
-    naming a rig; `make hil-booted` does both); `make test` leaves them out rather than skip
-    them, since it has not built the packages they boot."""
-    if collection_path.name == "test_booted.py" and not (
-            os.environ.get("BATM_BOOTED") or os.environ.get("BATM_RIG")):
-        return True
-    return None

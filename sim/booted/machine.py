@@ -1,12 +1,12 @@
-"""One booted terminal: systemd-nspawn with systemd as PID 1 on an overlay of the cached rootfs.
+"""One booted terminal: systemd-nspawn, systemd as PID 1, on an overlay of the cached layers.
 
     socat PTY,link=D/console ⇄ systemd-nspawn -b (its /dev/console) ⇄ batm-console@console
 
 The container's console is the terminal's serial line: socat gives its host end a path
 (D/console) that pyserial opens like a Pi's USB-serial adapter. The overlay keeps the cached
-rootfs pristine (D/upper holds everything the machine writes) and is what makes the terminal's
-state survive a reboot of the machine. No udev in a container: the rig's console unit does not
-bind to a device (sim/booted/rootfs.py), and the display is masked (no KMS).
+layers (sim/booted/rootfs.py) pristine (D/upper holds everything the machine writes) and is what
+makes the terminal's state survive a reboot of the machine. No udev in a container: the rig's
+console unit does not bind to a device (sim/booted/rootfs.py), and the display is masked.
 
 Stopping sends nspawn SIGTERM, which powers the container off cleanly (systemd stops the units,
 journald flushes); SIGKILL after a grace period. `umount` and the process ids are what `down`
@@ -34,7 +34,7 @@ class MachineError(RuntimeError):
 @dataclass
 class Machine:
     directory: Path  # D/machine
-    rootfs: Path  # the cached, read-only lower layer
+    layers: list[Path]  # the cached, read-only lower layers, top first
     netns_path: str
     socat_pid: int | None = None
 
@@ -59,7 +59,8 @@ class Machine:
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
         if os.path.ismount(self.root):
             return
-        options = (f"lowerdir={self.rootfs},upperdir={self.directory / 'upper'},"
+        lower = ":".join(str(p) for p in self.layers)
+        options = (f"lowerdir={lower},upperdir={self.directory / 'upper'},"
                    f"workdir={self.directory / 'work'}")
         done = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(self.root)],
                               capture_output=True, text=True)
@@ -68,7 +69,10 @@ class Machine:
 
     def boot(self) -> None:
         """Start socat + nspawn in their own session; returns at once (see wait_ready)."""
+        # The machine's name is its network namespace's: nspawn keeps per-name state in
+        # /run/systemd/nspawn/, and every rig's directory is called root.
         nspawn = (f"systemd-nspawn --register=no --keep-unit -q --console=interactive "
+                  f"--machine={Path(self.netns_path).name} "
                   f"--network-namespace-path={self.netns_path} -b -D {self.root}")
         # nspawn exits 133 when the container asks for a reboot: boot it again on the same
         # console, as a Pi comes back on the same USB-serial adapter.
@@ -110,6 +114,8 @@ class Machine:
         found, todo = [], _children(self.socat_pid) if self.socat_pid else []
         while todo:
             pid = todo.pop()
+            if not _alive(pid):
+                continue
             if _comm(pid) == comm:
                 found.append(pid)
             elif _comm(pid) in ("socat", "sh"):
@@ -139,19 +145,31 @@ class Machine:
                               capture_output=True, text=True, timeout=timeout)
 
     def stop(self, grace: float = 20.0) -> None:
+        """Power the container off cleanly; kill what is left after `grace` seconds.
+
+        nspawn on SIGTERM asks the container's systemd to shut down and exits when it has; its
+        exit status (not 133) ends the reboot loop, and socat ends with the loop. The order
+        matters: killing the loop's shell first closes the console, nspawn exits on the hangup
+        at once, and with no systemd on the host to remove its scope, the container's processes
+        live on (found by the suite: twenty leftover containers). Whatever remains at the end
+        goes with the container's PID 1: SIGKILL to a PID namespace's init kills all of it."""
         if self.socat_pid is None:
             return
-        # The reboot loop first, so a powered-off container is not booted again.
-        shells = self._descendants_named("sh")
-        nspawn = self._nspawn_pids()
-        for pid in shells:
-            _signal(pid, signal.SIGKILL)
-        for pid in nspawn:
-            _signal(pid, signal.SIGTERM)  # nspawn: power the container off
         deadline = time.monotonic() + grace
-        while nspawn and time.monotonic() < deadline and any(_alive(p) for p in nspawn):
-            time.sleep(0.2)
-        for pid in [*nspawn, self.socat_pid]:
+        leaders: dict[int, str] = {}  # pid → start time: a pid reused since is not ours
+        while time.monotonic() < deadline:
+            nspawn, leader = self._nspawn_pids(), self.leader_pid()
+            if leader is not None:
+                leaders[leader] = _start_time(leader)
+            if not nspawn:
+                break
+            for pid in nspawn:
+                _signal(pid, signal.SIGTERM)
+            while time.monotonic() < deadline and any(_alive(p) for p in nspawn):
+                time.sleep(0.1)
+        left = [pid for pid, started in leaders.items() if _start_time(pid) == started]
+        for pid in [*left, *self._nspawn_pids(), *self._descendants_named("sh"),
+                    self.socat_pid]:
             _signal(pid, signal.SIGKILL)
         _reap(self.socat_pid)
         self.socat_pid = None
@@ -166,6 +184,14 @@ def _comm(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
+        return ""
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot ("" when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
         return ""
 
 

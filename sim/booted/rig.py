@@ -69,15 +69,15 @@ def up(directory: Path, deb: Path, timeout: float = 120.0) -> Timings:
     logs.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
-        rootfs, built = ensure_rootfs(deb, logs / "rootfs.log")
+        layers, built = ensure_rootfs(deb, logs / "rootfs.log")
     except RootfsError as exc:
         raise BootedRigError(str(exc)) from exc
     rootfs_seconds = time.monotonic() - started
 
     network = RigNetwork(secrets.token_hex(3))
-    machine = Machine(directory / "machine", rootfs, network.terminal_netns_path)
-    state = {"rig_id": network.rig_id, "rootfs": str(rootfs), "server_pid": None,
-             "socat_pid": None}
+    machine = Machine(directory / "machine", layers, network.terminal_netns_path)
+    state = {"rig_id": network.rig_id, "layers": [str(p) for p in layers],
+             "server_pid": None, "socat_pid": None}
     _save(directory, state)
     try:
         network.up()
@@ -107,10 +107,13 @@ def down(directory: Path) -> list[str]:
         state = json.loads((directory / STATE_FILE).read_text())
     except (OSError, ValueError):
         return []
-    machine = Machine(directory / "machine", Path(state["rootfs"]), "",
+    machine = Machine(directory / "machine", [Path(p) for p in state["layers"]], "",
                       socat_pid=state.get("socat_pid"))
+    leader = machine.leader_pid()
     machine.stop()
     left = []
+    if leader is not None and Path(f"/proc/{leader}/root/opt/batm").exists():
+        left.append(f"the container's processes (its PID 1 is {leader})")
     if not machine.unmount():
         left.append(f"mount {machine.root}")
     if state.get("server_pid"):
@@ -124,7 +127,7 @@ def down(directory: Path) -> list[str]:
 def machine_of(directory: Path) -> Machine:
     """The running machine of the rig in `directory` (for tests that reach inside it)."""
     state = json.loads((directory / STATE_FILE).read_text())
-    return Machine(directory / "machine", Path(state["rootfs"]), "",
+    return Machine(directory / "machine", [Path(p) for p in state["layers"]], "",
                    socat_pid=state.get("socat_pid"))
 
 
@@ -177,6 +180,10 @@ def _stop_group(pid: int, grace: float = 10.0) -> None:
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
+        # When `up` ran in this process the server is our child: a zombie until reaped, and a
+        # zombie still counts as a member of its group.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:

@@ -1,9 +1,17 @@
-"""The terminal's rootfs: Debian bookworm (minbase) + systemd + the batm-terminal package.
+"""The terminal's rootfs, in two cached layers: Debian bookworm + the package's dependencies,
+and the batm-terminal package installed on top.
 
-Built once per package content with mmdebstrap (~80 s, the packages from Debian's mirror, the
-.deb installed by `apt-get install ./batm-terminal_….deb` exactly as a technician would) and
-cached outside the clone, in $BATM_CACHE_DIR or ~/.cache/batm/booted/rootfs-<key>/, where key
-hashes the .deb and the provisioning below. Machines boot an overlay on it and never write it.
+    base-<key>/   mmdebstrap --variant=minbase with systemd and every Debian package the .deb
+                  depends on (~80 s, from Debian's mirror); key = hash of that package list and
+                  of this file's base recipe, so it is rebuilt only when the dependencies change
+    pkg-<key>/    an overlay upper layer: `apt-get install ./batm-terminal_….deb` run on the base
+                  (exactly as a technician would; every dependency is there already, so apt only
+                  unpacks and configures: seconds), then the rig's provisioning; key = hash of
+                  what the .deb installs, of this file and of the base
+
+Both live outside the clone, in ${BATM_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/batm}/booted/, so
+a fresh clone reuses them. Machines boot an overlay (lower = pkg:base) and never write them. The
+third-party Python wheels are cached one step earlier, by scripts/build-packages.
 
 The provisioning adds only what a Pi has and a container lacks, and says so in each file:
 a hardware serial number, a console on /dev/console instead of a UART, no KMS display.
@@ -11,18 +19,26 @@ a hardware serial number, a console on /dev/console instead of a UART, no KMS di
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tarfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 SUITE = "bookworm"
 # What a Raspberry Pi OS Lite image has that minbase lacks and the package does not pull in.
 BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "iputils-ping", "procps")
+CONTROL = Path(__file__).resolve().parents[2] / "packaging" / "batm-terminal" / "control"
 SERIAL = "BOOTED0001"
 HARDWARE_DIR = "/etc/batm/hardware"
+KEEP_LAYERS = 4  # package layers kept (~80 MB each): other clones and branches share the cache
+IN_USE = 3600.0  # a layer used within this many seconds may be under a running rig: kept
 
 # Files written into the rootfs after the package, path → content.
 PROVISION: dict[str, str] = {
@@ -52,7 +68,27 @@ class RootfsError(RuntimeError):
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("BATM_CACHE_DIR") or Path.home() / ".cache" / "batm" / "booted")
+    base = (os.environ.get("BATM_CACHE_DIR") or
+            Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "batm")
+    return Path(base) / "booted"
+
+
+def dependencies(control: Path = CONTROL) -> list[str]:
+    """The Debian packages the base layer holds: BASE_PACKAGES and the .deb's Depends (names;
+    the versions are bookworm's, which the control file's constraints accept)."""
+    text = control.read_text()
+    match = re.search(r"^Depends:(.*(?:\n[ \t].*)*)", text, re.MULTILINE)
+    if match is None:
+        raise RootfsError(f"{control} has no Depends field")
+    names = {re.split(r"[\s(:]", alt.strip(), maxsplit=1)[0]
+             for field in match.group(1).replace("\n", " ").split(",")
+             for alt in field.split("|")[:1] if alt.strip()}
+    return sorted(names | set(BASE_PACKAGES))
+
+
+def base_key(packages: list[str]) -> str:
+    recipe = " ".join(_base_command(Path("TARGET"), packages))
+    return hashlib.sha256(f"{SUITE}\0{recipe}".encode()).hexdigest()[:16]
 
 
 def content_key(deb: Path) -> str:
@@ -75,48 +111,112 @@ def content_key(deb: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def ensure_rootfs(deb: Path, log: Path) -> tuple[Path, bool]:
-    """The cached rootfs for `deb`, built if absent; (path, True when it was built now)."""
+def ensure_rootfs(deb: Path, log: Path) -> tuple[list[Path], bool]:
+    """The cached layers for `deb`, top first (for overlayfs' lowerdir), built where absent;
+    (layers, True when something was built now). Parallel callers (test workers) wait for one
+    another: the second finds what the first built."""
     deb = Path(deb).resolve()
     if not deb.is_file():
         raise RootfsError(f"no package at {deb}: run `make packages` first")
     if shutil.which("mmdebstrap") is None:
         raise RootfsError("mmdebstrap is not installed (apt-get install mmdebstrap)")
-    root = cache_root() / f"rootfs-{content_key(deb)}"
-    if (root / "etc" / "batm-rig-built").exists():
-        return root, False
-    partial = root.with_name(root.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    build(deb, partial, log)
-    shutil.rmtree(root, ignore_errors=True)
-    partial.rename(root)
-    prune(keep=root)
-    return root, True
+    packages = dependencies()
+    with _locked(cache_root()):
+        base = cache_root() / f"base-{base_key(packages)}"
+        built = False
+        if not (base / "etc" / "batm-rig-base").exists():
+            _build_into(base, lambda partial: build_base(partial, packages, log))
+            _prune("base-*", keep=base, spare=1)
+            built = True
+        layer = cache_root() / f"pkg-{content_key(deb)}-{base.name[5:13]}"
+        if not (layer / "etc" / "batm-rig-built").exists():
+            _build_into(layer, lambda partial: install_package(base, deb, partial, log))
+            built = True
+        layer.touch()  # its last use, for _prune
+        _prune("pkg-*", keep=layer, spare=KEEP_LAYERS - 1)
+    return [layer, base], built
 
 
-def prune(keep: Path, spare: int = 1) -> None:
-    """Old rootfs versions go, newest first kept: each is ~400 MB."""
-    others = sorted((p for p in keep.parent.glob("rootfs-*") if p != keep and p.is_dir()),
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _build_into(target: Path, build) -> None:
+    partial = target.with_name(target.name + ".partial")
+    for path in (partial, partial.with_name(partial.name + ".mnt"), target):
+        _remove(path)
+    build(partial)
+    partial.rename(target)
+
+
+def _remove(path: Path) -> None:
+    """A left-over of an interrupted build, mounted or not."""
+    if os.path.ismount(path / "root"):
+        subprocess.run(["umount", str(path / "root")], capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _prune(pattern: str, keep: Path, spare: int) -> None:
+    """Old layers go, the most recently used first kept, and none used within IN_USE seconds
+    (another clone's rig may be booted on it). Builds run under the cache's lock, which the
+    caller holds: a .partial or .mnt left is an interrupted build's, and goes now."""
+    others = sorted((p for p in keep.parent.glob(pattern) if p != keep and p.is_dir()),
                     key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in others[spare:]:
-        shutil.rmtree(old, ignore_errors=True)
+    unfinished = [p for p in others if p.name.endswith((".partial", ".mnt"))]
+    finished = [p for p in others if p not in unfinished]
+    for old in [*finished[spare:], *unfinished]:
+        if old in unfinished or time.time() - old.stat().st_mtime > IN_USE:
+            _remove(old)
 
 
-def build(deb: Path, target: Path, log: Path) -> None:
-    hooks = [
-        f'--customize-hook=copy-in {deb} /tmp',
-        "--customize-hook=chroot \"$1\" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
-        f" --no-install-recommends /tmp/{deb.name}",
-        f'--customize-hook=rm -f "$1/tmp/{deb.name}"',
-    ]
-    command = ["mmdebstrap", "--variant=minbase", "--mode=root", "--format=directory",
-               "--include=" + ",".join(BASE_PACKAGES), *hooks, SUITE, str(target)]
+def _base_command(target: Path, packages: list[str]) -> list[str]:
+    return ["mmdebstrap", "--variant=minbase", "--mode=root", "--format=directory",
+            "--include=" + ",".join(packages), SUITE, str(target)]
+
+
+def build_base(target: Path, packages: list[str], log: Path) -> None:
     with open(log, "ab") as out:
-        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
+        done = subprocess.run(_base_command(target, packages), stdout=out,
+                              stderr=subprocess.STDOUT)
     if done.returncode != 0:
         raise RootfsError(f"mmdebstrap failed (exit {done.returncode}); see {log}")
-    provision(target)
+    (target / "etc" / "batm-rig-base").write_text("built by sim/booted/rootfs.py\n")
+
+
+def install_package(base: Path, deb: Path, target: Path, log: Path) -> None:
+    """`apt-get install ./the.deb` in a container on an overlay of `base`; `target` becomes the
+    overlay's upper layer: what the install (and the provisioning) changed, nothing else."""
+    scratch = target.with_name(target.name + ".mnt")
+    _remove(scratch)
+    work, root = scratch / "work", scratch / "root"
+    for directory in (target, work, root):
+        directory.mkdir(parents=True)
+    options = f"lowerdir={base},upperdir={target},workdir={work}"
+    done = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(root)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RootfsError(f"cannot mount an overlay on {base}: {done.stderr.strip()}")
+    try:
+        inside = f"/tmp/{deb.name}"
+        # A machine name of its own: nspawn keeps per-name state in /run/systemd/nspawn/.
+        command = ["systemd-nspawn", "--register=no", "--keep-unit", "-q", "--private-network",
+                   f"--machine=batm-install-{os.getpid()}", f"--bind-ro={deb}:{inside}",
+                   "-D", str(root), "env", "DEBIAN_FRONTEND=noninteractive",
+                   "apt-get", "install", "-y", "-q", "--no-install-recommends", inside]
+        with open(log, "ab") as out:
+            done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise RootfsError(f"apt-get install {deb.name} failed in the rootfs (exit "
+                              f"{done.returncode}); see {log}")
+        provision(root)
+    finally:
+        subprocess.run(["umount", str(root)], capture_output=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def provision(root: Path) -> None:

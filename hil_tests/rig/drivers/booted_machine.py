@@ -49,6 +49,14 @@ class BootedMachineDriver:
                         "--since", since).stdout
 
     @step
+    def put(self, inside: str, content: bytes, mode: int = 0o644) -> None:
+        """Place a file in the machine, as a technician's scp would (root's, `mode`)."""
+        path = self.machine.path(inside)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        path.chmod(mode)
+
+    @step
     def reboot(self) -> float:
         """`systemctl reboot` inside; returns the seconds until systemd finished booting again."""
         old = self.machine.leader_pid()
