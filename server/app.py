@@ -33,6 +33,7 @@ from batm_common.sd_notify import sd_notify
 from server.ca import CertificateError, ensure_certificates
 from server.console.service import console_service
 from server.db.engine import close_database, open_database
+from server.db.errors import DatabaseError
 from server.firmware.catalog import Catalog
 from server.firmware.gate import UpgradeGate
 from server.http.admin_api import create_admin_app
@@ -154,6 +155,7 @@ class BatmServer:
             raise StartupError(f"cannot use the data dir {self.data_dir}: {exc}") from exc
         lock_fd = self._lock()
         sockets: list[socket.socket] = []
+        replicas = None
         try:
             self.info_file.unlink(missing_ok=True)  # stale from a crash: not ready yet
             names = self.settings.advertise or default_advertised(self.settings.listen.host)
@@ -161,7 +163,11 @@ class BatmServer:
                 certs = ensure_certificates(self.data_dir, names)
             except (CertificateError, OSError) as exc:
                 raise StartupError(str(exc)) from exc
-            sessions = open_database(self.data_dir)
+            try:
+                sessions = open_database(self.data_dir, self.settings.database)
+            except DatabaseError as exc:
+                raise StartupError(str(exc)) from exc
+            replicas = self.notifier.share(sessions.kw["bind"])  # PostgreSQL: LISTEN/NOTIFY
             transactions = Transactions(sessions, notify=self.notifier.notify)
             self.registry = Registry(transactions, revoke=self._revoke)
             requests = PairingRequests(transactions, server_spki=certs.leaf_spki_der,
@@ -209,6 +215,8 @@ class BatmServer:
             close_database(sessions)
         finally:
             self._stop_master()
+            if replicas is not None:
+                replicas.stop()
             if self.vpn is not None and self.vpn.endpoint is not None:
                 self.vpn.endpoint.stop()
             for sock in sockets:
