@@ -45,8 +45,9 @@ def short_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def server(short_dir) -> Iterator[BatmServer]:
-    srv = BatmServer(ServerSettings(short_dir, ServerAddress("127.0.0.1", 0)))
+def server(short_dir, database_url) -> Iterator[BatmServer]:
+    srv = BatmServer(ServerSettings(short_dir, ServerAddress("127.0.0.1", 0),
+                                    database=database_url))
     failure: list[BaseException] = []
 
     def serve() -> None:
