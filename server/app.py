@@ -61,6 +61,7 @@ log = logging.getLogger("batm-server")
 
 MAX_UNIX_PATH = 107  # sun_path is 108 bytes including the terminating NUL
 SHUTDOWN_GRACE = 5  # seconds; long-polls are woken at once, so this is only a safety net
+LISTEN_TIMEOUT = 10  # seconds for the wake-up listener's connection (PostgreSQL) at start
 
 
 class StartupError(Exception):
@@ -168,6 +169,11 @@ class BatmServer:
             except DatabaseError as exc:
                 raise StartupError(str(exc)) from exc
             replicas = self.notifier.share(sessions.kw["bind"])  # PostgreSQL: LISTEN/NOTIFY
+            # Listening before serving: no other replica's wake-up may fall in between.
+            if replicas is not None and not await asyncio.to_thread(replicas.listening.wait,
+                                                                    LISTEN_TIMEOUT):
+                raise StartupError("cannot LISTEN for the other replicas' wake-ups on the "
+                                   "database (see the warnings above)")
             transactions = Transactions(sessions, notify=self.notifier.notify)
             self.registry = Registry(transactions, revoke=self._revoke)
             requests = PairingRequests(transactions, server_spki=certs.leaf_spki_der,

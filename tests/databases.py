@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from sim import postgres
 from sim.testsupport import unavailable
@@ -39,24 +40,39 @@ class ClusterForTests:
         if problem:
             unavailable(f"the server's PostgreSQL tests need {problem}")
         self.instance.start()
-        from server.db.engine import close_database, open_database, schema_metadata
+        from server.db.engine import schema_metadata
 
-        close_database(open_database(self.instance.directory, self.url))  # migrates
+        self._migrate()
         self._tables = [table.name for table in schema_metadata().sorted_tables]
         self._admin = create_engine(self.url, isolation_level="AUTOCOMMIT")
         return self
 
     def fresh(self) -> str:
-        """The database, emptied (and nobody else connected); its URL."""
+        """The database, emptied (and nobody else connected); its URL. A test that changed the
+        schema itself (the migration tests) leaves a database that is made again from nothing."""
+        from server.db import migrate
+
         assert self._admin is not None
         with self._admin.connect() as connection:
             connection.execute(text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
-            connection.execute(text("SET session_replication_role = replica"))  # no triggers
-            connection.execute(text(
-                f"TRUNCATE {', '.join(self._tables)} RESTART IDENTITY CASCADE"))
+            try:
+                if migrate.current(connection) != migrate.head():
+                    raise LookupError("not at head")
+                connection.execute(text("SET session_replication_role = replica"))  # triggers
+                connection.execute(text(
+                    f"TRUNCATE {', '.join(self._tables)} RESTART IDENTITY CASCADE"))
+            except (DBAPIError, LookupError):
+                connection.execute(text("DROP SCHEMA public CASCADE"))
+                connection.execute(text("CREATE SCHEMA public"))
+                self._migrate()
         return self.url
+
+    def _migrate(self) -> None:
+        from server.db.engine import close_database, open_database
+
+        close_database(open_database(self.instance.directory, self.url))
 
     def stop(self) -> None:
         if self._admin is not None:

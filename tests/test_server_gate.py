@@ -7,6 +7,7 @@ long-poll is really waiting (Notifier.listener_count) instead of sleeping and ho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import shutil
@@ -44,10 +45,10 @@ def short_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture
-def server(short_dir, database_url) -> Iterator[BatmServer]:
-    srv = BatmServer(ServerSettings(short_dir, ServerAddress("127.0.0.1", 0),
-                                    database=database_url))
+@contextlib.contextmanager
+def serving(settings: ServerSettings) -> Iterator[BatmServer]:
+    """A BatmServer in a thread of its own, ready; stopped (and checked) on leaving."""
+    srv = BatmServer(settings)
     failure: list[BaseException] = []
 
     def serve() -> None:
@@ -60,11 +61,20 @@ def server(short_dir, database_url) -> Iterator[BatmServer]:
     thread.start()
     wait_for(lambda: srv.ready.is_set() or not thread.is_alive())
     assert srv.ready.is_set(), failure
-    yield srv
-    srv.stop()
-    thread.join(10)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        thread.join(10)
     assert not thread.is_alive(), "the server did not stop"
     assert not failure, failure
+
+
+@pytest.fixture
+def server(short_dir, database_url) -> Iterator[BatmServer]:
+    with serving(ServerSettings(short_dir, ServerAddress("127.0.0.1", 0),
+                                database=database_url)) as srv:
+        yield srv
 
 
 @pytest.fixture
