@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from sim import postgres
 from sim.testsupport import unavailable
 
@@ -57,3 +59,15 @@ def test_the_cluster_does_not_depend_on_its_callers_directory_being_reachable(tm
         assert db.psql("select 1") == "1"
         db.psql("create table t (x int); insert into t values (1)")  # writes its files
         assert db.psql("select x from t") == "1"
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--replicas", "2"], "--replicas 2 needs --database postgresql"),
+    (["--database", "postgresql", "--replicas", "3"], "--replicas must be 1..2"),
+])
+def test_rig_database_options_that_cannot_work_are_a_sentence(tmp_path, capsys, args, says):
+    from sim import cli
+
+    assert cli.main(["up", "--dir", str(tmp_path / "rig"), "--stand-ins", *args]) == 1
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "rig" / "rig.json").exists()
