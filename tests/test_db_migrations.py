@@ -4,6 +4,7 @@ same on both; old databases brought forward, newer ones refused untouched; bad U
 from __future__ import annotations
 
 import datetime
+import json
 import subprocess
 import sys
 
@@ -143,3 +144,30 @@ def test_db_upgrade_of_a_bad_url_is_one_line_no_traceback(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "batm-server: error: --database: 'mysql' databases are not supported; use "
         "sqlite:///PATH or postgresql+psycopg://USER@HOST/NAME"]
+
+
+def test_run_with_a_database_it_cannot_use_exits_saying_why(tmp_path):
+    data_dir = tmp_path / "d"
+    result = cli("run", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0",
+                 "--database", f"postgresql+psycopg://batm:secret@/batm?host={tmp_path}")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "cannot open the database postgresql+psycopg://batm:***@/batm" in result.stderr
+    assert "secret" not in result.stderr
+
+
+def test_offline_commands_work_on_the_database_given(tmp_path, database_url):
+    """No server running: `terminal create` and `terminal list` open the database themselves,
+    the one --database names (or $BATM_DATABASE_URL), else the data dir's file."""
+    database = ["--database", database_url] if database_url else []
+    created = cli("terminal", "create", "T-9", "--scenario", "B", "--data-dir", str(tmp_path),
+                  *database)
+    assert created.returncode == 0, created.stderr
+    env = None
+    if database_url:  # the variable instead of the option
+        import os
+
+        env = {**os.environ, "BATM_DATABASE_URL": database_url}
+    listed = cli("terminal", "list", "--json", "--data-dir", str(tmp_path), env=env)
+    assert [t["serial"] for t in json.loads(listed.stdout)] == ["T-9"], listed.stderr
+    assert (tmp_path / "batm.db").exists() == (database_url is None)
