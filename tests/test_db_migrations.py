@@ -171,3 +171,30 @@ def test_offline_commands_work_on_the_database_given(tmp_path, database_url):
     listed = cli("terminal", "list", "--json", "--data-dir", str(tmp_path), env=env)
     assert [t["serial"] for t in json.loads(listed.stdout)] == ["T-9"], listed.stderr
     assert (tmp_path / "batm.db").exists() == (database_url is None)
+
+
+def test_replicas_starting_together_migrate_one_after_the_other(tmp_path, postgres_cluster):
+    """Three processes upgrading an empty PostgreSQL at once: the migration lock makes the
+    others wait and then find the schema made, instead of all creating the tables."""
+    url = postgres_cluster.fresh()
+    engine = create_database_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    upgrades = [subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "db", "upgrade", "--data-dir", str(tmp_path),
+         "--database", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)]
+    try:
+        reports = [process.communicate(timeout=60) for process in upgrades]
+    finally:
+        for process in upgrades:
+            process.kill()
+    assert [process.returncode for process in upgrades] == [0, 0, 0], reports
+    outputs = sorted(out for out, _err in reports)
+    assert sum("migrated from schema revision (empty)" in out for out in outputs) == 1, outputs
+    engine = create_database_engine(url)
+    with engine.connect() as connection:
+        assert migrate.current(connection) == migrate.head()
+    engine.dispose()
