@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import threading
 from collections.abc import Iterator
 
 from sqlalchemy.engine import Engine
@@ -78,6 +79,9 @@ class Listener:
 class Notifier:
     def __init__(self) -> None:
         self._listeners: dict[str, set[Listener]] = {}
+        # Wakes come from other threads too (ingestion, the replicas' listener): the sets are
+        # changed and copied under this lock, never iterated while another thread changes them.
+        self._lock = threading.Lock()
         self._closed = False
         self._replicas: Replicas | None = None
 
@@ -86,15 +90,17 @@ class Notifier:
         listener = Listener()
         if self._closed:
             listener.wake()  # shutting down: nobody should start a long wait now
-        self._listeners.setdefault(topic, set()).add(listener)
+        with self._lock:
+            self._listeners.setdefault(topic, set()).add(listener)
         try:
             yield listener
         finally:
-            listeners = self._listeners.get(topic)
-            if listeners is not None:
-                listeners.discard(listener)
-                if not listeners:
-                    del self._listeners[topic]
+            with self._lock:
+                listeners = self._listeners.get(topic)
+                if listeners is not None:
+                    listeners.discard(listener)
+                    if not listeners:
+                        del self._listeners[topic]
 
     def notify(self, topic: str) -> None:
         """Wake the waits on `topic` here and, for a control event, in every replica."""
@@ -103,7 +109,9 @@ class Notifier:
             self._replicas.send(topic)
 
     def wake_local(self, topic: str) -> None:
-        for listener in list(self._listeners.get(topic, ())):
+        with self._lock:
+            listeners = list(self._listeners.get(topic, ()))
+        for listener in listeners:
             listener.wake()
 
     def share(self, engine: Engine) -> Replicas | None:
@@ -122,9 +130,10 @@ class Notifier:
     def close(self) -> None:
         """Wake every waiter so that long-polls answer now and shutdown is not held up."""
         self._closed = True
-        for listeners in list(self._listeners.values()):
-            for listener in list(listeners):
-                listener.wake()
+        with self._lock:
+            listeners = [listener for each in self._listeners.values() for listener in each]
+        for listener in listeners:
+            listener.wake()
 
 
 class Replicas:
