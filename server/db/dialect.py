@@ -2,8 +2,9 @@
 
 insert_unless_present   INSERT … ON CONFLICT DO NOTHING, built for the engine that runs it
 append_only_triggers    the audit log's triggers refusing UPDATE and DELETE (the migrations')
+storable_text           what text both engines can store (PostgreSQL's holds no NUL)
 migration_lock          one migrator at a time (replicas starting together)
-notify / listen         PostgreSQL's LISTEN/NOTIFY, which carries long-poll wake-ups between
+notify / Listener       PostgreSQL's LISTEN/NOTIFY, which carries long-poll wake-ups between
                         server processes (server/notify.py); SQLite has one process, nothing to do
 """
 
@@ -60,6 +61,13 @@ def insert_unless_present(table: type[DeclarativeBase], key: Sequence[str], /,
     # SQLAlchemy reports an INSERT's rowcount only when asked to (psycopg would say -1).
     return (InsertUnlessPresent(table.__table__, key).values(**values)
             .execution_options(preserve_rowcount=True))
+
+
+def storable_text(value: str) -> bool:
+    """Whether both engines can store `value`: PostgreSQL's text holds no NUL character (psycopg
+    refuses it with DataError, a 500), so input with one is refused on SQLite too, where it is
+    read — one behaviour on both (found by tests/test_fuzz.py on PostgreSQL)."""
+    return "\x00" not in value
 
 
 def append_only_triggers(table: str, dialect: str) -> list[str]:

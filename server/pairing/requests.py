@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
 from batm_common import pairing_code, signing
+from server.db.dialect import storable_text
 from server.db.firmware import min_pair_version
 from server.db.terminals import PairingRequest, Terminal
 from server.errors import ServiceError, bad_request, unknown_request
@@ -128,7 +129,7 @@ class PairingRequests:
             self._per_serial.take(tx.session, serial, tx.now)
 
     def _signed_request(self, tx: Tx, request_id: str, signed: SignedRequest) -> PairingRequest:
-        request = tx.session.get(PairingRequest, request_id)
+        request = _get_request(tx, request_id)
         if request is None:
             raise unknown_request()
         check_signature(signed, request.identity_key, request.serial,
@@ -161,7 +162,7 @@ class PairingRequests:
         """The state of a request; with `signed`, also authenticates and counts as a poll."""
         with self._tx.begin() as tx:
             if signed is None:
-                request = tx.session.get(PairingRequest, request_id)
+                request = _get_request(tx, request_id)
                 if request is None:
                     raise unknown_request()
             else:
@@ -283,3 +284,11 @@ def _wire_status(request: PairingRequest) -> PairingStatus:
     if request.state == RequestState.APPROVED:
         return PairingStatus.APPROVED
     return PairingStatus.PENDING
+
+
+def _get_request(tx: Tx, request_id: str) -> PairingRequest | None:
+    """The request with this id (a path parameter, anybody's): None when there is none, also
+    for an id no database could hold."""
+    if not storable_text(request_id):
+        return None
+    return tx.session.get(PairingRequest, request_id)
