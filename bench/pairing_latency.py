@@ -1,6 +1,7 @@
 """Pairing latency on the simulated rig: set-server → pairing_code and approve → in_service.
 
     .venv/bin/python bench/pairing_latency.py [--runs 20] [--dir D] [--display]
+                                              [--database postgresql [--replicas 2]]
 
 Timestamps come from a subscription to the agent's control socket (docs/protocol.md §4): the
 moment each screen-change event arrives, on the same monotonic clock as the moment the request
@@ -8,6 +9,10 @@ was sent. set_server goes over the control socket and approve over the server's 
 (the HTTP API the CLI uses), so neither number includes a CLI's Python start-up. Between runs
 the terminal is wiped (state dir deleted, agent restarted: it shows set_server again, and its
 next hello opens a new pairing request). Needs root (namespaces), like the HIL suite.
+
+`--database postgresql` runs the rig's server on PostgreSQL; `--replicas 2` adds a second server
+process on that database and approves through it, while the terminal long-polls the first: the
+approval crosses processes through LISTEN/NOTIFY (sim/replicas.py, server/notify.py).
 """
 
 from __future__ import annotations
@@ -67,8 +72,10 @@ class Watcher:
                 raise RuntimeError("the agent closed the subscription")
 
 
-def admin_client(rig: RigFile) -> httpx.Client:
-    info = json.loads((Path(rig.server.data_dir) / "server.json").read_text())
+def admin_client(rig: RigFile, replica: int = 1) -> httpx.Client:
+    """The admin API of the server's first replica, or of the `replica`-th."""
+    server = rig.server if replica == 1 else rig.server.replicas[replica - 2]
+    info = json.loads((Path(server.data_dir) / "server.json").read_text())
     transport = httpx.HTTPTransport(uds=info["admin_socket"])
     return httpx.Client(transport=transport, base_url="http://batm-server", timeout=TIMEOUT)
 
@@ -116,23 +123,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--dir", type=Path, default=None, help="rig dir (default: a temp dir)")
     parser.add_argument("--display", action="store_true", help="also run Xvfb + batm-display")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--replicas", type=int, choices=[1, 2], default=1,
+                        help="2: approve through a second server process (needs postgresql)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.replicas == 2 and args.database != "postgresql":
+        parser.error("--replicas 2 needs --database postgresql")
     rig_dir = args.dir or Path(tempfile.mkdtemp(prefix="batm-bench-"))
     try:
         up = lifecycle.up(rig_dir, [TerminalSpec(SERIAL, DEFAULT_VERSION)], "B",
-                          display=args.display)
+                          display=args.display, database=args.database,
+                          server_replicas=args.replicas)
     except Exception as exc:
         print(f"pairing_latency: {exc}", file=sys.stderr)
         return 1
-    print(f"rig up in {up.seconds:.2f}s ({rig_dir})")
+    print(f"rig up in {up.seconds:.2f}s ({rig_dir}); database {args.database}, "
+          f"approving through replica {args.replicas} of {args.replicas}")
     set_to_code: list[float] = []
     approve_to_service: list[float] = []
     try:
         rig = load_rig_file(up.rig_file)
         assert rig.supervisor is not None
-        with admin_client(rig) as admin:
+        with admin_client(rig, args.replicas) as admin:
             admin.post("/api/v1/terminals", json={"serial": SERIAL, "scenario": "B",
                                                   "location": None}).raise_for_status()
             previous = None

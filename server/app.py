@@ -34,6 +34,7 @@ from server.ca import CertificateError, ensure_certificates
 from server.console.fleet import Fleet
 from server.console.service import console_service
 from server.db.engine import close_database, open_database
+from server.db.errors import DatabaseError
 from server.firmware.catalog import Catalog
 from server.firmware.gate import UpgradeGate
 from server.http.admin_api import create_admin_app
@@ -61,6 +62,7 @@ log = logging.getLogger("batm-server")
 
 MAX_UNIX_PATH = 107  # sun_path is 108 bytes including the terminating NUL
 SHUTDOWN_GRACE = 5  # seconds; long-polls are woken at once, so this is only a safety net
+LISTEN_TIMEOUT = 10  # seconds for the wake-up listener's connection (PostgreSQL) at start
 
 
 class StartupError(Exception):
@@ -155,6 +157,7 @@ class BatmServer:
             raise StartupError(f"cannot use the data dir {self.data_dir}: {exc}") from exc
         lock_fd = self._lock()
         sockets: list[socket.socket] = []
+        replicas = None
         try:
             self.info_file.unlink(missing_ok=True)  # stale from a crash: not ready yet
             names = self.settings.advertise or default_advertised(self.settings.listen.host)
@@ -162,7 +165,16 @@ class BatmServer:
                 certs = ensure_certificates(self.data_dir, names)
             except (CertificateError, OSError) as exc:
                 raise StartupError(str(exc)) from exc
-            sessions = open_database(self.data_dir)
+            try:
+                sessions = open_database(self.data_dir, self.settings.database)
+            except DatabaseError as exc:
+                raise StartupError(str(exc)) from exc
+            replicas = self.notifier.share(sessions.kw["bind"])  # PostgreSQL: LISTEN/NOTIFY
+            # Listening before serving: no other replica's wake-up may fall in between.
+            if replicas is not None and not await asyncio.to_thread(replicas.listening.wait,
+                                                                    LISTEN_TIMEOUT):
+                raise StartupError("cannot LISTEN for the other replicas' wake-ups on the "
+                                   "database (see the warnings above)")
             transactions = Transactions(sessions, notify=self.notifier.notify)
             self.registry = Registry(transactions, revoke=self._revoke)
             requests = PairingRequests(transactions, server_spki=certs.leaf_spki_der,
@@ -211,6 +223,8 @@ class BatmServer:
             close_database(sessions)
         finally:
             self._stop_master()
+            if replicas is not None:
+                replicas.stop()
             if self.vpn is not None and self.vpn.endpoint is not None:
                 self.vpn.endpoint.stop()
             for sock in sockets:

@@ -1,16 +1,34 @@
 """Wake long-polls at once: approve wakes the pairing poll, unpair wakes the session poll, a
 terminal's status or command result wakes the operator's waits.
 
-The gate and the admin API run in one process and one asyncio loop, so an in-process notifier is
-enough. A long-poll registers *before* it reads the state from the database and waits only
-afterwards, so a notification that lands between the read and the wait is never lost.
+The gate, the admin API and the console run in one process and one asyncio loop, so within a
+process an in-process notifier is enough. A long-poll registers *before* it reads the state from
+the database and waits only afterwards, so a notification that lands between the read and the
+wait is never lost.
+
+Several server processes on one PostgreSQL database (replicas behind a load balancer) wake each
+other through LISTEN/NOTIFY (Replicas below): a terminal long-polling replica 1 is approved
+through replica 2. Only control events cross — pairing, session and command topics, a few per
+operator action — never the per-message status topic, which only the operator's own waits on
+the ingesting process use (they read the database when their wait ends anyway).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import secrets
+import threading
 from collections.abc import Iterator
+
+from sqlalchemy.engine import Engine
+
+from server.db import dialect
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "batm_wake"
 
 
 def pairing_topic(request_id: str) -> str:
@@ -27,6 +45,10 @@ def status_topic(serial: str) -> str:
 
 def command_topic(command_id: str) -> str:
     return f"command:{command_id}"
+
+
+# The topics other server processes on the database are told about (control events).
+CROSSING = ("pairing:", "session:", "command:")
 
 
 class Listener:
@@ -57,26 +79,49 @@ class Listener:
 class Notifier:
     def __init__(self) -> None:
         self._listeners: dict[str, set[Listener]] = {}
+        # Wakes come from other threads too (ingestion, the replicas' listener): the sets are
+        # changed and copied under this lock, never iterated while another thread changes them.
+        self._lock = threading.Lock()
         self._closed = False
+        self._replicas: Replicas | None = None
 
     @contextlib.contextmanager
     def listen(self, topic: str) -> Iterator[Listener]:
         listener = Listener()
         if self._closed:
             listener.wake()  # shutting down: nobody should start a long wait now
-        self._listeners.setdefault(topic, set()).add(listener)
+        with self._lock:
+            self._listeners.setdefault(topic, set()).add(listener)
         try:
             yield listener
         finally:
-            listeners = self._listeners.get(topic)
-            if listeners is not None:
-                listeners.discard(listener)
-                if not listeners:
-                    del self._listeners[topic]
+            with self._lock:
+                listeners = self._listeners.get(topic)
+                if listeners is not None:
+                    listeners.discard(listener)
+                    if not listeners:
+                        del self._listeners[topic]
 
     def notify(self, topic: str) -> None:
-        for listener in list(self._listeners.get(topic, ())):
+        """Wake the waits on `topic` here and, for a control event, in every replica."""
+        self.wake_local(topic)
+        if self._replicas is not None and topic.startswith(CROSSING):
+            self._replicas.send(topic)
+
+    def wake_local(self, topic: str) -> None:
+        with self._lock:
+            listeners = list(self._listeners.get(topic, ()))
+        for listener in listeners:
             listener.wake()
+
+    def share(self, engine: Engine) -> Replicas | None:
+        """Cross processes through `engine`'s database when it can hold several (PostgreSQL);
+        returns the started link (stop it at shutdown), None for SQLite."""
+        if not dialect.crosses_processes(engine):
+            return None
+        self._replicas = Replicas(engine, self)
+        self._replicas.start()
+        return self._replicas
 
     def listener_count(self, topic: str) -> int:
         """How many long-polls wait on `topic` (tests use it to know a poll is in flight)."""
@@ -85,6 +130,45 @@ class Notifier:
     def close(self) -> None:
         """Wake every waiter so that long-polls answer now and shutdown is not held up."""
         self._closed = True
-        for listeners in list(self._listeners.values()):
-            for listener in list(listeners):
-                listener.wake()
+        with self._lock:
+            listeners = [listener for each in self._listeners.values() for listener in each]
+        for listener in listeners:
+            listener.wake()
+
+
+class Replicas:
+    """The wake-ups this process sends to and receives from the others on one PostgreSQL.
+
+    A payload is "<origin> <topic>"; a process ignores its own (it woke its waits already).
+    A wake-up sent while a replica's listening connection is down is lost to that replica: its
+    long-polls then answer at their timeout, from the database, a little late but right."""
+
+    def __init__(self, engine: Engine, notifier: Notifier) -> None:
+        self._engine = engine
+        self._notifier = notifier
+        self.origin = secrets.token_hex(6)
+        self._listener = dialect.Listener(
+            engine.url.render_as_string(hide_password=False), CHANNEL, self._received)
+
+    @property
+    def listening(self):
+        """Set while the LISTEN connection is up (a threading.Event)."""
+        return self._listener.listening
+
+    def start(self) -> None:
+        self._listener.start()
+
+    def stop(self) -> None:
+        self._listener.stop()
+
+    def send(self, topic: str) -> None:
+        try:
+            with self._engine.begin() as connection:
+                dialect.notify(connection, CHANNEL, f"{self.origin} {topic}")
+        except Exception as exc:  # the other replicas' polls answer at their timeout instead
+            log.warning("could not tell the other replicas about %s: %s", topic, exc)
+
+    def _received(self, payload: str) -> None:
+        origin, _, topic = payload.partition(" ")
+        if origin != self.origin and topic.startswith(CROSSING):
+            self._notifier.wake_local(topic)

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 DEFAULT_DATA_DIR = "/var/lib/batm-server"
-DB_FILE = "batm.db"  # SQLite, WAL
+DB_FILE = "batm.db"  # SQLite, WAL: the database unless --database / $BATM_DATABASE_URL says
+DATABASE_ENV = "BATM_DATABASE_URL"  # another database (PostgreSQL): how every command finds it
 ADMIN_SOCKET = "admin.sock"  # the admin API; how every command finds a running server
 # Written when ready, removed on exit: {"pid", "gate", "console", "admin_socket", "mqtt"}.
 SERVER_INFO = "server.json"

@@ -56,6 +56,7 @@ class ServerSettings:
     console_listen: ServerAddress | None = None  # None: the gate's host, port 8444
     console_cert: Path | None = None  # None: the server CA's leaf (the gate's certificate)
     console_key: Path | None = None
+    database: str | None = None  # a URL; None: $BATM_DATABASE_URL or data_dir/batm.db
 
     @property
     def console_address(self) -> ServerAddress:
@@ -127,4 +128,5 @@ def settings_from_args(args: argparse.Namespace, data_dir: Path) -> ServerSettin
             raise AddressError(f"{option}: {path} is not a file")
     return ServerSettings(data_dir, listen, advertise, mqtt, args.max_concurrent_upgrades,
                           vpn=vpn_settings(args), console_listen=console,
-                          console_cert=args.console_cert, console_key=args.console_key)
+                          console_cert=args.console_cert, console_key=args.console_key,
+                          database=getattr(args, "database", None))

@@ -24,6 +24,7 @@ every package. Protocols: docs/protocol.md §5; topology and rig.json: sim/READM
   mqtt_probe        a one-shot MQTT client run inside a rig namespace
   tls_proxy         a TLS-intercepting proxy (the man in the middle the pairing code exposes)
   postgres          a throw-away PostgreSQL cluster (tests, benches, fleet rigs), socket only
+  replicas          a rig's server on PostgreSQL (--database), its second replica (--replicas 2)
   demo              `batm-sim demo`: the pairing guide walked on the rig, with screenshots
   console_walk      the demo's console walk: log in, approve in the browser, screenshots
   browser           Debian's Chromium under Playwright (in the server's namespace if need be)

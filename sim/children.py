@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim import clock_skew, readiness
@@ -41,13 +42,18 @@ def _command(supervisor: Supervisor, script: str, role: str, *args: str) -> list
     return [component_command(script), *args]
 
 
+def server_command(supervisor: Supervisor, data_dir: Path, gate: str, broker: str,
+                   console: str) -> list[str]:
+    return _command(supervisor, "batm-server", "server", "run",
+                    "--data-dir", str(data_dir), "--listen", gate, "--mqtt-listen", broker,
+                    "--console-listen", console, *supervisor.database.server_args(),
+                    *sim_vpn.server_args(supervisor))
+
+
 def server_child(supervisor: Supervisor) -> Child:
     layout = supervisor.layout
-    argv = _command(supervisor, "batm-server", "server", "run",
-                    "--data-dir", str(layout.server_data), "--listen", supervisor.gate,
-                    "--mqtt-listen", supervisor.broker,
-                    "--console-listen", supervisor.console,
-                    *sim_vpn.server_args(supervisor))
+    argv = server_command(supervisor, layout.server_data, supervisor.gate, supervisor.broker,
+                          supervisor.console)
     return Child("server", argv, layout.log("server"), supervisor.names.id,
                  netns=supervisor.server_netns())
 

@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="no Xvfb and no batm-display (faster; no screenshots)")
     up.add_argument("--loopback", action="store_true",
                     help="no namespaces even as root: everything on 127.0.0.1 (as without root)")
+    up.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite",
+                    help="the server's database: its SQLite file (default), or a throw-away "
+                         "PostgreSQL in D/postgres")
+    up.add_argument("--replicas", type=int, default=1, metavar="N",
+                    help="server processes on that database (1 or 2; 2 needs postgresql)")
     up.add_argument("--stand-ins", action="store_true",
                     help="stand-in processes instead of the product (tests of the rig itself)")
 
@@ -78,7 +83,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.verb == "up":
         specs = parse_terminal_specs(args.terminals, args.versions, args.serials)
         result = lifecycle.up(args.dir, specs, args.scenario, args.stand_ins, args.timeout,
-                              display=not args.no_display, loopback=args.loopback)
+                              display=not args.no_display, loopback=args.loopback,
+                              database=args.database, server_replicas=args.replicas)
         for part in result.left_out:
             print(f"left out: {part}", file=sys.stderr)
         print(f"rig up in {result.seconds:.1f}s: {result.rig_file}")

@@ -63,7 +63,8 @@ def build_bundles(layout: Layout, key_path: Path) -> list[Path]:
     return bundles
 
 
-def prepare_firmware(layout: Layout, terminals: list[TerminalSpec]) -> list[Path]:
+def prepare_firmware(layout: Layout, terminals: list[TerminalSpec],
+                     database: str | None = None) -> list[Path]:
     """Key, bundles, trusted keys on server and terminals, and the server's catalog."""
     from server.db.engine import close_database, open_database
     from server.firmware.catalog import Catalog, copy_keys
@@ -77,7 +78,7 @@ def prepare_firmware(layout: Layout, terminals: list[TerminalSpec]) -> list[Path
     layout.server_data.mkdir(parents=True, exist_ok=True)
     copy_keys([public], layout.server_data)
     bundles = build_bundles(layout, key)
-    sessions = open_database(layout.server_data)
+    sessions = open_database(layout.server_data, database)
     try:
         catalog = Catalog(sessions, layout.server_data)
         for bundle in bundles:

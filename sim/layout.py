@@ -6,6 +6,8 @@
     D/sim-state.json      supervisor pid, namespaces, display numbers: for `down` after a crash
     D/logs/*.log          supervisor, server, <serial>-{agent,console,socat,xvfb,display}
     D/server/             the server's data dir
+    D/server-2/           the second replica's (--replicas 2)
+    D/postgres/           the rig's PostgreSQL cluster (--database postgresql)
     D/<serial>/           hardware/, slots/, state/, screenshots/, console (pty link, rig end)
 """
 
@@ -19,8 +21,8 @@ from pathlib import Path
 from sim.naming import RigNames, default_serial
 
 DEFAULT_VERSION = 20230801
-RESERVED_NAMES = ("logs", "server", "rig.json", "sim.sock", "sim-config.json", "sim-state.json",
-                  "firmware", "firmware-keys")
+RESERVED_NAMES = ("logs", "server", "server-2", "postgres", "rig.json", "sim.sock",
+                  "sim-config.json", "sim-state.json", "firmware", "firmware-keys")
 MODEL = "Raspberry Pi 4 Model B Rev 1.4 (simulated)"
 HARDWARE = "rpi4"
 
@@ -45,6 +47,8 @@ class RigConfig:
     size: str = "800x480"
     timeout: float = 60.0
     rig_id: str = field(default="")
+    database: str = "sqlite"  # or "postgresql" (sim/replicas.py)
+    replicas: int = 1  # server processes on that database
 
     def __post_init__(self) -> None:
         if not self.rig_id:
@@ -99,6 +103,8 @@ class Layout:
     state = property(lambda self: self.dir / "sim-state.json")
     logs = property(lambda self: self.dir / "logs")
     server_data = property(lambda self: self.dir / "server")
+    replica_data = property(lambda self: self.dir / "server-2")
+    postgres = property(lambda self: self.dir / "postgres")
 
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batm_common.control_client import ControlError, answers, call
-from sim import netns, prereqs
+from sim import netns, prereqs, replicas
 from sim import vpn as sim_vpn
 from sim.layout import SUPERVISOR, Layout, RigConfig, TerminalSpec
 from sim.naming import ENV_MARKER, RigNames
@@ -37,7 +37,8 @@ class UpResult:
 
 
 def plan(specs: list[TerminalSpec], rig_dir: Path, scenario: str, standins: bool,
-         timeout: float, display: bool = True, loopback: bool = False) -> RigConfig:
+         timeout: float, display: bool = True, loopback: bool = False,
+         database: str = "sqlite", server_replicas: int = 1) -> RigConfig:
     """Decide what this machine can run; raise PrerequisiteError for what it cannot do without."""
     root = prereqs.is_root() and not loopback
     required = ["socat"] + (["ip"] if root else [])
@@ -50,23 +51,30 @@ def plan(specs: list[TerminalSpec], rig_dir: Path, scenario: str, standins: bool
                 "the rig cannot start these components, they are not installed yet: "
                 + ", ".join(absent)
             )
+    replicas.check(database, server_replicas)
+    absent = replicas.missing(database)
+    if absent:
+        raise prereqs.PrerequisiteError(f"--database {database} needs {absent}")
     return RigConfig(dir=str(rig_dir), terminals=specs, scenario=scenario, use_netns=root,
-                     use_xvfb=use_xvfb, standins=standins, timeout=timeout)
+                     use_xvfb=use_xvfb, standins=standins, timeout=timeout,
+                     database=database, replicas=server_replicas)
 
 
 def up(rig_dir: Path | str, specs: list[TerminalSpec], scenario: str = "B",
        standins: bool = False, timeout: float = 60.0, display: bool = True,
-       loopback: bool = False) -> UpResult:
+       loopback: bool = False, database: str = "sqlite", server_replicas: int = 1) -> UpResult:
     started = time.monotonic()
     layout = Layout(rig_dir)
     if scenario not in ("A", "B"):
         raise RigError(f"--scenario must be A or B, not {scenario!r}")
-    config = plan(specs, layout.dir, scenario, standins, timeout, display, loopback)
+    config = plan(specs, layout.dir, scenario, standins, timeout, display, loopback,
+                  database, server_replicas)
     if layout.sim_sock.exists() and answers(layout.sim_sock):
         raise RigError(f"a rig is already up in {layout.dir}: `batm-sim down --dir {layout.dir}`")
     down(layout.dir, quiet=True)  # whatever a crashed earlier rig in this directory left
     # A new rig starts from a clean slate: never-paired terminals, an empty server, fresh logs.
-    for path in [layout.logs, layout.server_data, *(layout.terminal(s.serial) for s in specs)]:
+    for path in [layout.logs, layout.server_data, layout.replica_data, layout.postgres,
+                 *(layout.terminal(s.serial) for s in specs)]:
         shutil.rmtree(path, ignore_errors=True)
     layout.logs.mkdir(parents=True, exist_ok=True)
     config.save(layout.config)
@@ -125,6 +133,7 @@ def down(rig_dir: Path | str, quiet: bool = False) -> list[str]:
     if prereqs.is_root() and prereqs.which("ip"):
         done += netns.teardown(names)
     done += sim_vpn.cleanup(names)  # wireguard-go sockets a SIGKILL left behind
+    done += replicas.cleanup(layout)  # a killed rig's PostgreSQL cluster
     for path in (layout.sim_sock, layout.rig_file, layout.state):
         path.unlink(missing_ok=True)
     return done

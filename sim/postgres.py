@@ -3,10 +3,17 @@ in a directory of ours, run as an unprivileged user, reachable only through a Un
 
 PostgreSQL refuses to run as root, so when we are root the cluster belongs to the `postgres`
 user the Debian package creates and the server runs under `runuser`; otherwise it runs as us.
-Nothing listens on TCP (listen_addresses=''): the socket lives in the cluster directory, so two
+Nothing listens on TCP (listen_addresses=''): the socket lives in the cluster's home, so two
 instances never collide and nothing outside this machine can reach them. Settings favour speed
 over durability (fsync off), which is right for a cluster that is deleted after the run and wrong
 anywhere else.
+
+The cluster's home is a short directory of its own under /tmp named after the caller's directory
+(/tmp/batm-pg-<hash>: data/, the socket, postgres.log), owned by the user PostgreSQL runs as, not
+the caller's directory itself: a Unix socket path holds 107 bytes, and the postgres user must
+reach its files through every parent directory — which pytest keeps making 0700 again under
+/tmp/pytest-of-root whenever any pytest process starts. stop() copies the log into the caller's
+directory and, unless `keep`, deletes the home.
 """
 
 from __future__ import annotations
@@ -52,20 +59,21 @@ def missing() -> str | None:
 
 
 class PostgresInstance:
-    """One cluster in `directory`; `url` is SQLAlchemy's URL for database `name`."""
+    """One cluster for `directory`; `url` is SQLAlchemy's URL for database `name`. `keep`: a
+    stop() keeps the cluster, and a start() with the same directory finds its data again."""
 
-    def __init__(self, directory: Path | str, name: str = "batm") -> None:
+    def __init__(self, directory: Path | str, name: str = "batm", keep: bool = False) -> None:
         self.directory = Path(directory).resolve()
-        self.data = self.directory / "data"
         self.name = name
-        self.log = self.directory / "postgres.log"
+        self.keep = keep
+        digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:12]
+        self.home = Path(tempfile.gettempdir()) / f"batm-pg-{digest}"
+        self.data = self.home / "data"
+        self.log = self.home / "postgres.log"
 
     @property
     def socket_dir(self) -> Path:
-        # A Unix socket path holds 107 bytes; test directories are longer than that. A short
-        # directory named after ours keeps two instances apart.
-        digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"batm-pg-{digest}"
+        return self.home
 
     @property
     def url(self) -> str:
@@ -92,19 +100,10 @@ class PostgresInstance:
         bin_dir = server_binaries()
         assert bin_dir is not None
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, exist_ok=True)
         if os.geteuid() == 0:
             entry = pwd.getpwnam(RUN_AS)
-            os.chown(self.directory, entry.pw_uid, entry.pw_gid)
-            # The run-as user must be able to reach its directory through ours (tmp dirs are 0700).
-            for parent in self.directory.parents:
-                if parent == Path("/"):
-                    break
-                mode = parent.stat().st_mode
-                if not mode & 0o001:
-                    os.chmod(parent, mode | 0o001)
-        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
-        if os.geteuid() == 0:
-            os.chown(self.socket_dir, entry.pw_uid, entry.pw_gid)
+            os.chown(self.home, entry.pw_uid, entry.pw_gid)
         if not (self.data / "PG_VERSION").exists():
             self._run(bin_dir / "initdb", "-D", self.data, "-A", "trust", "-E", "UTF8",
                       "--no-locale", "--no-sync")
@@ -136,11 +135,14 @@ class PostgresInstance:
 
     def stop(self) -> None:
         bin_dir = server_binaries()
-        if bin_dir is None or not (self.data / "postmaster.pid").exists():
-            return
-        with contextlib.suppress(PostgresError, subprocess.TimeoutExpired):
-            self._run(bin_dir / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
-        shutil.rmtree(self.socket_dir, ignore_errors=True)
+        if bin_dir is not None and (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(PostgresError, subprocess.TimeoutExpired):
+                self._run(bin_dir / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+        if self.log.exists() and self.directory.is_dir():
+            with contextlib.suppress(OSError):  # the caller's copy, for the post-mortem
+                shutil.copyfile(self.log, self.directory / self.log.name)
+        if not self.keep:
+            shutil.rmtree(self.home, ignore_errors=True)
 
     def __enter__(self) -> PostgresInstance:
         return self.start()

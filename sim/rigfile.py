@@ -117,6 +117,8 @@ class ServerResource:
     console_url: str | None = None
     log: str | None = None
     vpn: dict | None = None  # scenario A: endpoint, interface, subnet, … (sim/vpn.py)
+    database: str | None = None  # the server's database URL when not its SQLite file
+    replicas: tuple[ServerResource, ...] = ()  # the other server processes on that database
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "server") -> ServerResource:
@@ -140,6 +142,9 @@ class ServerResource:
                 raise _fail(f"{where}.console_url",
                             f"must be https://HOST:PORT/, got {console_url!r}")
             _host_port(hostport, f"{where}.console_url")
+        raw_replicas = data.get("replicas", [])
+        if not isinstance(raw_replicas, list | tuple):  # a list in JSON, a tuple from to_dict
+            raise _fail(f"{where}.replicas", f"must be a list, got {raw_replicas!r}")
         return cls(
             data_dir=_path(data, "data_dir", where),
             netns=_str(data, "netns", where, optional=True),
@@ -149,6 +154,9 @@ class ServerResource:
             console_url=console_url,
             log=_path(data, "log", where, optional=True),
             vpn=_vpn(data.get("vpn"), f"{where}.vpn"),
+            database=_str(data, "database", where, optional=True),
+            replicas=tuple(ServerResource.from_dict(r, f"{where}.replicas[{i}]")
+                           for i, r in enumerate(raw_replicas)),
         )
 
     @property

@@ -20,7 +20,7 @@ import threading
 import time
 import traceback
 
-from sim import faults, netns, readiness
+from sim import faults, netns, readiness, replicas
 from sim import vpn as sim_vpn
 from sim.children import TerminalChildren, server_child
 from sim.errors import ActionError
@@ -58,7 +58,9 @@ class Supervisor:
             f"{SERVER_ADDRESS}:{CONSOLE_PORT}" if config.use_netns
             else f"127.0.0.1:{readiness.free_port()}"
         )
+        self.database = replicas.RigDatabase(self)
         self.server = server_child(self)
+        self.replicas = replicas.replicas(self)
         self.terminals = {
             spec.serial: TerminalChildren(self, i, spec)
             for i, spec in enumerate(config.terminals)
@@ -75,7 +77,7 @@ class Supervisor:
         return self.network.terminal_netns(index) if self.config.use_netns else None
 
     def all_children(self) -> list[Child]:
-        children = [self.server]
+        children = [self.server, *(r.child for r in self.replicas)]
         for t in self.terminals.values():
             children += t.children()
         return children
@@ -94,14 +96,17 @@ class Supervisor:
             self.network.up()
         for t in self.terminals.values():
             self.layout.make_terminal_files(t.spec)
+        self.database.start()
         if not self.config.standins:  # signed test bundles in the server's catalog
-            prepare_firmware(self.layout, [t.spec for t in self.terminals.values()])
+            prepare_firmware(self.layout, [t.spec for t in self.terminals.values()],
+                             database=self.database.url)
         deadline = time.monotonic() + self.config.timeout
         self.start_server(wait=False)
         for t in self.terminals.values():
             t.start_all()
         self.save_state()
         readiness.wait_server(self, deadline)
+        replicas.start_replicas(self)
         for t in self.terminals.values():
             t.wait_ready(deadline)
         self.save_state()
@@ -124,6 +129,9 @@ class Supervisor:
             console_url=f"https://{self.console}/",
             log=str(self.layout.log("server")),
             vpn=sim_vpn.rig_entry(self),  # scenario A: the WireGuard endpoint (sim/vpn.py)
+            database=self.database.url,
+            replicas=tuple(ServerResource.from_dict(r.rig_entry(), "server.replicas")
+                           for r in self.replicas),
         )
         terminals = []
         for i, t in enumerate(self.terminals.values()):
@@ -230,7 +238,10 @@ class Supervisor:
             self.log("down: stopping children")
             for t in self.terminals.values():
                 t.stop_all()
+            for replica in self.replicas:
+                replica.child.stop()
             self.server.stop()
+            self.database.stop()
             removed = netns.teardown(self.names) if self.config.use_netns else []
             for path in (self.layout.sim_sock, self.layout.rig_file, self.layout.state):
                 path.unlink(missing_ok=True)

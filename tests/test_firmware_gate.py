@@ -51,12 +51,12 @@ def test_plan_fewest_steps_then_highest_version() -> None:
 
 
 @pytest.fixture()
-def world(tmp_path: Path):
+def world(tmp_path: Path, database_url):
     data = tmp_path / "data"
     data.mkdir()
     key = make_key(tmp_path, "sim")
     copy_keys(sorted((tmp_path / "trusted").glob("*.pub")), data)
-    sessions = open_database(data)
+    sessions = open_database(data, database_url)
     catalog = Catalog(sessions, data)
     registry = Registry(Transactions(sessions))
     for version, ranges in ((20210315, "-20190130"), (MIN, "20190131-20230731")):

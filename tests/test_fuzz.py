@@ -132,8 +132,8 @@ def test_serial_console_lines(tmp_path):
         agent.stop()
 
 
-def test_mqtt_payloads_the_server_ingests(tmp_path):
-    sessions = open_database(tmp_path)
+def test_mqtt_payloads_the_server_ingests(tmp_path, database_url):
+    sessions = open_database(tmp_path, database_url)
     with sessions() as session, session.begin():
         session.add(Terminal(serial="T-1", scenario="B", state="paired",
                              created_at=datetime.datetime.now(datetime.UTC)))

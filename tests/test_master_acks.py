@@ -19,8 +19,8 @@ def event(event_id: str) -> bytes:
                        "data": None}).encode()
 
 
-def two_terminals(tmp_path):
-    sessions = open_database(tmp_path)
+def two_terminals(tmp_path, database_url):
+    sessions = open_database(tmp_path, database_url)
     now = datetime.datetime.now(datetime.UTC)
     with sessions() as session, session.begin():
         for serial in ("T1", "T2"):
@@ -28,8 +28,8 @@ def two_terminals(tmp_path):
     return sessions
 
 
-def test_ingest_names_stored_events_per_terminal_including_redeliveries(tmp_path):
-    sessions = two_terminals(tmp_path)
+def test_ingest_names_stored_events_per_terminal_including_redeliveries(tmp_path, database_url):
+    sessions = two_terminals(tmp_path, database_url)
     store, monitoring = Ingest(sessions), Monitoring(sessions)
     first = store.ingest([Incoming("T1", "events", event("e1")),
                           Incoming("T2", "events", event("e2"))])
@@ -86,9 +86,9 @@ def test_terminal_roles_may_subscribe_to_their_acks_and_old_roles_gain_it():
     assert not any(r["rolename"] == terminal_role("T2") for r in result["roles"])
 
 
-def test_an_out_of_range_number_is_refused_not_a_failed_batch(tmp_path):
+def test_an_out_of_range_number_is_refused_not_a_failed_batch(tmp_path, database_url):
     """Found by tests/test_fuzz.py (seed 13, case 967): OverflowError from SQLite."""
-    sessions = two_terminals(tmp_path)
+    sessions = two_terminals(tmp_path, database_url)
     status = json.dumps({"online": True, "version": -(2**63) - 1}).encode()
     result = Ingest(sessions).ingest([Incoming("T1", "status", status),
                                       Incoming("T1", "events", event("e1"))])

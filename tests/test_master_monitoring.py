@@ -21,8 +21,8 @@ def report(version: int, **fields) -> Incoming:
 
 
 @pytest.fixture
-def world(tmp_path):
-    sessions = open_database(tmp_path)
+def world(tmp_path, database_url):
+    sessions = open_database(tmp_path, database_url)
     registry = Registry(Transactions(sessions))
     for serial in ("OLD", "NEW", "BROKEN"):
         registry.create_terminal(serial, "B", None)

@@ -69,8 +69,8 @@ def woken() -> list[str]:
 
 
 @pytest.fixture
-def transactions(tmp_path, clock, woken) -> Transactions:
-    return Transactions(open_database(tmp_path), notify=woken.append, clock=clock)
+def transactions(tmp_path, clock, woken, database_url) -> Transactions:
+    return Transactions(open_database(tmp_path, database_url), notify=woken.append, clock=clock)
 
 
 @pytest.fixture

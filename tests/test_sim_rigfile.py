@@ -57,6 +57,20 @@ def test_good_file_loads_and_round_trips(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*tmp*")), "the atomic write left its temporary file"
 
 
+def test_a_rig_with_two_replicas_on_postgresql_round_trips(tmp_path: Path) -> None:
+    second = {"data_dir": "/rig/server-2", "netns": "batm-abc123-srv", "address": "192.0.2.1",
+              "gate": "192.0.2.1:9443", "broker": "192.0.2.1:9883",
+              "console_url": "https://192.0.2.1:9445/", "log": "/rig/logs/server-2.log"}
+    data = _with("server.replicas", [second],
+                 _with("server.database", "postgresql+psycopg://postgres@/batm?host=/tmp/x"))
+    rig = RigFile.from_dict(data)
+    [replica] = rig.server.replicas
+    assert replica.gate_address == "192.0.2.1:9443" and replica.data_dir == "/rig/server-2"
+    assert rig.server.database.startswith("postgresql+psycopg://")
+    write_rig_file(tmp_path / "rig.json", rig)
+    assert load_rig_file(tmp_path / "rig.json") == rig
+
+
 def test_contract_fields_alone_are_enough() -> None:
     minimal = {
         "server": {"data_dir": "/srv/batm", "netns": None, "address": "pi-server.local"},
@@ -104,6 +118,11 @@ def test_contract_fields_alone_are_enough() -> None:
         ("isolation", "vm", "isolation"),
         ("supervisor", "sim.sock", "supervisor"),
         ("left_out", "xvfb", "left_out"),
+        ("server.replicas", "192.0.2.1:9443", "server.replicas"),
+        ("server.replicas", [{"data_dir": "/rig/server-2", "netns": None,
+                              "address": "192.0.2.1", "gate": "9443"}],
+         "server.replicas[0].gate"),
+        ("server.database", 5432, "server.database"),
     ],
 )
 def test_bad_field_is_named(path: str, value, named: str) -> None:

@@ -90,14 +90,14 @@ def test_terminal_key_is_made_once_0600_and_forgotten_on_unpair(tmp_path):
     assert not path.exists()
 
 
-def test_server_allocates_stable_addresses_and_refuses_bad_input(tmp_path):
+def test_server_allocates_stable_addresses_and_refuses_bad_input(tmp_path, database_url):
     from server.db.engine import open_database
     from server.errors import ServiceError
     from server.pairing.registry import Registry
     from server.pairing.transactions import Transactions
     from server.vpn.service import VpnService, parse_public_key
 
-    sessions = open_database(tmp_path)
+    sessions = open_database(tmp_path, database_url)
     registry = Registry(Transactions(sessions))
     for serial, scenario in (("A-1", "A"), ("A-2", "A"), ("B-1", "B")):
         registry.create_terminal(serial, scenario, None)

@@ -63,7 +63,7 @@ class SimRigs:
     _count: int = 0
 
     def up(self, scenario: str, *, version: int | None = None, display: bool = False,
-           shared: bool = False) -> SimRig:
+           shared: bool = False, database: str | None = None, replicas: int = 1) -> SimRig:
         self._count += 1
         rig_dir = self.base / f"{scenario}{self._count}"
         args = ["up", "--dir", str(rig_dir), "--scenario", scenario, "--timeout", str(UP_TIMEOUT)]
@@ -71,6 +71,8 @@ class SimRigs:
             args += ["--versions", str(version)]
         if not display:
             args.append("--no-display")
+        if database is not None:
+            args += ["--database", database, "--replicas", str(replicas)]
         started = time.monotonic()
         done = batm_sim(*args, timeout=UP_TIMEOUT + 30)
         if done.returncode != 0:
@@ -136,7 +138,9 @@ def rig_target(request: pytest.FixtureRequest, trace: StepTrace, scenario: str |
       served a test before;
     - else a fresh simulated rig, taken down after the test, for a test marked `fresh_rig` or a
       terminal at another version than the shared rigs' (the test will upgrade it); it has a
-      display window only when the mark says `fresh_rig(display=True)`.
+      display window only when the mark says `fresh_rig(display=True)`, and its server runs
+      on PostgreSQL, with N replicas, when it says `fresh_rig(database="postgresql",
+      replicas=N)` (sim/replicas.py).
     """
     existing = os.environ.get("BATM_RIG")
     if existing:
@@ -151,8 +155,10 @@ def rig_target(request: pytest.FixtureRequest, trace: StepTrace, scenario: str |
     scenario = scenario or "B"
     fresh = request.node.get_closest_marker("fresh_rig")
     if fresh or version not in (None, DEFAULT_VERSION):
-        sim_rig = rigs.up(scenario, version=version,
-                          display=bool(fresh and fresh.kwargs.get("display")))
+        options = fresh.kwargs if fresh else {}
+        sim_rig = rigs.up(scenario, version=version, display=bool(options.get("display")),
+                          database=options.get("database"),
+                          replicas=options.get("replicas", 1))
     else:
         sim_rig = rigs.shared(scenario)
     with leased(request, sim_rig), _held_target(request, sim_rig.rig, trace,

@@ -19,8 +19,9 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from batm_common.atomic import ensure_private_dir
+from server.db.errors import DatabaseError
 from server.errors import ServiceError
-from server.paths import ADMIN_SOCKET, DB_FILE
+from server.paths import ADMIN_SOCKET, DATABASE_ENV, DB_FILE
 
 TIMEOUT = 10.0
 
@@ -244,7 +245,8 @@ def open_backend(data_dir: Path, *, may_create: bool = False) -> AdminBackend:
     data_dir = Path(data_dir)
     if _server_answers(data_dir / ADMIN_SOCKET):
         return SocketBackend(data_dir / ADMIN_SOCKET)
-    if not (data_dir / DB_FILE).exists():
+    elsewhere = os.environ.get(DATABASE_ENV)  # --database / $BATM_DATABASE_URL: not the file
+    if not elsewhere and not (data_dir / DB_FILE).exists():
         if not may_create:
             raise ServiceError(
                 404, "no_data",
@@ -259,6 +261,8 @@ def open_backend(data_dir: Path, *, may_create: bool = False) -> AdminBackend:
             ) from exc
     try:
         return DirectBackend(data_dir)
+    except DatabaseError:
+        raise  # already a sentence naming the database and the problem
     except Exception as exc:  # SQLAlchemy wraps OS errors in many ways; say what failed
         raise ServiceError(
             500, "database", f"cannot open the database in {data_dir}: {exc}"

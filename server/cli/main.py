@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,10 +20,11 @@ from typing import TYPE_CHECKING
 from batm_common.hostaddr import AddressError
 from server.cli.tables import pairing_table, print_json, terminal_table, vpn_summary
 from server.console.cli import add_user_commands, user_command
+from server.db.errors import DatabaseError
 from server.errors import ServiceError
 from server.firmware.cli import add_firmware_commands, firmware_command
 from server.master.cli import MASTER_ACTIONS, master_command
-from server.paths import default_data_dir
+from server.paths import DATABASE_ENV, default_data_dir
 from server.settings import add_run_options, settings_from_args
 
 if TYPE_CHECKING:
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 PROG = "batm-server"
 SERVER_EXTRA = "batm-terminal[server]"
 # The distributions of that extra the server imports (pyproject.toml, [server]).
-SERVER_PACKAGES = ("fastapi", "sqlalchemy", "uvicorn", "argon2", "pyotp")
+SERVER_PACKAGES = ("fastapi", "sqlalchemy", "alembic", "uvicorn", "argon2", "pyotp")
 
 
 def missing_server_packages() -> list[str]:
@@ -54,6 +56,13 @@ def _data_dir_option(parser: argparse.ArgumentParser, top_level: bool) -> None:
         "--data-dir", type=Path,
         default=None if top_level else argparse.SUPPRESS,
         help="the server's state directory (default: $BATM_DATA_DIR or /var/lib/batm-server)",
+    )
+    parser.add_argument(
+        "--database", metavar="URL",
+        default=None if top_level else argparse.SUPPRESS,
+        help="the database: sqlite:///PATH or postgresql+psycopg://USER[:PASSWORD]@HOST/NAME "
+             f"(default: ${DATABASE_ENV}, else DATA_DIR/batm.db; prefer the variable for a URL "
+             "with a password: a command line is visible to every user)",
     )
 
 
@@ -137,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--code", required=True,
                          help="the code the terminal shows, like ABCD-1234")
 
+    db = commands.add_parser("db", help="the database's schema").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    leaf(db, "upgrade", "migrate the database to this version's schema (every start does too)")
+    leaf(db, "current", "the database's schema revision and this version's")
+
     firmware = commands.add_parser("firmware", help="firmware catalog").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     add_firmware_commands(firmware, leaf)
@@ -201,6 +215,17 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, data_dir: Pa
     return run_server(settings)
 
 
+def _database(args: argparse.Namespace, data_dir: Path) -> int:
+    from server.db.cli import database_command  # SQLAlchemy and Alembic: only here
+
+    try:
+        print(database_command(args.action, data_dir))
+    except DatabaseError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     missing = missing_server_packages()
     if missing:
@@ -210,8 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     data_dir: Path = args.data_dir or default_data_dir()
+    if args.database:  # every command below opens the database through this variable
+        os.environ[DATABASE_ENV] = args.database
     if args.command == "run":
         return _run(args, parser, data_dir)
+    if args.command == "db":
+        return _database(args, data_dir)
     try:
         if args.command == "firmware":
             firmware_command(args, data_dir)
@@ -229,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
             backend.close()
     except ServiceError as exc:
         print(f"{PROG}: error: {exc.message}", file=sys.stderr)
+        return 1
+    except DatabaseError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -6,14 +6,15 @@ api_tokens        bearer tokens for the HTTPS API, stored as SHA-256 digests (ne
 console_sessions  browser sessions, server-side: revocable, expiring after inactivity
 login_failures    failed logins per account and per source address, and their lockouts
 audit_log         every state-changing action and refusal; append-only (triggers refuse UPDATE
-                  and DELETE, so not even the server's own code can rewrite history)
+                  and DELETE, so not even the server's own code can rewrite history; made by
+                  the migrations, from dialect.append_only_triggers)
 """
 
 from __future__ import annotations
 
 import datetime
 
-from sqlalchemy import DDL, Boolean, ForeignKey, Integer, String, Text, event
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db.base import Base, UTCDateTime
@@ -78,10 +79,3 @@ class AuditEntry(Base):
     result: Mapped[str] = mapped_column(String(32))  # "ok" or the refusal's error code
     detail: Mapped[str | None] = mapped_column(String(500))
 
-
-# Append-only in the database itself, not only by convention.
-for _verb in ("UPDATE", "DELETE"):
-    event.listen(AuditEntry.__table__, "after_create", DDL(
-        f"CREATE TRIGGER audit_log_no_{_verb.lower()} BEFORE {_verb} ON audit_log "
-        f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
-    ).execute_if(dialect="sqlite"))

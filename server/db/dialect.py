@@ -1,19 +1,172 @@
-"""The SQL that differs between database engines, in one place (today SQLite only).
+"""The SQL that differs between SQLite and PostgreSQL, in one place; everything else is portable.
 
-Everything else is portable SQLAlchemy. When PostgreSQL arrives (issue 12) this module is where
-the engine's dialect picks the statement; `sqlalchemy.dialects.postgresql.insert` has the same
-`on_conflict_do_nothing`.
+insert_unless_present   INSERT … ON CONFLICT DO NOTHING, built for the engine that runs it
+append_only_triggers    the audit log's triggers refusing UPDATE and DELETE (the migrations')
+storable_text           what text both engines can store (PostgreSQL's holds no NUL)
+migration_lock          one migrator at a time (replicas starting together)
+notify / Listener       PostgreSQL's LISTEN/NOTIFY, which carries long-poll wake-ups between
+                        server processes (server/notify.py); SQLite has one process, nothing to do
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
 
-from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.dml import Insert
 
+log = logging.getLogger(__name__)
 
-def insert_unless_present(table: type[DeclarativeBase], key: Sequence[str], **values) -> Insert:
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+DIALECTS = (SQLITE, POSTGRESQL)
+
+# Any constant will do: it only has to be the same in every process migrating this database.
+MIGRATION_LOCK_ID = 0x6261746D  # "batm"
+
+
+class InsertUnlessPresent(Insert):
+    """An INSERT that does nothing (rowcount 0) when a row with the same key exists; compiled
+    by whichever engine executes it, so that callers need not know which one that is."""
+
+    inherit_cache = False  # compiled per dialect below; not worth a cache key of its own
+
+    def __init__(self, table, key: Sequence[str]) -> None:
+        super().__init__(table)
+        self.unless_key = list(key)
+
+
+@compiles(InsertUnlessPresent)
+def _compile_insert_unless_present(element: InsertUnlessPresent, compiler, **kw) -> str:
+    name = compiler.dialect.name
+    if name not in DIALECTS:
+        raise NotImplementedError(f"insert_unless_present: no statement for {name}")
+    module = sqlite if name == SQLITE else postgresql
+    statement = module.insert(element.table)
+    statement._values = element._values  # the same values, a dialect's own INSERT around them
+    statement = statement.on_conflict_do_nothing(index_elements=element.unless_key)
+    return compiler.visit_insert(statement, **kw)
+
+
+def insert_unless_present(table: type[DeclarativeBase], key: Sequence[str], /,
+                          **values) -> Insert:
     """INSERT that does nothing when a row with the same `key` columns exists (rowcount 0)."""
-    return insert(table).values(**values).on_conflict_do_nothing(index_elements=list(key))
+    # SQLAlchemy reports an INSERT's rowcount only when asked to (psycopg would say -1).
+    return (InsertUnlessPresent(table.__table__, key).values(**values)
+            .execution_options(preserve_rowcount=True))
+
+
+def storable_text(value: str) -> bool:
+    """Whether both engines can store `value`: PostgreSQL's text holds no NUL character (psycopg
+    refuses it with DataError, a 500), so input with one is refused on SQLite too, where it is
+    read — one behaviour on both (found by tests/test_fuzz.py on PostgreSQL)."""
+    return "\x00" not in value
+
+
+def append_only_triggers(table: str, dialect: str) -> list[str]:
+    """DDL making `table` refuse UPDATE and DELETE, even from the server's own code."""
+    message = f"the {table.replace('_', ' ')} is append-only"
+    if dialect == SQLITE:
+        return [
+            f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
+            for verb in ("UPDATE", "DELETE")
+        ]
+    if dialect == POSTGRESQL:
+        return [
+            f"CREATE FUNCTION {table}_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN RAISE EXCEPTION '{message}'; END $$",
+            f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {table}_refuse()",
+        ]
+    raise NotImplementedError(f"append-only triggers: no DDL for {dialect}")
+
+
+def drop_append_only_triggers(table: str, dialect: str) -> list[str]:
+    if dialect == SQLITE:
+        return [f"DROP TRIGGER {table}_no_{verb}" for verb in ("update", "delete")]
+    return [f"DROP TRIGGER {table}_no_change ON {table}", f"DROP FUNCTION {table}_refuse()"]
+
+
+@contextlib.contextmanager
+def migration_lock(connection: Connection) -> Iterator[None]:
+    """Held while migrating, so that replicas starting at once migrate one after the other.
+
+    PostgreSQL: a transaction-level advisory lock (released at commit). SQLite: the migration's
+    own write transaction already excludes every other writer."""
+    if connection.dialect.name == POSTGRESQL:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+    yield
+
+
+def crosses_processes(engine: Engine) -> bool:
+    """Whether several server processes may share this database (and so need notify/listen)."""
+    return engine.dialect.name == POSTGRESQL
+
+
+def notify(connection: Connection, channel: str, payload: str) -> None:
+    """Send `payload` to every process listening on `channel` (delivered at commit)."""
+    connection.execute(text("SELECT pg_notify(:channel, :payload)"),
+                       {"channel": channel, "payload": payload})
+
+
+class Listener:
+    """A thread holding one PostgreSQL connection that LISTENs on `channel` and hands every
+    payload to `deliver`; it reconnects after a lost connection (a wake-up lost meanwhile only
+    delays a long-poll until its timeout: every poll reads the database after waking)."""
+
+    RETRY = 1.0  # seconds between reconnects
+
+    def __init__(self, url: str, channel: str, deliver: Callable[[str], None]) -> None:
+        self._conninfo = _libpq_conninfo(url)
+        self._channel = channel
+        self._deliver = deliver
+        self._stop = threading.Event()
+        self.listening = threading.Event()  # set once LISTEN took effect (tests wait on it)
+        self._thread = threading.Thread(target=self._run, name=f"listen-{channel}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psycopg  # only PostgreSQL deployments need the driver
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    conn.execute(f'LISTEN "{self._channel}"')
+                    self.listening.set()
+                    while not self._stop.is_set():
+                        # Each payload is delivered as it arrives; the generator ends every
+                        # half second so that stop() is noticed.
+                        for note in conn.notifies(timeout=0.5):
+                            self._deliver(note.payload)
+            except Exception as exc:  # psycopg.OperationalError and kin: the server went away
+                self.listening.clear()
+                if not self._stop.is_set():
+                    log.warning("wake-up listener lost its connection (%s); reconnecting", exc)
+                    self._stop.wait(self.RETRY)
+
+
+def _libpq_conninfo(url: str) -> str:
+    """SQLAlchemy's postgresql+psycopg://… URL as a libpq connection string."""
+    parsed = make_url(url)
+    parts = {"user": parsed.username, "password": parsed.password, "host": parsed.host,
+             "port": parsed.port, "dbname": parsed.database, **parsed.query}
+    return " ".join(f"{k}='{_quote(str(v))}'" for k, v in parts.items() if v is not None)
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")

@@ -12,6 +12,7 @@ import re
 from batm_common.digits import decimal
 from batm_common.jsondoc import NotAJsonObject, parse_object
 from batm_common.signing import unb64url
+from server.db.dialect import storable_text
 from server.errors import bad_request
 
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
@@ -40,6 +41,8 @@ def text(obj: dict, name: str, *, max_len: int = 200, optional: bool = False) ->
         raise bad_request(f"{name}: must be a string, got {type(value).__name__}")
     if len(value) > max_len:
         raise bad_request(f"{name}: longer than {max_len} characters")
+    if not storable_text(value):
+        raise bad_request(f"{name}: contains a NUL character")
     return value
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import sessionmaker
 from batm_common.atomic import atomic_write, ensure_private_dir
 from batm_common.clock import utcnow
 from batm_common.remote_commands import RemoteCommand
+from server.db.dialect import storable_text
 from server.db.master import Archive, Command
 from server.errors import ServiceError, bad_request
 from server.master.views import archive_view
@@ -52,7 +53,7 @@ class Archives:
         """The most bytes this upload may have (the command's max_size, at most MAX_ARCHIVE);
         404 unless `serial` was given this retrieve_logs command. Asked before the body is read."""
         with self._sessions() as session:
-            row = session.get(Command, command_id)
+            row = session.get(Command, command_id) if storable_text(command_id) else None
             if row is None or row.serial != serial or row.command != RemoteCommand.RETRIEVE_LOGS:
                 raise ServiceError(404, "unknown_command",
                                    f"no retrieve_logs command {command_id!r} for {serial!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from batm_common.jsondoc import NotAJsonObject, parse_object
+from server.db.dialect import storable_text
 
 MAX_PAYLOAD = 64 * 1024  # bytes; the broker's own limit (master/broker.py) sits well above
 EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -43,6 +44,8 @@ def field(obj: dict, name: str, types: type | tuple, what: str, *, optional: boo
         raise PayloadError(f"{what}: {name} must be {_names(types)}, got {type(value).__name__}")
     if isinstance(value, str) and len(value) > max_len:
         raise PayloadError(f"{what}: {name} is longer than {max_len} characters")
+    if isinstance(value, str) and not storable_text(value):
+        raise PayloadError(f"{what}: {name} contains a NUL character")
     if isinstance(value, int) and not isinstance(value, bool) and not MIN_INT <= value <= MAX_INT:
         # Found by tests/test_fuzz.py: SQLite's INTEGER is 64-bit, and the overflow failed the
         # whole ingest batch instead of refusing one message.

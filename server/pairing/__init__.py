@@ -5,8 +5,10 @@
                   (stale requests expire, an unpaired terminal's state follows its requests)
   registry        terminals the operator creates, lists, unpairs and deletes; valid serials
   requests        pairing requests: hello, reveal, poll; the operator lists and approves them
-  replay          signatures already accepted: a signed request cannot be replayed
-  rate_limit      token buckets bounding unauthenticated hellos per source and per serial
+  replay          signatures already accepted: a signed request cannot be replayed, through
+                  any replica (the memory is a table)
+  rate_limit      token buckets bounding unauthenticated hellos per source and per serial,
+                  in the database: shared by every server process
   authentication  signed requests of paired terminals: check-in, session, who is asking
   views           terminals and requests as the admin API's JSON shapes
 """

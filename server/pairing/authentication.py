@@ -99,7 +99,8 @@ class Authenticator:
             raise unknown_terminal(signed.serial)
         if terminal.identity_key is None:
             raise ServiceError(403, "not_paired", f"terminal {terminal.serial!r} is not paired")
-        check_signature(signed, terminal.identity_key, terminal.serial, self._tx.replays)
+        check_signature(signed, terminal.identity_key, terminal.serial,
+                        ReplayGuard(tx.session, tx.now))
         terminal.last_seen = tx.now
         return terminal
 

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
 from batm_common import pairing_code, signing
+from server.db.dialect import storable_text
 from server.db.firmware import min_pair_version
 from server.db.terminals import PairingRequest, Terminal
 from server.errors import ServiceError, bad_request, unknown_request
@@ -35,6 +36,7 @@ from server.notify import pairing_topic, session_topic
 from server.pairing.authentication import SignedRequest, check_signature
 from server.pairing.rate_limit import Rate, RateLimiter
 from server.pairing.registry import serial_problem
+from server.pairing.replay import ReplayGuard
 from server.pairing.states import (
     OPEN_REQUEST_STATES,
     PairingStatus,
@@ -65,8 +67,8 @@ class PairingRequests:
         per_serial: Rate = HELLOS_PER_SERIAL,
     ):
         self._tx = transactions
-        self._per_source = RateLimiter(per_source, "this address")
-        self._per_serial = RateLimiter(per_serial, "anybody for this serial")
+        self._per_source = RateLimiter(per_source, "source", "this address")
+        self._per_serial = RateLimiter(per_serial, "serial", "anybody for this serial")
         self._server_spki = server_spki  # None when the CLI works on the database directly
         self._ca_pem = ca_pem
         # Ends the MQTT and VPN access of a key that a re-pairing replaced; after the commit.
@@ -122,14 +124,16 @@ class PairingRequests:
     def limit_hello(self, serial: str, peer: str | None) -> None:
         """429 `rate_limited` beyond the per-source or per-serial rate. The gate calls it first
         for every hello, before the upgrade answer of a too-old one (http/gate.py)."""
-        self._per_source.take(peer or NO_PEER)
-        self._per_serial.take(serial)
+        with self._tx.begin() as tx:  # the buckets are shared by every server process
+            self._per_source.take(tx.session, peer or NO_PEER, tx.now)
+            self._per_serial.take(tx.session, serial, tx.now)
 
     def _signed_request(self, tx: Tx, request_id: str, signed: SignedRequest) -> PairingRequest:
-        request = tx.session.get(PairingRequest, request_id)
+        request = _get_request(tx, request_id)
         if request is None:
             raise unknown_request()
-        check_signature(signed, request.identity_key, request.serial, self._tx.replays)
+        check_signature(signed, request.identity_key, request.serial,
+                        ReplayGuard(tx.session, tx.now))
         request.last_poll = tx.now
         return request
 
@@ -158,7 +162,7 @@ class PairingRequests:
         """The state of a request; with `signed`, also authenticates and counts as a poll."""
         with self._tx.begin() as tx:
             if signed is None:
-                request = tx.session.get(PairingRequest, request_id)
+                request = _get_request(tx, request_id)
                 if request is None:
                     raise unknown_request()
             else:
@@ -280,3 +284,11 @@ def _wire_status(request: PairingRequest) -> PairingStatus:
     if request.state == RequestState.APPROVED:
         return PairingStatus.APPROVED
     return PairingStatus.PENDING
+
+
+def _get_request(tx: Tx, request_id: str) -> PairingRequest | None:
+    """The request with this id (a path parameter, anybody's): None when there is none, also
+    for an id no database could hold."""
+    if not storable_text(request_id):
+        return None
+    return tx.session.get(PairingRequest, request_id)

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from batm_common.clock import utcnow
 from server.db.terminals import PairingRequest, Terminal
 from server.notify import pairing_topic
-from server.pairing.replay import ReplayGuard
 from server.pairing.states import OPEN_REQUEST_STATES, TerminalState
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,6 @@ class Transactions:
         self._sessions = sessions
         self._notify = notify or (lambda _topic: None)
         self.clock = clock
-        self.replays = ReplayGuard()  # signatures already accepted (pairing/replay.py)
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[Tx]:

@@ -1,0 +1,191 @@
+"""Several server processes on one PostgreSQL (issue 12): a terminal may reach any replica's gate.
+
+Two BatmServers (each in its own thread and asyncio loop, its own data dir, broker and admin
+socket, the same certificates, as replicas behind a load balancer have) share one database. A
+long-poll on one is woken by the operator's action on the other (LISTEN/NOTIFY), and what the
+gate remembers against abuse — signatures it accepted, hello rates — holds across them: a
+signed request replayed through the other replica is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import ssl
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine
+from test_server_gate import (
+    LONG_WAIT,
+    PROMPT,
+    FakeTerminal,
+    approve,
+    assert_error,
+    create,
+    handshake_spki,
+    long_poll,
+    pair,
+    serving,
+)
+
+from batm_common.hostaddr import ServerAddress
+from batm_common.signing import sign_headers
+from server.app import BatmServer
+from server.ca import CA_CERT, CA_KEY, LEAF_CERT, LEAF_KEY
+from server.notify import Notifier, pairing_topic, session_topic, status_topic
+from server.settings import ServerSettings
+
+SHARED_IDENTITY = (CA_KEY, CA_CERT, LEAF_KEY, LEAF_CERT)
+
+
+@pytest.fixture
+def database_url(postgres_cluster) -> str:
+    """Replicas need a database several processes share: PostgreSQL only."""
+    return postgres_cluster.fresh()
+
+
+@pytest.fixture
+def replicas(database_url) -> Iterator[tuple[BatmServer, BatmServer]]:
+    dirs = [Path(tempfile.mkdtemp(prefix="batm-r", dir="/tmp")) for _ in range(2)]  # short
+    try:
+        with contextlib.ExitStack() as stack:
+            first = stack.enter_context(serving(settings(dirs[0], database_url)))
+            for name in SHARED_IDENTITY:  # replicas show one identity (docs/deployment.md)
+                shutil.copy2(dirs[0] / name, dirs[1] / name)
+            second = stack.enter_context(serving(settings(dirs[1], database_url)))
+            yield first, second
+    finally:
+        for path in dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def settings(data_dir: Path, database_url: str) -> ServerSettings:
+    return ServerSettings(data_dir, ServerAddress("127.0.0.1", 0), database=database_url)
+
+
+def gate_of(server: BatmServer) -> httpx.Client:
+    context = ssl.create_default_context(cafile=str(server.data_dir / "ca.pem"))
+    return httpx.Client(base_url=f"https://{server.gate_address}", verify=context,
+                        timeout=LONG_WAIT + 10)
+
+
+def admin_of(server: BatmServer) -> httpx.Client:
+    return httpx.Client(transport=httpx.HTTPTransport(uds=str(server.admin_socket)),
+                        base_url="http://admin", timeout=10)
+
+
+def test_replicas_show_terminals_the_same_server_key(replicas):
+    first, second = replicas
+    assert handshake_spki(first) == handshake_spki(second)
+
+
+def test_approval_through_replica_2_wakes_a_pairing_poll_on_replica_1_at_once(replicas):
+    first, second = replicas
+    with gate_of(first) as gate, admin_of(second) as admin:
+        create(admin, "T-1")
+        terminal = FakeTerminal(gate, "T-1")
+        assert terminal.hello().status_code == 200 and terminal.reveal().status_code == 200
+        code = terminal.code(handshake_spki(first))
+        response, elapsed = long_poll(
+            lambda: terminal.poll(wait=LONG_WAIT), first, pairing_topic(terminal.request_id),
+            lambda: approve(admin, "T-1", code).raise_for_status())
+    assert response.json() == {"status": "approved"}
+    assert elapsed < PROMPT, f"the long-poll took {elapsed:.1f}s: replica 2 did not wake it"
+
+
+def test_unpair_through_replica_2_wakes_the_session_poll_on_replica_1_at_once(replicas):
+    first, second = replicas
+    with gate_of(first) as gate, admin_of(first) as admin, admin_of(second) as other_admin:
+        create(admin, "T-1")
+        terminal = pair(first, gate, admin, "T-1")
+        response, elapsed = long_poll(
+            lambda: terminal.session(wait=LONG_WAIT), first, session_topic("T-1"),
+            lambda: other_admin.post("/api/v1/terminals/T-1/unpair").raise_for_status())
+    assert response.json() == {"status": "unpaired"}
+    assert elapsed < PROMPT, f"the session poll took {elapsed:.1f}s: replica 2 did not wake it"
+
+
+def test_a_signed_request_replayed_through_the_other_replica_is_refused(replicas):
+    """The attack: capture a terminal's signed check-in on its way to replica 1, send it again
+    to replica 2 within the clock-skew window."""
+    first, second = replicas
+    with gate_of(first) as gate, gate_of(second) as other_gate, admin_of(first) as admin:
+        create(admin, "T-1")
+        terminal = pair(first, gate, admin, "T-1")
+        body = json.dumps({"version": terminal.version}).encode()
+        headers = sign_headers(terminal.key, "T-1", "POST", "/api/v1/checkin", body)
+        assert gate.post("/api/v1/checkin", content=body, headers=headers).json() == {
+            "status": "paired"}
+        replayed = other_gate.post("/api/v1/checkin", content=body, headers=headers)
+    assert_error(replayed, 401, "bad_signature", "replay")
+
+
+def test_the_same_signed_request_sent_to_both_replicas_at_once_is_accepted_once(replicas):
+    first, second = replicas
+    with gate_of(first) as gate, gate_of(second) as other_gate, admin_of(first) as admin:
+        create(admin, "T-1")
+        terminal = pair(first, gate, admin, "T-1")
+        body = json.dumps({"version": terminal.version}).encode()
+        for _ in range(5):
+            headers = sign_headers(terminal.key, "T-1", "POST", "/api/v1/checkin", body)
+
+            def send(client: httpx.Client, headers: dict = headers) -> int:
+                return client.post("/api/v1/checkin", content=body, headers=headers).status_code
+
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                answers = list(pool.map(send, (gate, other_gate)))
+            assert sorted(answers) == [200, 401], answers
+
+
+def test_hello_rates_are_spent_from_one_bucket_whichever_replica_answers(replicas):
+    """The per-source burst is 20: 12 hellos to each replica is 24 from one address."""
+    first, second = replicas
+    with gate_of(first) as gate, gate_of(second) as other_gate:
+        to_first = [FakeTerminal(gate, f"X-{i}").hello().status_code for i in range(12)]
+        to_second = [FakeTerminal(other_gate, f"Y-{i}").hello().status_code for i in range(12)]
+    assert set(to_first) == {404}  # unknown serials, within the rate
+    assert 429 in to_second, to_second
+
+
+# ------------------------------------------------------------------ the notifier alone
+
+
+def test_control_events_cross_processes_and_status_rows_do_not(database_url):
+    async def scenario() -> tuple[bool, bool]:
+        engines = [create_engine(database_url) for _ in range(2)]
+        here, there = Notifier(), Notifier()
+        links = [here.share(engines[0]), there.share(engines[1])]
+        try:
+            for link in links:
+                assert await asyncio.to_thread(link.listening.wait, 10)
+            with here.listen(pairing_topic("R1")) as control, \
+                    here.listen(status_topic("T-1")) as status:
+                there.notify(status_topic("T-1"))
+                there.notify(pairing_topic("R1"))
+                woken = await control.wait(PROMPT)
+                status_woken = await status.wait(0.5)
+            return woken, status_woken
+        finally:
+            for link in links:
+                link.stop()
+            for engine in engines:
+                engine.dispose()
+
+    woken, status_woken = asyncio.run(scenario())
+    assert woken, "a pairing wake-up did not reach the other process"
+    assert not status_woken, "status rows must stay in the process that ingests them"
+
+
+def test_a_sqlite_server_shares_nothing(tmp_path):
+    from server.db.engine import close_database, open_database
+
+    sessions = open_database(tmp_path)
+    assert Notifier().share(sessions.kw["bind"]) is None
+    close_database(sessions)
