@@ -50,13 +50,15 @@ class RecordingLink:
 
 
 class MonitorConsole(ConsoleCalls):
-    def __init__(self, root):
+    def __init__(self, root, database_url: str | None = None):
+        """`database_url`: None for SQLite in root/data, else PostgreSQL (tests/databases.py)."""
         self.root = root
+        self.database_url = database_url
         data = root / "data"
         data.mkdir(parents=True)
         self.clock = Clock()
         self.woken: list[str] = []
-        self.sessions = sessions = open_database(data)
+        self.sessions = sessions = open_database(data, database_url)
         transactions = Transactions(sessions, notify=self.woken.append)
         self.registry = Registry(transactions)
         requests = PairingRequests(transactions, server_spki=b"spki" * 8, ca_pem="")
@@ -79,6 +81,10 @@ class MonitorConsole(ConsoleCalls):
         self.app = create_console_app(self.service)
         self.client = TestClient(self.app, base_url="https://testserver")
         self.url = ""  # set when served over HTTPS for a browser
+
+    def database_args(self) -> list[str]:
+        """What an offline `batm-server` command needs to open this console's database."""
+        return ["--database", self.database_url] if self.database_url else []
 
     # ------------------------------------------------------------------ the fleet's side
 

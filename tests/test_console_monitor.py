@@ -14,6 +14,7 @@ import re
 
 import openpyxl
 import pytest
+from conftest import DIALECTS
 from monitor_console import MonitorConsole, ago
 from test_console_api import assert_error
 from test_console_pages import csrf, log_in
@@ -24,9 +25,12 @@ from firmware_updater.testing import assemble, hostile_tar, make_bundle, make_ke
 HX = {"HX-Request": "true"}
 
 
-@pytest.fixture(scope="module")
-def console(tmp_path_factory):
-    made = MonitorConsole(tmp_path_factory.mktemp("console-monitor"))
+@pytest.fixture(scope="module", params=DIALECTS)
+def console(request, tmp_path_factory):
+    # The monitor's query (colours, filters, sorting) is the fleet's SQL: on both engines.
+    url = request.getfixturevalue("postgres_cluster").fresh() \
+        if request.param == "postgresql" else None
+    made = MonitorConsole(tmp_path_factory.mktemp("console-monitor"), url)
     made.terminal("M-RED", "L1")
     made.status("M-RED", last_sync_error="server did not acknowledge 3 event(s) for 30 s",
                 last_update=ago(days=3), last_sync=ago(hours=5))
@@ -119,19 +123,20 @@ def test_bad_filters_are_refused_with_a_sentence(console, params, mentions):
 def test_terminal_list_json_carries_the_monitors_fields_and_filters(console):
     """`batm-server terminal list --json` (here on the database: no server runs)."""
     data = console.root / "data"
-    listing = json.loads(cli(data, "terminal", "list", "--json").stdout)
+    db = console.database_args()
+    listing = json.loads(cli(data, *db, "terminal", "list", "--json").stdout)
     red = next(t for t in listing if t["serial"] == "M-RED")
     assert red["highlight"] == "red" and red["last_update"] and red["last_sync"]
     assert "did not acknowledge" in red["last_sync_error"] and red["scenario"] == "B"
     assert "paired_at" in red and "vpn_handshake_age" in red
-    synced = json.loads(cli(data, "terminal", "list", "--json", "--hide-synced").stdout)
+    synced = json.loads(cli(data, *db, "terminal", "list", "--json", "--hide-synced").stdout)
     assert {t["serial"] for t in synced} == {"M-RED", "M-L2"}
-    narrowed = cli(data, "terminal", "list", "--json", "--location", "L1",
+    narrowed = cli(data, *db, "terminal", "list", "--json", "--location", "L1",
                    "--updated-within", "1h")
     assert [t["serial"] for t in json.loads(narrowed.stdout)] == ["M-OLD"]
     assert [t["serial"] for t in json.loads(cli(
-        data, "terminal", "list", "--json", "--highlight", "yellow").stdout)] == ["M-OLD"]
-    assert_refused(cli(data, "terminal", "list", "--updated-within", "soon"), 1,
+        data, *db, "terminal", "list", "--json", "--highlight", "yellow").stdout)] == ["M-OLD"]
+    assert_refused(cli(data, *db, "terminal", "list", "--updated-within", "soon"), 1,
                    "30m, 6h or 2d")
 
 
