@@ -126,15 +126,22 @@ class ConsoleDriver:
         """Reset local database, confirmed; the result line the page shows when it is done."""
         row = self._monitor(serial)
         page = self.operator.page
+        results = page.locator("#commands li").filter(has_text=serial).filter(
+            has_text="reset db").filter(has_text=re.compile("done|failed"))
+        earlier = set(results.all_inner_texts())  # a shared rig's page lists earlier resets
         row.get_by_text("Actions").click()
         row.get_by_label(re.compile(f"Reset the local database of {serial}")).check()
         row.get_by_role("button", name="Reset local database").click()
         page.get_by_text(f"{serial}: reset of the local database sent").wait_for()
-        result = page.locator("#commands li").filter(has_text="reset db").filter(
-            has_text=re.compile("done|failed")).first
-        result.wait_for(timeout=timeout * 1000)
-        self.shot_page("reset-db")
-        return result.inner_text()
+        deadline = time.monotonic() + timeout
+        while True:
+            new = [text for text in results.all_inner_texts() if text not in earlier]
+            if new:
+                self.shot_page("reset-db")
+                return new[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no result of the reset of {serial} within {timeout:g} s")
+            page.wait_for_timeout(100)  # the page refreshes the panel by itself (polling)
 
     def shot_page(self, name: str) -> None:
         self.operator.shot(name)
