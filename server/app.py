@@ -48,6 +48,7 @@ from server.master.monitoring import Monitoring
 from server.master.service import MasterService
 from server.notify import Notifier
 from server.pairing.authentication import Authenticator
+from server.pairing.enrollment import Enrollment
 from server.pairing.registry import Registry
 from server.pairing.requests import PairingRequests
 from server.pairing.transactions import Transactions
@@ -195,7 +196,8 @@ class BatmServer:
             ))
             admin = _Uvicorn(uvicorn.Config(
                 create_admin_app(self.registry, requests, master=self.master,
-                                 notifier=self.notifier, vpn=self.vpn),
+                                 notifier=self.notifier, vpn=self.vpn,
+                                 enrollment=Enrollment(transactions)),
                 **common))
             console = _Uvicorn(uvicorn.Config(
                 create_console_app(console_service(sessions, self.registry, requests,
@@ -240,7 +242,9 @@ class BatmServer:
             raise StartupError(f"master service: {exc}") from exc
         self.broker = broker
         notify = self.notifier.notify
-        link = MasterLink(broker, Ingest(sessions, notify))
+        options = self.settings.master
+        link = MasterLink(broker, Ingest(sessions, notify), replica=options.replica,
+                          history_days=options.history_days)
         self.master = MasterService(Monitoring(sessions), Commands(sessions, notify),
                                     Archives(sessions, self.data_dir, notify), link)
         link.start()

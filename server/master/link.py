@@ -14,7 +14,18 @@ but lost (SIGKILLed before its autosave) is never acknowledged, so the terminal 
 A redelivered or re-sent event that was already stored is acknowledged again.
 
 Messages are stored in batches by one worker thread (one commit per batch), which is what makes
-an outbox of a thousand events drain in seconds rather than minutes.
+an outbox of a thousand events drain in seconds rather than minutes. The worker counts what it
+stored, its CPU time and each status's lag (master/ingest_stats.py), and prunes the status
+history once an hour (master/ingest.py).
+
+Several server replicas share the ingestion (issue 12): a replica's client subscribes through
+the shared subscription `$share/batm/terminals/+/<kind>`, so the broker hands each message to
+one replica of the group, and connects with its own client id `batm:master:<replica>` — still
+outside the terminals' namespace (':'), so no terminal credential can take it over
+(master/broker.py). paho-mqtt stays the client: bench/mqtt_clients.py measured paho with manual
+acknowledgement at ≈ 48 CPU-µs per QoS 1 message against gmqtt's ≈ 20, but exactly-once needs
+the acknowledgement *after* the commit, which gmqtt does not offer; the database side costs
+more than either (docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -39,6 +50,8 @@ from server.master.broker import (
     terminal_role,
 )
 from server.master.ingest import KINDS, Incoming, Ingest, Ingested
+from server.master.ingest_stats import IngestStats
+from server.master.options import RETENTION_DAYS, replica_problem
 from server.master.payloads import MAX_PAYLOAD
 
 log = logging.getLogger("batm-server.master")
@@ -48,6 +61,18 @@ RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
 BATCH = 500
 ACK_IDS = 500  # event ids per acknowledgement message (≤ 33 KB with 64-character ids)
 DYNSEC_TIMEOUT = 5.0
+SHARE_GROUP = "batm"  # replicas' shared subscriptions: $share/batm/terminals/+/<kind>
+PRUNE_EVERY = 3600.0  # seconds between two prunings of the status history
+
+
+def server_client_id(replica: str | None) -> str:
+    return SERVER_CLIENT_ID if replica is None else f"{SERVER_CLIENT_ID}:{replica}"
+
+
+def ingest_filters(replica: str | None) -> list[str]:
+    """What the server's client subscribes to: shared between replicas when it is one."""
+    plain = [f"terminals/+/{kind}" for kind in KINDS]
+    return plain if replica is None else [f"$share/{SHARE_GROUP}/{f}" for f in plain]
 
 
 def no_delay(_client, _userdata, sock) -> None:
@@ -61,9 +86,17 @@ class MasterUnavailable(Exception):
 
 
 class MasterLink:
-    def __init__(self, broker: Broker, ingest: Ingest):
+    def __init__(self, broker: Broker, ingest: Ingest, replica: str | None = None,
+                 history_days: float = RETENTION_DAYS):
+        if replica is not None and (problem := replica_problem(replica)):
+            raise ValueError(problem)
         self.broker = broker
         self._ingest = ingest
+        self.replica = replica
+        self.client_id = server_client_id(replica)
+        self.stats = IngestStats()
+        self._history_days = history_days
+        self._next_prune = time.monotonic() + 60  # not in the start-up rush
         self.connected = threading.Event()
         self._queue: queue.Queue[tuple[mqtt.MQTTMessage, int] | None] = queue.Queue()
         self._generation = 0  # bumps on every (re)connect: mids of an older one are void
@@ -71,7 +104,7 @@ class MasterLink:
         self._lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="master-ingest", daemon=True)
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=SERVER_CLIENT_ID, clean_session=False,
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False,
             manual_ack=True, reconnect_on_failure=True,
         )
         self.client.max_inflight_messages_set(100)
@@ -107,7 +140,9 @@ class MasterLink:
             return
         with self._lock:
             self._generation += 1
-        client.subscribe([(RESPONSE_TOPIC, 1)] + [(f"terminals/+/{k}", 1) for k in KINDS])
+        if self.replica is not None:  # a session made before it was a replica: not twice
+            client.unsubscribe(ingest_filters(None))
+        client.subscribe([(RESPONSE_TOPIC, 1)] + [(f, 1) for f in ingest_filters(self.replica)])
         self.connected.set()
         log.info("master: connected to the broker")
 
@@ -147,14 +182,31 @@ class MasterLink:
                     if len(payload) > MAX_PAYLOAD:
                         payload = payload[: MAX_PAYLOAD + 1]  # refused as oversized
                     incoming.append(Incoming(parts[1], parts[2], payload))
+            cpu = time.thread_time()
             stored = self._store(incoming)
+            self.stats.record(stored.stored, stored.refused, time.thread_time() - cpu,
+                              stored.status_at, time.time())
             self._acknowledge(stored)
+            self._prune_when_due()
             with self._lock:
                 current = self._generation
             for message, gen in batch:
                 if gen == current and message.qos > 0:
                     with contextlib.suppress(Exception):
                         self.client.ack(message.mid, message.qos)
+
+    def _prune_when_due(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY
+        try:
+            removed = self._ingest.prune_history(self._history_days)
+        except Exception as exc:  # the next hour tries again; ingestion must go on
+            log.warning("master: pruning the status history failed (%s)", exc)
+            return
+        if removed:
+            log.info("master: %d status history row(s) older than %g days deleted", removed,
+                     self._history_days)
 
     def _store(self, incoming: list[Incoming]) -> Ingested:
         """Store the batch, retrying until the database takes it: an unacknowledged message
@@ -243,9 +295,10 @@ class MasterLink:
         # Delete first: a re-issue also ends a session opened with older credentials.
         self.dynsec([{"command": "deleteClient", "username": serial},
                      {"command": "deleteRole", "rolename": role}])
-        commands = [{"command": "createRole", "rolename": role}]
-        commands += [{"command": "addRoleACL", "rolename": role, **acl}
-                     for acl in terminal_acls(serial)]
+        # The role with its ACLs in one command: the plugin rewrites its whole JSON file after
+        # every command, which is what a fleet's provisioning pays for (docs/deployment.md).
+        commands = [{"command": "createRole", "rolename": role,
+                     "acls": [{**acl, "priority": 0} for acl in terminal_acls(serial)]}]
         # Bound to its own id: its credentials cannot take over another client's session.
         commands.append({"command": "createClient", "username": serial, "password": password,
                          "clientid": serial, "roles": [{"rolename": role}]})

@@ -1,0 +1,94 @@
+"""Bulk enrollment: the operator pre-approves terminals by their identity keys, many at once.
+
+For fleets (issue 12). Pairing one terminal at a time needs a person to read each code; a fleet
+of thousands comes from a factory that made each terminal's identity key on the device and
+exported the public half with its serial. The operator vouches for that list exactly as an
+approval vouches for a code: enrolling makes each terminal paired with the listed key. The
+terminal then does what any paired terminal does — signs its requests with that key, and
+obtains its own broker account through the signed `POST /api/v1/master/credentials` with a
+password it made itself. Nothing else changes: unpair, revocation and re-pairing work as for a
+terminal paired with a code.
+
+A serial that exists is enrolled only if it was never paired (the operator may create first);
+a paired or unpaired one is refused, so enrollment can never replace a key silently — that is
+what approving a new code is for. One request is one transaction: all or nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from batm_common.signing import unb64url
+from server.db.terminals import Terminal
+from server.errors import ServiceError, bad_request
+from server.pairing.registry import MAX_LOCATION, SCENARIOS, serial_problem
+from server.pairing.states import TerminalState
+from server.pairing.transactions import Transactions
+
+log = logging.getLogger(__name__)
+
+MAX_ENROLL = 500  # terminals per request: a request stays within the admin API's body limit
+IDENTITY_KEY_BYTES = 32  # Ed25519 public key, raw
+
+
+def _entry(item: object, index: int) -> tuple[str, bytes, str | None]:
+    where = f"terminals[{index}]"
+    if not isinstance(item, dict):
+        raise bad_request(f"{where}: must be an object with serial and identity_key")
+    serial = item.get("serial")
+    problem = serial_problem(serial)
+    if problem:
+        raise bad_request(f"{where}: {problem}")
+    key_text = item.get("identity_key")
+    try:
+        key = unb64url(key_text) if isinstance(key_text, str) else b""
+    except ValueError:
+        key = b""
+    if len(key) != IDENTITY_KEY_BYTES:
+        raise bad_request(f"{where}: identity_key must be a raw Ed25519 public key "
+                          f"({IDENTITY_KEY_BYTES} bytes) in base64url")
+    location = item.get("location")
+    if location is not None and (not isinstance(location, str) or len(location) > MAX_LOCATION):
+        raise bad_request(f"{where}: location must be text of at most {MAX_LOCATION} characters")
+    return str(serial), key, location
+
+
+class Enrollment:
+    def __init__(self, transactions: Transactions):
+        self._tx = transactions
+
+    def enroll(self, scenario: object, items: object) -> dict:
+        """Pair every listed terminal with its key, in one transaction; {"enrolled": n}."""
+        if scenario not in SCENARIOS:
+            raise bad_request(f"the scenario must be 'A' or 'B', not {scenario!r}")
+        if not isinstance(items, list) or not items:
+            raise bad_request("terminals: must be a non-empty list")
+        if len(items) > MAX_ENROLL:
+            raise bad_request(f"terminals: at most {MAX_ENROLL} per request, got {len(items)}; "
+                              "send the rest in further requests")
+        entries = [_entry(item, i) for i, item in enumerate(items)]
+        serials = [serial for serial, _key, _loc in entries]
+        if len(set(serials)) != len(serials):
+            twice = sorted({s for s in serials if serials.count(s) > 1})
+            raise bad_request(f"terminals: listed more than once: {', '.join(twice[:5])}")
+        with self._tx.begin() as tx:
+            existing = {t.serial: t for t in tx.session.query(Terminal)
+                        .filter(Terminal.serial.in_(serials))}
+            taken = [s for s, t in existing.items() if t.state != TerminalState.NEVER_PAIRED]
+            if taken:
+                raise ServiceError(
+                    409, "exists",
+                    f"{len(taken)} of these terminals were paired before "
+                    f"({', '.join(sorted(taken)[:5])}); enrollment never replaces a key — "
+                    "unpair and pair them with their code, or delete them first")
+            for serial, key, location in entries:
+                terminal = existing.get(serial)
+                if terminal is None:
+                    terminal = Terminal(serial=serial, scenario=scenario, location=location,
+                                        created_at=tx.now)
+                    tx.session.add(terminal)
+                terminal.state = TerminalState.PAIRED
+                terminal.identity_key = key
+                terminal.paired_at = tx.now
+            log.info("%d terminal(s) enrolled (scenario %s)", len(entries), scenario)
+        return {"enrolled": len(entries)}
