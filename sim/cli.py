@@ -6,6 +6,7 @@
     batm-sim terminal stop|start|restart|kill|wipe SERIAL --dir D [--clock-offset SECONDS]
     batm-sim status --dir D
     batm-sim demo [--dir D]
+    batm-sim fleet --dir D --terminals N --interval S --duration S [--json]
 
 See sim/README.md for the rig layout and the rig.json extensions.
 """
@@ -60,7 +61,41 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="walk the pairing flow of the seeds, with screenshots")
     demo.add_argument("--dir", default="demo-output")
+
+    fleet = sub.add_parser("fleet", help="N protocol-level terminals against a real server: "
+                                         "sent, stored, lost, latency, CPU, RSS, revocation")
+    fleet.add_argument("--dir", required=True, help="the fleet and its server (reused)")
+    fleet.add_argument("--terminals", type=_positive_int, required=True)
+    fleet.add_argument("--interval", type=_positive_float, default=10.0,
+                       help="seconds between two statuses of a terminal (default 10)")
+    fleet.add_argument("--duration", type=_positive_float, default=60.0,
+                       help="seconds of load (default 60)")
+    fleet.add_argument("--revoke-sample", type=int, metavar="K",
+                       help="terminals unpaired during the load (default min(10, N/10))")
+    fleet.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                       help="passed to `batm-server run` (repeat; e.g. --server-arg=--replica=r1)")
+    fleet.add_argument("--json", action="store_true", help="print the figures as one object")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ≥ 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +142,15 @@ def _run(args: argparse.Namespace) -> int:
         from sim.demo import run_demo
 
         return run_demo(args.dir)
+    if args.verb == "fleet":
+        from pathlib import Path
+
+        from sim.fleet.run import FleetOptions
+        from sim.fleet.run import main as fleet_main
+
+        options = FleetOptions(Path(args.dir), args.terminals, args.interval, args.duration,
+                               args.revoke_sample, tuple(args.server_arg))
+        return fleet_main(options, args.json)
     raise AssertionError(args.verb)
 
 
