@@ -4,6 +4,7 @@
   link        the server's own MQTT client: dynsec administration, ingest worker, acknowledgements
   payloads    what a terminal's MQTT payloads must look like, checked field by field
   ingest      status, events and command results into the database, one transaction a batch
+  status_rows a batch's status rows: read once, written in bulk (the latest status per terminal)
   ingest_stats  what the ingestion stored, its CPU per message, the status lag (admin API)
   options     `run` options for fleets: --replica (shared ingestion), --history-days
   monitoring  the seed's status-monitoring page as data: status (red/yellow), history, events

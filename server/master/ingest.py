@@ -5,9 +5,10 @@ sentence (counted on the terminal's status row, never a crash), and nothing alre
 touched: every message is checked whole before anything of it is written, so a refusal needs no
 savepoint. A batch reads the rows it needs in two queries (its terminals, their status rows)
 instead of two per message; the status row is updated in place (the latest status only, one row
-per terminal), and a history row is added only when a field of HISTORY_FIELDS changed. The
-history is bounded: rows older than the retention (RETENTION_DAYS, `batm-server run
---history-days`) are deleted once an hour by the ingest worker (`prune_history`).
+per terminal, written in bulk: master/status_rows.py), and a history row is added only when a
+compared field changed. The history is bounded: rows older than the retention (RETENTION_DAYS,
+`batm-server run --history-days`) are deleted once an hour by the ingest worker
+(`prune_history`).
 
 Events are stored idempotently by their terminal-made id, so a QoS 1 redelivery — or a
 terminal re-sending an event it has no acknowledgement for — never makes a duplicate. `ingest`
@@ -28,20 +29,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from batm_common.clock import utcnow
 from server.db.dialect import insert_unless_present
-from server.db.master import Command, StatusHistory, TerminalEvent, TerminalStatus
+from server.db.master import Command, StatusHistory, TerminalEvent
 from server.db.terminals import Terminal
 from server.master import payloads
 from server.master.ingest_stats import parse_at
 from server.master.options import RETENTION_DAYS
 from server.master.payloads import EVENT_ID, PayloadError
+from server.master.status_rows import StatusRows
 from server.notify import command_topic, status_topic
 from server.pairing.views import iso
 
 log = logging.getLogger("batm-server.master")
 
-# Changes in these make a history row; uptime, handshake age and the like only refresh the row.
-HISTORY_FIELDS = ("online", "version", "slot", "state", "screen", "last_update",
-                  "last_sync_error")
+# Changes in HISTORY_FIELDS make a history row; uptime, handshake age and the like only
+# refresh the row (master/status_rows.py).
 KINDS = ("status", "events", "results")  # the topics terminals publish: terminals/<serial>/<kind>
 
 
@@ -80,7 +81,7 @@ class Ingest:
         stored: list[tuple[str, str]] = []
         now = self._clock()
         messages = list(messages)
-        with self._sessions() as session, session.begin():
+        with self._sessions() as session, session.begin(), session.no_autoflush:
             self._prefetch(session, {m.serial for m in messages})
             for message in messages:
                 try:
@@ -92,6 +93,7 @@ class Ingest:
                     log.warning("refused %s from %s: %s", message.kind, message.serial, exc)
                     self._reject(session, message.serial, str(exc), now)
                     wake.append(status_topic(message.serial))
+            self._rows(session).write()
         for serial, event_id in dict.fromkeys(stored):  # a batch may hold a re-send twice
             done.events.setdefault(serial, []).append(event_id)
         for topic in dict.fromkeys(wake):
@@ -107,18 +109,25 @@ class Ingest:
 
     @staticmethod
     def _prefetch(session: Session, serials: set[str]) -> None:
-        """Load the batch's terminals and status rows into the session: session.get finds them
-        there instead of asking the database once per message."""
-        if serials:
-            session.scalars(select(Terminal).where(Terminal.serial.in_(serials))).all()
-            session.scalars(select(TerminalStatus)
-                            .where(TerminalStatus.serial.in_(serials))).all()
+        """Read the batch's terminals and status rows once (session.info holds them for the
+        batch) instead of asking the database once per message."""
+        terminals = session.scalars(select(Terminal.serial)
+                                    .where(Terminal.serial.in_(serials))).all() if serials else []
+        session.info["terminals"] = set(terminals)
+        session.info["status_rows"] = StatusRows(session, serials)
+
+    @staticmethod
+    def _known(session: Session, serial: str) -> bool:
+        known = session.info.get("terminals")
+        if known is not None:
+            return serial in known
+        return session.get(Terminal, serial) is not None
 
     def _ingest_one(self, session: Session, message: Incoming, now: datetime.datetime,
                     wake: list[str], done: Ingested) -> str | None:
         """Store one message (or raise PayloadError having written nothing of it); the event
         id when it is an event."""
-        if session.get(Terminal, message.serial) is None:
+        if not self._known(session, message.serial):
             raise PayloadError(f"no terminal {message.serial!r} on this server")
         event_id = None
         if message.kind == "status":
@@ -137,12 +146,12 @@ class Ingest:
         done.stored[message.kind] = done.stored.get(message.kind, 0) + 1
         return event_id
 
-    def _status_row(self, session: Session, serial: str) -> TerminalStatus:
-        row = session.get(TerminalStatus, serial)
-        if row is None:
-            row = TerminalStatus(serial=serial, online=False, rejected=0)
-            session.add(row)
-        return row
+    @staticmethod
+    def _rows(session: Session) -> StatusRows:
+        rows = session.info.get("status_rows")
+        if rows is None:
+            rows = session.info["status_rows"] = StatusRows(session, set())
+        return rows
 
     def _store_status(self, session: Session, message: Incoming,
                       now: datetime.datetime) -> float | None:
@@ -172,13 +181,8 @@ class Ingest:
                 "outbox_pending": payloads.field(data, "outbox_pending", int, what),
                 "reported_at": payloads.field(data, "at", str, what, max_len=40),
             }
-        row = self._status_row(session, message.serial)
-        before = {name: getattr(row, name) for name in HISTORY_FIELDS}
-        for name, value in values.items():
-            setattr(row, name, value)
-        row.received_at = now
-        after = {name: getattr(row, name) for name in HISTORY_FIELDS}
-        if after != before:
+        values["received_at"] = now
+        if self._rows(session).apply(message.serial, values):
             session.add(StatusHistory(serial=message.serial, received_at=now,
                                       status=json.dumps(data, sort_keys=True)))
         return parse_at(data.get("at"))
@@ -224,8 +228,6 @@ class Ingest:
         return command_topic(command_id)
 
     def _reject(self, session: Session, serial: str, reason: str, now: datetime.datetime) -> None:
-        if session.get(Terminal, serial) is None:
+        if not self._known(session, serial):
             return
-        row = self._status_row(session, serial)
-        row.rejected = (row.rejected or 0) + 1
-        row.last_reject = f"{iso(now)} {reason}"[:500]
+        self._rows(session).reject(serial, f"{iso(now)} {reason}"[:500])
