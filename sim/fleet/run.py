@@ -29,6 +29,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import httpx
 
+from batm_common.atomic import atomic_write
 from sim.fleet import measure
 from sim.fleet.mqtt import client_tls
 from sim.fleet.provision import (
@@ -105,6 +107,18 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}
 
+    def _mqtt_port(self) -> int:
+        """The broker's port, the same in every run: the fleet keeps the broker address its
+        credentials gave it, as a production fleet keeps 8883."""
+        path = self.data_dir.parent / "mqtt-port"
+        with contextlib.suppress(OSError, ValueError):
+            return int(path.read_text())
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        atomic_write(path, f"{port}\n".encode())
+        return port
+
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         info_file = self.data_dir / "server.json"
@@ -113,7 +127,8 @@ class ServerProcess:
         log = open(self.data_dir.parent / "server.log", "ab")  # noqa: SIM115 (the child's)
         self.proc = subprocess.Popen(
             [str(binary), "run", "--data-dir", str(self.data_dir), "--listen", "127.0.0.1:0",
-             "--console-listen", "127.0.0.1:0", *self.extra],
+             "--console-listen", "127.0.0.1:0",
+             "--mqtt-listen", f"127.0.0.1:{self._mqtt_port()}", *self.extra],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         log.close()
         deadline = time.monotonic() + SERVER_START_TIMEOUT
