@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="terminals unpaired during the load (default min(10, N/10))")
     fleet.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                        help="passed to `batm-server run` (repeat; e.g. --server-arg=--replica=r1)")
+    fleet.add_argument("--provision", choices=["signed", "bulk"], default="signed",
+                       help="broker accounts one by one through each terminal's signed "
+                            "credentials request (default), or with the enrollment in bulk "
+                            "(one broker restart per 10,000; for large fleets)")
     fleet.add_argument("--json", action="store_true", help="print the figures as one object")
     return parser
 
@@ -149,7 +153,8 @@ def _run(args: argparse.Namespace) -> int:
         from sim.fleet.run import main as fleet_main
 
         options = FleetOptions(Path(args.dir), args.terminals, args.interval, args.duration,
-                               args.revoke_sample, tuple(args.server_arg))
+                               args.revoke_sample, tuple(args.server_arg),
+                               bulk=args.provision == "bulk")
         return fleet_main(options, args.json)
     raise AssertionError(args.verb)
 

@@ -20,7 +20,7 @@ from server.http.error_handlers import install_error_handlers
 from server.master.link import MasterUnavailable
 from server.master.service import MasterService
 from server.notify import Notifier, command_topic, status_topic
-from server.pairing.enrollment import Enrollment
+from server.pairing.enrollment import MAX_ENROLL_BODY, Enrollment
 from server.pairing.registry import Registry
 from server.pairing.requests import PairingRequests
 from server.vpn.service import VpnService
@@ -33,7 +33,7 @@ def create_admin_app(
 ) -> FastAPI:
     app = FastAPI(title="batm admin", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, large={"/api/v1/terminals/enroll": MAX_ENROLL_BODY})
 
     @app.get("/api/v1/terminals")
     async def list_terminals() -> JSONResponse:
@@ -54,8 +54,14 @@ def create_admin_app(
         if enrollment is None:
             raise ServiceError(503, "unavailable", "this server does not enroll terminals")
         body = fields.json_object(await request.body())
-        answer = await asyncio.to_thread(enrollment.enroll, body.get("scenario"),
-                                         body.get("terminals"))
+        answer, accounts = await asyncio.to_thread(enrollment.enroll, body.get("scenario"),
+                                                   body.get("terminals"))
+        if accounts:  # into the plugin's file at once, one broker restart (enrollment.py)
+            if master is None:
+                raise ServiceError(503, "master_unavailable",
+                                   "enrolled, but this server runs no broker for the accounts; "
+                                   "the terminals can obtain credentials themselves")
+            await asyncio.to_thread(master.link.broker.add_accounts, accounts)
         return JSONResponse(answer, status_code=201)
 
     @app.get("/api/v1/terminals/{serial}")

@@ -160,6 +160,25 @@ def _admin_client(password: str) -> dict:
             "roles": [{"rolename": ADMIN_ROLE}]}
 
 
+def terminal_client(serial: str, hashed: dict) -> dict:
+    """A terminal's dynsec client from its password hash (bound to its serial, as `grant`)."""
+    return {"username": serial, "clientid": serial, "password": hashed["password"],
+            "salt": hashed["salt"], "iterations": hashed["iterations"],
+            "roles": [{"rolename": terminal_role(serial)}]}
+
+
+def with_accounts(data: dict, accounts: dict[str, dict]) -> dict:
+    """The dynsec config with these terminals' clients (and roles) made or replaced."""
+    clients = [c for c in data.get("clients", []) if c.get("username") not in accounts]
+    names = {terminal_role(serial) for serial in accounts}
+    roles = [r for r in data.get("roles", []) if r.get("rolename") not in names]
+    roles += [{"rolename": terminal_role(serial),
+               "acls": [{**acl, "priority": 0} for acl in terminal_acls(serial)]}
+              for serial in accounts]
+    clients += [terminal_client(serial, hashed) for serial, hashed in accounts.items()]
+    return {**data, "clients": clients, "roles": roles}
+
+
 def reconcile_dynsec(data: dict, admin_password: str, paired: set[str]) -> tuple[dict, list[str]]:
     """The dynsec config with the admin user reset and terminals not in `paired` removed."""
     clients = [c for c in data.get("clients", []) if isinstance(c, dict)]
@@ -237,6 +256,7 @@ class Broker:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._accounts: dict[str, dict] = {}  # bulk accounts for the next start
         self.restarts = 0
 
     # ------------------------------------------------------------------ files
@@ -310,6 +330,9 @@ class Broker:
                           "credentials at their next check-in", path, exc, quarantine.name)
                 data = {}
         paired = set(self._paired())
+        data = with_accounts(data, {serial: hashed for serial, hashed in self._accounts.items()
+                                    if serial in paired})
+        self._accounts.clear()
         data, removed = reconcile_dynsec(data, self.admin_password, paired)
         if removed:
             log.info("broker: revoked MQTT access of %s (no longer paired)", ", ".join(removed))
@@ -340,7 +363,7 @@ class Broker:
         log.info("broker: mosquitto (pid %s) ready: terminals on %s:%s (TLS)",
                  self._proc.pid, self.settings.listen.host, self.mqtt_port)
 
-    def _wait_listening(self, timeout: float = 10.0) -> None:
+    def _wait_listening(self, timeout: float = 60.0) -> None:  # a fleet's files take a while
         assert self._proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -382,6 +405,16 @@ class Broker:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    def add_accounts(self, accounts: dict[str, dict]) -> None:
+        """Write these terminals' accounts ({serial: password hash}) into the plugin's file
+        and restart once (pairing/enrollment.py says why not one by one)."""
+        with self._lock:
+            log.info("broker: adding %d terminal account(s); restarting", len(accounts))
+            self._accounts.update(accounts)
+            self._terminate()
+            self.restarts += 1
+            self._spawn()
 
     def restart(self) -> None:
         """Stop and start again (the admin API's POST /api/v1/broker/restart)."""

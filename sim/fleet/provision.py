@@ -2,11 +2,14 @@
 
 Each simulated terminal has what a real one makes on the device: an Ed25519 identity key and an
 MQTT password. Provisioning goes through the server's own doors, never its database:
-1. enrollment — the operator's admin API (`POST /api/v1/terminals/enroll`, 500 per request)
-   pre-approves the serials with their public keys, as a factory list would;
-2. credentials — each terminal signs `POST /api/v1/master/credentials` with its identity key
-   and hands over its password; the server creates its broker account (dynamic security) and
-   answers where its broker is.
+1. enrollment — the operator's admin API (`POST /api/v1/terminals/enroll`) pre-approves the
+   serials with their public keys, as a factory list would;
+2. "signed" (the default): each terminal signs `POST /api/v1/master/credentials` with its
+   identity key and hands over its password; the server creates its broker account through
+   the dynamic-security plugin and answers where its broker is — one account at a time;
+   "bulk": the enrollment carries each terminal's password hash, the server writes the
+   accounts into the plugin's file at once (one broker restart per request), and each
+   terminal learns its broker from a signed check-in (`"master": true`).
 
 D/fleet.json keeps the fleet (keys, passwords, broker addresses; 0600), so a second run with the
 same D and server reuses what is provisioned: provisioning is O(N²) in Mosquitto 2.0's plugin
@@ -30,8 +33,10 @@ from batm_common.atomic import atomic_write
 from batm_common.signing import b64url, sign_headers, unb64url
 
 FLEET_FILE = "fleet.json"
-ENROLL_BATCH = 500  # the admin API's limit per request (server/pairing/enrollment.py)
+ENROLL_BATCH = 500  # signed mode: small requests, no broker restart
+BULK_BATCH = 10000  # the admin API's limit per request (server/pairing/enrollment.py)
 CREDENTIALS_PATH = "/api/v1/master/credentials"
+CHECKIN_PATH = "/api/v1/checkin"
 CONCURRENT_CREDENTIALS = 16
 
 
@@ -102,11 +107,21 @@ def _refusal(what: str, response: httpx.Response) -> ProvisionError:
     return ProvisionError(f"{what}: the server answered {response.status_code}: {message}")
 
 
-async def enroll(admin: httpx.AsyncClient, terminals: list[SimTerminal]) -> None:
-    for start in range(0, len(terminals), ENROLL_BATCH):
-        batch = terminals[start:start + ENROLL_BATCH]
-        body = {"scenario": "B", "terminals": [
-            {"serial": t.serial, "identity_key": t.public_key()} for t in batch]}
+def _entry(terminal: SimTerminal, bulk: bool) -> dict:
+    entry = {"serial": terminal.serial, "identity_key": terminal.public_key()}
+    if bulk:  # what the plugin stores; the password itself stays with the terminal
+        from server.master.broker import password_hash
+
+        entry["mqtt"] = password_hash(terminal.password)
+    return entry
+
+
+async def enroll(admin: httpx.AsyncClient, terminals: list[SimTerminal],
+                 bulk: bool = False) -> None:
+    size = BULK_BATCH if bulk else ENROLL_BATCH
+    for start in range(0, len(terminals), size):
+        batch = terminals[start:start + size]
+        body = {"scenario": "B", "terminals": [_entry(t, bulk) for t in batch]}
         response = await admin.post("/api/v1/terminals/enroll", json=body)
         if response.status_code != 201:
             raise _refusal("enrolling the fleet", response)
@@ -135,11 +150,25 @@ async def obtain_credentials(gate: httpx.AsyncClient, terminal: SimTerminal) -> 
     terminal.broker = str(answer["broker"])
 
 
+async def checkin(gate: httpx.AsyncClient, terminal: SimTerminal) -> None:
+    """A signed check-in asking where the broker is (bulk accounts need no credentials)."""
+    body = json.dumps({"version": 20240101, "master": True}).encode()
+    headers = sign_headers(terminal.private_key(), terminal.serial, "POST", CHECKIN_PATH, body)
+    response = await gate.post(CHECKIN_PATH, content=body,
+                               headers=headers | {"Content-Type": "application/json"})
+    if response.status_code != 200 or "broker" not in response.json():
+        raise _refusal(f"check-in of {terminal.serial}", response)
+    terminal.broker = str(response.json()["broker"])
+
+
 async def provision(fleet: list[SimTerminal], admin: httpx.AsyncClient,
-                    gate: httpx.AsyncClient, on_progress=lambda _done, _total: None) -> int:
-    """Enroll and grant whatever of `fleet` is not yet; how many were granted now."""
-    await enroll(admin, [t for t in fleet if not t.enrolled])
+                    gate: httpx.AsyncClient, bulk: bool = False,
+                    on_progress=lambda _done, _total: None) -> int:
+    """Enroll and grant whatever of `fleet` is not yet; how many were provisioned now."""
+    fresh = [t for t in fleet if not t.enrolled]
+    await enroll(admin, fresh, bulk)
     todo = [t for t in fleet if t.broker is None]
+    step = checkin if bulk else obtain_credentials
     queue: asyncio.Queue[SimTerminal] = asyncio.Queue()
     for terminal in todo:
         queue.put_nowait(terminal)
@@ -147,7 +176,7 @@ async def provision(fleet: list[SimTerminal], admin: httpx.AsyncClient,
 
     async def worker() -> None:
         while not queue.empty():
-            await obtain_credentials(gate, queue.get_nowait())
+            await step(gate, queue.get_nowait())
             done[0] += 1
             if done[0] % 500 == 0:
                 on_progress(done[0], len(todo))

@@ -75,6 +75,7 @@ class FleetOptions:
     duration: float
     revoke_sample: int | None = None  # None: min(10, N // 10)
     server_args: tuple[str, ...] = ()
+    bulk: bool = False  # accounts through the enrollment (provision.py)
 
     def sample_size(self) -> int:
         if self.revoke_sample is not None:
@@ -241,8 +242,8 @@ async def _with_server(options: FleetOptions, server: ServerProcess) -> dict:
         started = time.monotonic()
         try:
             granted = await provision(
-                active, admin, gate,
-                on_progress=lambda done, total: say(f"  credentials {done}/{total}"))
+                active, admin, gate, options.bulk,
+                on_progress=lambda done, total: say(f"  provisioned {done}/{total}"))
         finally:
             save_fleet(directory, fleet)
         if granted:
