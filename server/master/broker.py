@@ -47,6 +47,7 @@ import json
 import logging
 import os
 import pwd
+import resource
 import secrets
 import shutil
 import signal
@@ -70,6 +71,7 @@ ADMIN_SECRET_FILE = "admin.secret"
 # ':' is outside the serial alphabet: no terminal's username or client id can be these.
 ADMIN_USER = "batm:server"
 SERVER_CLIENT_ID = "batm:master"  # the server's own client (master/link.py)
+SHARE_GROUP = "batm"  # replicas' shared subscriptions: $share/batm/terminals/+/<kind>
 ADMIN_ROLE = "batm-server-admin"
 TERMINAL_ROLE_PREFIX = "terminal-"
 # Mosquitto refuses bigger packets outright (and disconnects the sender); the application limit
@@ -91,6 +93,7 @@ AEAD_CIPHERS = ":".join((
 ))
 PBKDF2_ITERATIONS = 101  # what `mosquitto_ctrl dynsec init` writes; the secret is 32 random bytes
 RESTART_DELAY = 0.5
+FD_RESERVE = 256  # descriptors Mosquitto keeps for itself (see max_connections)
 
 
 class BrokerError(Exception):
@@ -152,6 +155,10 @@ def _admin_role() -> dict:
         for acltype in ("publishClientSend", "publishClientReceive", "subscribePattern",
                         "unsubscribePattern"):
             acls.append({"acltype": acltype, "topic": topic, "allow": True})
+    # Replicas subscribe through a shared subscription, which the plugin checks as written.
+    for acltype in ("subscribePattern", "unsubscribePattern"):
+        acls.append({"acltype": acltype, "topic": f"$share/{SHARE_GROUP}/terminals/#",
+                     "allow": True})
     return {"rolename": ADMIN_ROLE, "acls": acls}
 
 
@@ -229,6 +236,26 @@ def tunnel_listener_lines(tunnel_host: str, port: int, cert: Path, key: Path) ->
     ]
 
 
+def fd_limit() -> int:
+    """Raise this process's open-file limit to its hard limit (Mosquitto, a child, inherits it)
+    and return it: one TLS connection per terminal is one descriptor in the broker."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft
+
+
+def max_connections(limit: int) -> int:
+    """Mosquitto's max_connections for a descriptor limit: what is left after its files,
+    listeners and persistence (FD_RESERVE), so that a fleet beyond it gets a refused CONNECT
+    rather than a broker failing accept() with EMFILE."""
+    return max(64, limit - FD_RESERVE)
+
+
 def _pick_free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -284,6 +311,9 @@ class Broker:
             f"persistence_location {self.dir}/",
             "autosave_interval 1",  # seconds; correctness does not depend on it
             f"max_packet_size {MAX_PACKET}",
+            "# one descriptor per terminal: bounded by the open-file limit the server runs with",
+            "# (LimitNOFILE in batm-server.service; docs/deployment.md, fleets)",
+            f"max_connections {max_connections(fd_limit())}",
             "max_inflight_messages 100",
             "set_tcp_nodelay true",  # small QoS 1 packets and their acks: no Nagle delays
             "max_queued_messages 10000",

@@ -45,6 +45,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from server.master.broker import (
     ADMIN_USER,
     SERVER_CLIENT_ID,
+    SHARE_GROUP,
     Broker,
     terminal_acls,
     terminal_role,
@@ -65,7 +66,6 @@ BATCH = 500
 BATCH_WINDOW = 0.025
 ACK_IDS = 500  # event ids per acknowledgement message (≤ 33 KB with 64-character ids)
 DYNSEC_TIMEOUT = 5.0
-SHARE_GROUP = "batm"  # replicas' shared subscriptions: $share/batm/terminals/+/<kind>
 PRUNE_EVERY = 3600.0  # seconds between two prunings of the status history
 
 
@@ -117,6 +117,7 @@ class MasterLink:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_socket_open = no_delay
 
     # ------------------------------------------------------------------ lifecycle
@@ -149,6 +150,12 @@ class MasterLink:
         client.subscribe([(RESPONSE_TOPIC, 1)] + [(f, 1) for f in ingest_filters(self.replica)])
         self.connected.set()
         log.info("master: connected to the broker")
+
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:  # nothing would be stored: say so loudly
+            log.error("master: the broker refused the server's subscriptions (%s)",
+                      ", ".join(refused))
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         self.connected.clear()

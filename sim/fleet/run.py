@@ -107,6 +107,7 @@ class ServerProcess:
         self.extra = extra
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}
+        self.broker_pid: int | None = None
 
     def _mqtt_port(self) -> int:
         """The broker's port, the same in every run: the fleet keeps the broker address its
@@ -144,7 +145,8 @@ class ServerProcess:
         raise FleetError(f"batm-server was not ready in {SERVER_START_TIMEOUT:.0f} s; see "
                          f"{self.data_dir.parent / 'server.log'}")
 
-    def stop(self) -> None:
+    def stop(self, broker_pid: int | None = None) -> None:
+        """Stop the server, and wait for its broker too: the next run binds the same port."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
@@ -153,6 +155,10 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        deadline = time.monotonic() + 30
+        while broker_pid and Path(f"/proc/{broker_pid}").exists() \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def say(text: str) -> None:
@@ -230,7 +236,7 @@ async def run_fleet(options: FleetOptions) -> dict:
     try:
         return await _with_server(options, server)
     finally:
-        server.stop()
+        server.stop(server.broker_pid)
 
 
 async def _with_server(options: FleetOptions, server: ServerProcess) -> dict:
@@ -258,6 +264,7 @@ async def _with_server(options: FleetOptions, server: ServerProcess) -> dict:
         live = [t for t in terminals if t.connection is not None]
         sample = live[:options.sample_size()]
         server_pid, broker_pid = server.info["pid"], await _broker_pid(admin)
+        server.broker_pid = broker_pid
         before = await _ingest(admin)
         cpu_before = (measure.cpu_reading(server_pid), measure.cpu_reading(broker_pid))
         loop = asyncio.get_running_loop()

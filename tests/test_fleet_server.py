@@ -1,0 +1,263 @@
+"""Issue 12, the server's side of fleets: bulk enrollment, bulk broker accounts, the batch's
+status rows, the ingest figures, and replicas sharing the ingestion on one real Mosquitto.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import threading
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from test_mqtt_master import tls_connect
+from waiting import wait_for
+
+from batm_common.hostaddr import ServerAddress
+from batm_common.signing import b64url, sign_headers
+from server.ca import ensure_certificates
+from server.db.engine import open_database
+from server.db.master import StatusHistory, TerminalStatus
+from server.errors import ServiceError
+from server.master.broker import (
+    Broker,
+    BrokerSettings,
+    max_connections,
+    password_hash,
+    reconcile_dynsec,
+    terminal_role,
+    with_accounts,
+)
+from server.master.ingest import Incoming, Ingest
+from server.master.ingest_stats import IngestStats, lag_bucket, parse_at, percentile_from_buckets
+from server.master.link import MasterLink, ingest_filters, server_client_id
+from server.pairing.authentication import Authenticator, SignedRequest
+from server.pairing.enrollment import MAX_ENROLL, Enrollment
+from server.pairing.registry import Registry
+from server.pairing.transactions import Transactions
+
+
+def new_key() -> tuple[Ed25519PrivateKey, str]:
+    key = Ed25519PrivateKey.generate()
+    return key, b64url(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
+@pytest.fixture
+def tx(tmp_path):
+    return Transactions(open_database(tmp_path))
+
+
+# ---------------------------------------------------------------- enrollment
+
+
+def test_enrolled_terminals_are_paired_with_their_keys_and_sign_their_check_in(tx):
+    keys = {f"F{i:03d}": new_key() for i in range(3)}
+    answer, accounts = Enrollment(tx).enroll(
+        "B", [{"serial": s, "identity_key": pub} for s, (_k, pub) in keys.items()])
+    assert answer == {"enrolled": 3, "accounts": 0} and accounts == {}
+    states = {t["serial"]: t["state"] for t in Registry(tx).list_terminals()}
+    assert states == dict.fromkeys(keys, "paired")
+    key, _pub = keys["F001"]
+    body = json.dumps({"version": 20240101}).encode()
+    headers = sign_headers(key, "F001", "POST", "/api/v1/checkin", body)
+    signed = SignedRequest(method="POST", path_with_query="/api/v1/checkin", body=body,
+                           serial="F001", timestamp=headers["X-BATM-Timestamp"],
+                           signature=headers["X-BATM-Signature"],
+                           body_sha256=headers["X-BATM-Content-SHA256"],
+                           nonce=headers["X-BATM-Nonce"])
+    assert Authenticator(tx).checkin(signed, 20240101)["status"] == "paired"
+
+
+def test_enrollment_never_replaces_a_paired_key(tx):
+    _k, pub = new_key()
+    Enrollment(tx).enroll("B", [{"serial": "F1", "identity_key": pub}])
+    _k2, other = new_key()
+    with pytest.raises(ServiceError) as refused:
+        Enrollment(tx).enroll("B", [{"serial": "F1", "identity_key": other}])
+    assert refused.value.status == 409 and "never replaces a key" in refused.value.message
+
+
+def test_a_created_never_paired_terminal_may_be_enrolled(tx):
+    Registry(tx).create_terminal("F9", "A", "hall")
+    _k, pub = new_key()
+    Enrollment(tx).enroll("B", [{"serial": "F9", "identity_key": pub}])
+    terminal = Registry(tx).get_terminal("F9")
+    assert terminal["state"] == "paired" and terminal["scenario"] == "A"
+
+
+@pytest.mark.parametrize(("items", "says"), [
+    ([], "non-empty list"),
+    ("F1", "non-empty list"),
+    ([{"serial": "bad serial", "identity_key": "x"}], "terminals[0]: the serial"),
+    ([{"serial": "F1", "identity_key": "AAAA"}], "terminals[0]: identity_key must be"),
+    ([{"serial": "F1", "identity_key": "%%%"}], "terminals[0]: identity_key must be"),
+    ([{"serial": "F1", "identity_key": new_key()[1]},
+      {"serial": "F1", "identity_key": new_key()[1]}], "listed more than once: F1"),
+    ([{"serial": "F1", "identity_key": new_key()[1], "mqtt": {"password": "abc"}}],
+     "terminals[0].mqtt: password must be"),
+    ([{"serial": "F1", "identity_key": new_key()[1],
+       "mqtt": {**password_hash("p"), "iterations": 0}}], "iterations must be"),
+    ([{"serial": f"F{i}", "identity_key": "k"} for i in range(MAX_ENROLL + 1)],
+     f"at most {MAX_ENROLL} per request"),
+])
+def test_bad_enrollments_are_refused_naming_the_entry_and_nothing_is_stored(tx, items, says):
+    with pytest.raises(ServiceError) as refused:
+        Enrollment(tx).enroll("B", items)
+    assert refused.value.status == 400 and says in refused.value.message
+    assert Registry(tx).list_terminals() == []
+
+
+def test_an_enrollment_with_password_hashes_returns_the_accounts(tx):
+    hashed = password_hash("secret")
+    _answer, accounts = Enrollment(tx).enroll(
+        "B", [{"serial": "F1", "identity_key": new_key()[1], "mqtt": hashed}])
+    assert accounts == {"F1": hashed}
+
+
+def test_bulk_accounts_become_bound_clients_with_their_roles_and_revocation_still_wins():
+    accounts = {"F1": password_hash("a"), "F2": password_hash("b")}
+    data = with_accounts({"clients": [], "roles": []}, accounts)
+    client = next(c for c in data["clients"] if c["username"] == "F1")
+    assert client["clientid"] == "F1" and client["roles"] == [{"rolename": terminal_role("F1")}]
+    assert {r["rolename"] for r in data["roles"]} == {terminal_role("F1"), terminal_role("F2")}
+    reconciled, removed = reconcile_dynsec(data, "admin-pw", paired={"F1"})
+    assert removed == ["F2"]
+    assert {c["username"] for c in reconciled["clients"]} == {"batm:server", "F1"}
+
+
+def test_the_broker_keeps_descriptors_for_itself():
+    assert max_connections(262144) == 262144 - 256
+    assert max_connections(100) == 64
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def status(serial: str, **fields) -> Incoming:
+    payload = {"online": True, "serial": serial, "version": 20240101, "state": "in_service",
+               "screen": "in_service", "uptime": 1.0, "at": "2026-01-01T00:00:00.000Z"} | fields
+    return Incoming(serial, "status", json.dumps(payload).encode())
+
+
+def test_a_batch_keeps_the_latest_status_and_history_only_for_changes(tmp_path):
+    sessions = open_database(tmp_path)
+    Enrollment(Transactions(sessions)).enroll(
+        "B", [{"serial": s, "identity_key": new_key()[1]} for s in ("T1", "T2")])
+    ingest = Ingest(sessions)
+    done = ingest.ingest([status("T1"), status("T1", uptime=2.0), status("T2"),
+                          status("T1", screen="out_of_service"),
+                          Incoming("T2", "status", b"{not json")])
+    assert done.stored == {"status": 4} and done.refused == 1
+    assert len(done.status_at) == 4
+    ingest.ingest([status("T1", screen="out_of_service", uptime=9.5)])  # a heartbeat
+    with sessions() as session:
+        t1, t2 = session.get(TerminalStatus, "T1"), session.get(TerminalStatus, "T2")
+        assert (t1.screen, t1.uptime, t1.rejected) == ("out_of_service", 9.5, 0)
+        assert (t2.screen, t2.rejected) == ("in_service", 1)
+        assert "not valid JSON" in t2.last_reject or "JSON" in t2.last_reject
+        # T1: first status, then the screen change; T2: its first status
+        history = session.query(StatusHistory).order_by(StatusHistory.id).all()
+        assert [h.serial for h in history] == ["T1", "T2", "T1"]
+
+
+def test_a_refused_status_of_a_terminal_without_a_row_counts_on_a_new_row(tmp_path):
+    sessions = open_database(tmp_path)
+    Enrollment(Transactions(sessions)).enroll("B", [{"serial": "T1",
+                                                     "identity_key": new_key()[1]}])
+    Ingest(sessions).ingest([status("T1", version="twenty")])
+    with sessions() as session:
+        row = session.get(TerminalStatus, "T1")
+        assert row.rejected == 1 and "version must be int" in row.last_reject
+
+
+def test_ingest_lag_percentiles_come_from_ten_percent_buckets():
+    assert parse_at("2026-01-01T00:00:00.250Z") == pytest.approx(1767225600.25)
+    assert parse_at("yesterday") is None and parse_at("2026-01-01T00:00:00") is None
+    stats = IngestStats()
+    lags_ms = [10.0] * 90 + [500.0] * 10
+    stats.record({"status": 100}, 0, 0.01, [1000.0 - lag / 1000 for lag in lags_ms], 1000.0)
+    buckets = dict(stats.snapshot()["status_lag_buckets"])
+    assert 10.0 <= percentile_from_buckets(buckets, 0.5) < 11.0
+    assert 500.0 <= percentile_from_buckets(buckets, 0.95) < 550.0
+    assert lag_bucket(0.2) == 0
+    assert stats.snapshot()["cpu_us_per_message"] == 100.0
+
+
+# ---------------------------------------------------------------- replicas
+
+
+def test_replicas_have_their_own_ids_and_shared_subscriptions():
+    assert server_client_id(None) == "batm:master"
+    assert server_client_id("r2") == "batm:master:r2"
+    assert ingest_filters(None) == ["terminals/+/status", "terminals/+/events",
+                                    "terminals/+/results"]
+    assert all(f.startswith("$share/batm/terminals/+/") for f in ingest_filters("r2"))
+    with pytest.raises(ValueError, match="replica name"):
+        MasterLink.__new__(MasterLink).__init__(None, None, replica="a:b")  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def broker(tmp_path):
+    if shutil.which("mosquitto") is None and not os.path.exists("/usr/sbin/mosquitto"):
+        message = "mosquitto is not installed (Debian package 'mosquitto')"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    certs = ensure_certificates(tmp_path, ["127.0.0.1"])
+    broker = Broker(BrokerSettings(tmp_path, ServerAddress("127.0.0.1", 0),
+                                   certs.leaf_cert_path, certs.leaf_key_path),
+                    paired=lambda: ["T1"])
+    broker.prepare()
+    broker.start()
+    try:
+        yield broker, certs
+    finally:
+        broker.stop()
+
+
+def test_two_replicas_share_the_ingestion_each_message_stored_once(tmp_path, broker):
+    mosquitto, certs = broker
+    sessions = open_database(tmp_path)
+    Enrollment(Transactions(sessions)).enroll("B", [{"serial": "T1",
+                                                     "identity_key": new_key()[1]}])
+    links = [MasterLink(mosquitto, Ingest(sessions), replica=name) for name in ("r1", "r2")]
+    lost = {name: threading.Event() for name in ("r1", "r2")}
+    for link in links:
+        original = link.client.on_disconnect
+
+        def noting(*args, _event=lost[link.replica], _original=original):
+            _event.set()
+            _original(*args)
+
+        link.client.on_disconnect = noting
+        link.start()
+        assert link.wait_connected(10)
+    try:
+        password = secrets.token_urlsafe(32)
+        links[0].grant("T1", password)
+        # A terminal's credentials presenting a replica's id take nothing over.
+        attacker, _rc, _gone = tls_connect("127.0.0.1", mosquitto.mqtt_port, certs.ca_cert_path,
+                                           "T1", password, "batm:master:r1")
+        attacker.disconnect()
+        attacker.loop_stop()
+        assert not lost["r1"].wait(1.0), "replica r1 was kicked by a terminal's credentials"
+        terminal, rc, _gone = tls_connect("127.0.0.1", mosquitto.mqtt_port,
+                                          certs.ca_cert_path, "T1", password, "T1")
+        assert rc is not None and not rc.is_failure
+        events = 200
+        for i in range(events):
+            payload = {"id": f"ev-{i}", "type": "fleet", "at": "2026-01-01T00:00:00Z"}
+            terminal.publish("terminals/T1/events", json.dumps(payload), qos=1)
+        wait_for(lambda: sum(link.stats.snapshot()["messages"] for link in links) >= events,
+                   20, "the replicas did not store every event")
+        shares = [link.stats.snapshot()["stored"].get("events", 0) for link in links]
+        assert sum(shares) == events, shares  # each message went to one replica
+        assert all(share > 0 for share in shares), shares  # and both took part
+        terminal.disconnect()
+        terminal.loop_stop()
+    finally:
+        for link in links:
+            link.stop()
