@@ -246,7 +246,8 @@ class BatmServer:
         link = MasterLink(broker, Ingest(sessions, notify), replica=options.replica,
                           history_days=options.history_days)
         self.master = MasterService(Monitoring(sessions), Commands(sessions, notify),
-                                    Archives(sessions, self.data_dir, notify), link)
+                                    Archives(sessions, self.data_dir, notify), link,
+                                    brokers=options.brokers)
         link.start()
         if not await asyncio.to_thread(link.wait_connected, 10):
             raise StartupError("master service: the server's client cannot log in to the broker")

@@ -9,19 +9,23 @@ import os
 import secrets
 import shutil
 import threading
+from collections import Counter
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from fastapi.testclient import TestClient
 from test_mqtt_master import tls_connect
 from waiting import wait_for
 
-from batm_common.hostaddr import ServerAddress
+from batm_common.hostaddr import AddressError, ServerAddress
 from batm_common.signing import b64url, sign_headers
 from server.ca import ensure_certificates
 from server.db.engine import open_database
 from server.db.master import StatusHistory, TerminalStatus
 from server.errors import ServiceError
+from server.http.gate import create_gate_app
+from server.master.assignment import assign, parse_brokers
 from server.master.broker import (
     Broker,
     BrokerSettings,
@@ -34,9 +38,12 @@ from server.master.broker import (
 from server.master.ingest import Incoming, Ingest
 from server.master.ingest_stats import IngestStats, lag_bucket, parse_at, percentile_from_buckets
 from server.master.link import MasterLink, ingest_filters, server_client_id
+from server.master.service import MasterService
+from server.notify import Notifier
 from server.pairing.authentication import Authenticator, SignedRequest
 from server.pairing.enrollment import MAX_ENROLL, Enrollment
 from server.pairing.registry import Registry
+from server.pairing.requests import PairingRequests
 from server.pairing.transactions import Transactions
 
 
@@ -261,3 +268,60 @@ def test_two_replicas_share_the_ingestion_each_message_stored_once(tmp_path, bro
     finally:
         for link in links:
             link.stop()
+
+
+# ---------------------------------------------------------------- several brokers
+
+
+def test_terminals_spread_evenly_over_the_brokers_and_keep_theirs_when_one_is_added():
+    brokers = parse_brokers("192.0.2.1:8883, 192.0.2.2:8883,192.0.2.3:8883,192.0.2.4:8883")
+    serials = [f"T{i:06d}" for i in range(50000)]
+    first = {serial: assign(serial, brokers) for serial in serials}
+    counts = Counter(first.values())
+    assert all(abs(n - 12500) < 12500 * 0.03 for n in counts.values()), counts
+    grown = [*brokers, ServerAddress("192.0.2.5", 8883)]
+    moved = [s for s in serials if assign(s, grown) != first[s]]
+    assert all(str(assign(s, grown)) == "192.0.2.5:8883" for s in moved)  # only to the new one
+    assert abs(len(moved) - 10000) < 10000 * 0.05
+    # every replica computes the same, whatever the order it lists them in
+    assert all(assign(s, list(reversed(brokers))) == first[s] for s in serials[:1000])
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("", "at least one"), ("192.0.2.1:8883,192.0.2.1:8883", "listed twice"),
+    ("192.0.2.1:8883,not a host", "broker 'not a host'"),
+])
+def test_a_bad_broker_list_is_refused_naming_the_entry(text, says):
+    with pytest.raises(AddressError, match=says):
+        parse_brokers(text)
+
+
+def test_the_gate_answers_the_assigned_broker_and_grants_only_on_its_own(tx):
+    brokers = tuple(parse_brokers("192.0.2.1:8883,192.0.2.2:8883"))
+    granted = []
+
+    class Link:  # the broker side is tests/test_mqtt_master.py's; here: what was granted
+        def grant(self, serial, password):
+            granted.append(serial)
+
+    master = MasterService(None, None, None, Link(), brokers=brokers)  # type: ignore[arg-type]
+    mine = next(f"T{i}" for i in range(100) if assign(f"T{i}", list(brokers)) == brokers[0])
+    theirs = next(f"T{i}" for i in range(100) if assign(f"T{i}", list(brokers)) == brokers[1])
+    keys = {serial: new_key() for serial in (mine, theirs)}
+    Enrollment(tx).enroll("B", [{"serial": s, "identity_key": pub}
+                                for s, (_k, pub) in keys.items()])
+    app = create_gate_app(PairingRequests(tx), Authenticator(tx), Notifier(), master=master)
+    client = TestClient(app, base_url="https://testserver")
+
+    def credentials(serial):
+        body = json.dumps({"password": secrets.token_urlsafe(32)}).encode()
+        headers = sign_headers(keys[serial][0], serial, "POST", "/api/v1/master/credentials",
+                               body)
+        return client.post("/api/v1/master/credentials", content=body, headers=headers)
+
+    answer = credentials(mine)
+    assert answer.status_code == 200 and answer.json()["broker"] == "192.0.2.1:8883"
+    refused = credentials(theirs)
+    assert refused.status_code == 503
+    assert "assigned to the broker 192.0.2.2:8883" in refused.json()["message"]
+    assert granted == [mine]

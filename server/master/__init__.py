@@ -6,7 +6,8 @@
   ingest      status, events and command results into the database, one transaction a batch
   status_rows a batch's status rows: read once, written in bulk (the latest status per terminal)
   ingest_stats  what the ingestion stored, its CPU per message, the status lag (admin API)
-  options     `run` options for fleets: --replica (shared ingestion), --history-days
+  options     `run` options for fleets: --replica (shared ingestion), --history-days, --brokers
+  assignment  which of the fleet's brokers a terminal uses (rendezvous hashing of its serial)
   monitoring  the seed's status-monitoring page as data: status (red/yellow), history, events
   commands    remote commands the operator issues and their results
   archives    log archives terminals upload for retrieve_logs

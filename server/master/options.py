@@ -3,6 +3,7 @@
   --replica NAME      this process is one of several server replicas sharing the ingestion
                       (shared subscriptions; its client id is batm:master:NAME, master/link.py)
   --history-days D    how long status history is kept (default 90; master/ingest.py)
+  --brokers A,B,…     the fleet's brokers, this replica's own first (master/assignment.py)
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import argparse
 import re
 from dataclasses import dataclass
+
+from batm_common.hostaddr import AddressError, ServerAddress
+from server.master.assignment import parse_brokers
 
 # Light on purpose: server/settings.py imports this for `--help` (no SQLAlchemy, no paho here).
 RETENTION_DAYS = 90  # status history kept (the latest status itself is kept forever)
@@ -28,6 +32,7 @@ def replica_problem(name: object) -> str | None:
 class MasterOptions:
     replica: str | None = None
     history_days: float = RETENTION_DAYS
+    brokers: tuple[ServerAddress, ...] = ()  # empty: one broker, this server's own
 
 
 def _replica(text: str) -> str:
@@ -47,14 +52,25 @@ def _days(text: str) -> float:
     return value
 
 
+def _brokers(text: str) -> tuple[ServerAddress, ...]:
+    try:
+        return tuple(parse_brokers(text))
+    except AddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_master_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--replica", type=_replica, metavar="NAME",
                      help="run as one of several replicas on one database: the MQTT ingestion "
                           "is shared with the others (client id batm:master:NAME)")
     run.add_argument("--history-days", type=_days, default=RETENTION_DAYS, metavar="D",
                      help=f"keep status history for D days (default {RETENTION_DAYS})")
+    run.add_argument("--brokers", type=_brokers, default=(), metavar="HOST:PORT,...",
+                     help="the fleet's brokers as terminals reach them, this replica's own "
+                          "(--mqtt-listen) first: each terminal is assigned one by its serial")
 
 
 def master_options(args: argparse.Namespace) -> MasterOptions:
     return MasterOptions(replica=getattr(args, "replica", None),
-                         history_days=getattr(args, "history_days", RETENTION_DAYS))
+                         history_days=getattr(args, "history_days", RETENTION_DAYS),
+                         brokers=getattr(args, "brokers", ()))
