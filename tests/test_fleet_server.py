@@ -8,14 +8,17 @@ import json
 import os
 import secrets
 import shutil
+import tempfile
 import threading
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
 from test_mqtt_master import tls_connect
+from test_server_cli import RunningServer, assert_refused, cli
 from waiting import wait_for
 
 from batm_common.hostaddr import AddressError, ServerAddress
@@ -325,3 +328,38 @@ def test_the_gate_answers_the_assigned_broker_and_grants_only_on_its_own(tx):
     assert refused.status_code == 503
     assert "assigned to the broker 192.0.2.2:8883" in refused.json()["message"]
     assert granted == [mine]
+
+
+# ---------------------------------------------------------------- the operator's command
+
+
+@pytest.fixture
+def short_dir():
+    path = Path(tempfile.mkdtemp(prefix="batm-", dir="/tmp"))  # admin.sock: ≤ 107 bytes
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_the_operator_enrolls_a_factory_list_with_batm_server(short_dir, tmp_path):
+    data_dir = short_dir
+    listing = tmp_path / "fleet.jsonl"
+    lines = [{"serial": f"F{i}", "identity_key": new_key()[1]} for i in range(3)]
+    lines[0]["mqtt"] = password_hash(secrets.token_urlsafe(32))
+    listing.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
+    server = RunningServer(data_dir)
+    try:
+        done = cli(data_dir, "terminal", "enroll", str(listing))
+        assert done.returncode == 0, done.stderr
+        assert "enrolled 3 terminal(s)" in done.stdout
+        listed = json.loads(cli(data_dir, "terminal", "list", "--json").stdout)
+        assert {t["serial"]: t["state"] for t in listed} == dict.fromkeys(
+            ("F0", "F1", "F2"), "paired")
+        dynsec = json.loads((data_dir / "mosquitto" / "dynamic-security.json").read_text())
+        assert "F0" in {c["username"] for c in dynsec["clients"]}  # the bulk account
+        listing.write_text('{"serial": "F7", "identity_key": "x"}\n[1, 2]\n')
+        assert_refused(cli(data_dir, "terminal", "enroll", str(listing)), 1, "line 2")
+    finally:
+        server.stop()
+    # Broker accounts go to the running broker: offline, enrollment is refused, not half done.
+    assert_refused(cli(data_dir, "terminal", "enroll", str(listing)), 1,
+                   "needs the running server")

@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--location", default=None)
     listing = leaf(terminal, "list", "list terminals")
     listing.add_argument("--json", action="store_true", help="print the admin API's JSON")
+    enroll = leaf(terminal, "enroll", "pair a fleet by identity keys from a factory list "
+                                      "(JSON lines: serial, identity_key, mqtt?)")
+    enroll.add_argument("file", type=Path)
+    enroll.add_argument("--scenario", default="B", choices=["A", "B"],
+                        help="for terminals not yet created (default B)")
     leaf(terminal, "unpair", "unpair a terminal (it drops its credentials)").add_argument("serial")
     leaf(terminal, "delete", "forget a terminal").add_argument("serial")
     vpn = leaf(terminal, "vpn", "generate a terminal's VPN configuration (scenario A)")
@@ -146,6 +151,11 @@ def _admin(args: argparse.Namespace, backend: AdminBackend, data_dir: Path) -> N
             print_json(terminals)
         else:
             print(terminal_table(terminals))
+    elif key == ("terminal", "enroll"):
+        from server.pairing.enrollment import read_enrollment_file
+
+        count = backend.enroll(args.scenario, read_enrollment_file(args.file))
+        print(f"enrolled {count} terminal(s): paired with their listed keys")
     elif key == ("terminal", "unpair"):
         backend.unpair(args.serial)
         print(f"unpaired terminal {args.serial}")

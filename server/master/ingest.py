@@ -127,13 +127,13 @@ class Ingest:
                     wake: list[str], done: Ingested) -> str | None:
         """Store one message (or raise PayloadError having written nothing of it); the event
         id when it is an event."""
+        if message.kind == "status" and not message.payload:
+            return None  # the server's own clearing of a retained status (after an unpair)
         if not self._known(session, message.serial):
             raise PayloadError(f"no terminal {message.serial!r} on this server")
         event_id = None
         if message.kind == "status":
             at = self._store_status(session, message, now)
-            if not message.payload:
-                return None  # the server's own clearing of a retained status: not a message
             if at is not None:
                 done.status_at.append(at)
             wake.append(status_topic(message.serial))
@@ -157,8 +157,6 @@ class Ingest:
                       now: datetime.datetime) -> float | None:
         """Update the terminal's status row (checked whole first); the status's `at` as POSIX
         time, when it has one."""
-        if not message.payload:
-            return None  # the retained status was cleared (after an unpair)
         what = "status"
         data = payloads.parse(message.payload, what)
         serial = payloads.field(data, "serial", str, what)

@@ -26,7 +26,9 @@ what approving a new code is for. One request is one transaction: all or nothing
 from __future__ import annotations
 
 import base64
+import json
 import logging
+from pathlib import Path
 
 from batm_common.signing import unb64url
 from server.db.terminals import Terminal
@@ -91,6 +93,30 @@ def _entry(item: object, index: int) -> tuple[str, bytes, str | None, dict | Non
     if location is not None and (not isinstance(location, str) or len(location) > MAX_LOCATION):
         raise bad_request(f"{where}: location must be text of at most {MAX_LOCATION} characters")
     return str(serial), key, location, _account(item.get("mqtt"), where)
+
+
+def read_enrollment_file(path: Path) -> list[dict]:
+    """The CLI's input: one JSON object a line ({"serial", "identity_key", "mqtt"?,
+    "location"?}); blank lines are skipped. 400 naming the line that is not an object."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise bad_request(f"cannot read {path}: {exc}") from None
+    items = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            item = None
+        if not isinstance(item, dict):
+            raise bad_request(f"{path} line {number}: not a JSON object "
+                              '(expected {"serial": …, "identity_key": …})')
+        items.append(item)
+    if not items:
+        raise bad_request(f"{path} lists no terminals")
+    return items
 
 
 class Enrollment:
