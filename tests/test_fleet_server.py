@@ -29,15 +29,8 @@ from server.db.master import StatusHistory, TerminalStatus
 from server.errors import ServiceError
 from server.http.gate import create_gate_app
 from server.master.assignment import assign, parse_brokers
-from server.master.broker import (
-    Broker,
-    BrokerSettings,
-    max_connections,
-    password_hash,
-    reconcile_dynsec,
-    terminal_role,
-    with_accounts,
-)
+from server.master.broker import Broker, BrokerSettings, max_connections
+from server.master.dynsec import password_hash, reconcile_dynsec, terminal_role, with_accounts
 from server.master.ingest import Incoming, Ingest
 from server.master.ingest_stats import IngestStats, lag_bucket, parse_at, percentile_from_buckets
 from server.master.link import MasterLink, ingest_filters, server_client_id
@@ -360,6 +353,7 @@ def test_the_operator_enrolls_a_factory_list_with_batm_server(short_dir, tmp_pat
         assert_refused(cli(data_dir, "terminal", "enroll", str(listing)), 1, "line 2")
     finally:
         server.stop()
+    listing.write_text(json.dumps({"serial": "F8", "identity_key": new_key()[1]}) + "\n")
     # Broker accounts go to the running broker: offline, enrollment is refused, not half done.
     assert_refused(cli(data_dir, "terminal", "enroll", str(listing)), 1,
                    "needs the running server")

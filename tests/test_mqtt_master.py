@@ -18,7 +18,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from test_agent_daemon import Loopback, wait_until
 
-from server.master.broker import ADMIN_USER
+from server.master.dynsec import ADMIN_USER
 from sim import clock_skew
 
 SERIAL = "T-LOOP-1"

@@ -23,7 +23,7 @@ from server.http.error_handlers import install_error_handlers
 from server.http.upload import UploadSlots, declared_length, stream_to_file
 from server.master.archives import MAX_ARCHIVE
 from server.master.assignment import assign
-from server.master.broker import topic_prefix
+from server.master.dynsec import topic_prefix
 from server.master.link import MasterLink, MasterUnavailable
 from server.master.service import MasterService
 from server.notify import Notifier, pairing_topic, session_topic

@@ -1,6 +1,7 @@
 """The master service: terminals' MQTT traffic stored, remote commands, logs; the broker itself.
 
-  broker      Mosquitto as a supervised child: its config, dynamic-security users and ACLs
+  broker      Mosquitto as a supervised child: its config, its limits, restarts
+  dynsec      the dynamic-security plugin's file: admin user, terminal clients and roles
   link        the server's own MQTT client: dynsec administration, ingest worker, acknowledgements
   payloads    what a terminal's MQTT payloads must look like, checked field by field
   ingest      status, events and command results into the database, one transaction a batch

@@ -25,7 +25,9 @@ client has authenticated. So a client id is bound to the credentials that may us
   "<serial>@vpn" in scenario A (vpn/gate.py) — on any listener, its credentials with another id
   fail (CONNACK not authorized) without touching the session that id belongs to;
 - the server's own user and client id contain ':', which no serial may contain
-  (pairing/registry.py SERIAL_PATTERN): no terminal's username or id can ever equal them.
+  (pairing/registry.py SERIAL_PATTERN): no terminal's username or id can ever equal them —
+  nor a replica's id, batm:master:<replica> (master/link.py). The users, roles and ACLs
+  themselves: master/dynsec.py.
 
 Scenario A (docs/protocol.md § VPN): with a tunnel host, Mosquitto gets a second TLS listener on
 the server's tunnel address (198.51.100.1, same port). A scenario-A terminal's client is bound to
@@ -39,10 +41,8 @@ on it: the terminal deletes an event only on the server's own acknowledgement.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import ctypes
-import hashlib
 import json
 import logging
 import os
@@ -61,6 +61,7 @@ from pathlib import Path
 
 from batm_common.atomic import atomic_write, ensure_private_dir
 from batm_common.hostaddr import ServerAddress
+from server.master.dynsec import reconcile_dynsec, with_accounts
 
 log = logging.getLogger("batm-server.broker")
 
@@ -68,12 +69,6 @@ BROKER_DIR = "mosquitto"
 CONF_FILE = "mosquitto.conf"
 DYNSEC_FILE = "dynamic-security.json"
 ADMIN_SECRET_FILE = "admin.secret"
-# ':' is outside the serial alphabet: no terminal's username or client id can be these.
-ADMIN_USER = "batm:server"
-SERVER_CLIENT_ID = "batm:master"  # the server's own client (master/link.py)
-SHARE_GROUP = "batm"  # replicas' shared subscriptions: $share/batm/terminals/+/<kind>
-ADMIN_ROLE = "batm-server-admin"
-TERMINAL_ROLE_PREFIX = "terminal-"
 # Mosquitto refuses bigger packets outright (and disconnects the sender); the application limit
 # (64 KiB, answered with an error result) sits well below it.
 MAX_PACKET = 256 * 1024
@@ -91,8 +86,8 @@ AEAD_CIPHERS = ":".join((
     "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
     "ECDHE-ECDSA-CHACHA20-POLY1305",
 ))
-PBKDF2_ITERATIONS = 101  # what `mosquitto_ctrl dynsec init` writes; the secret is 32 random bytes
 RESTART_DELAY = 0.5
+SPAWN_ATTEMPTS = 3  # with fresh ports after a failed start (see _spawn)
 FD_RESERVE = 256  # descriptors Mosquitto keeps for itself (see max_connections)
 
 
@@ -112,106 +107,6 @@ def find_mosquitto() -> tuple[str, str]:
             f"{missing} is not installed; install the Debian package 'mosquitto' (2.0 or later)"
         )
     return binary, plugin
-
-
-def topic_prefix(serial: str) -> str:
-    return f"terminals/{serial}/"
-
-
-def terminal_role(serial: str) -> str:
-    return TERMINAL_ROLE_PREFIX + serial
-
-
-def terminal_acls(serial: str) -> list[dict]:
-    """A terminal may publish its status, events and command results, and subscribe to its
-    commands and the server's event acknowledgements: nothing outside terminals/<serial>/,
-    nothing of another terminal."""
-    prefix = topic_prefix(serial)
-    return [
-        {"acltype": "publishClientSend", "topic": prefix + "status", "allow": True},
-        {"acltype": "publishClientSend", "topic": prefix + "events", "allow": True},
-        {"acltype": "publishClientSend", "topic": prefix + "results", "allow": True},
-        {"acltype": "subscribePattern", "topic": prefix + "commands", "allow": True},
-        {"acltype": "subscribePattern", "topic": prefix + "acks", "allow": True},
-        {"acltype": "publishClientReceive", "topic": prefix + "#", "allow": True},
-    ]
-
-
-def password_hash(password: str, salt: bytes | None = None,
-                  iterations: int = PBKDF2_ITERATIONS) -> dict:
-    """The dynsec file's password fields (PBKDF2-HMAC-SHA512, as the plugin computes them)."""
-    salt = salt if salt is not None else secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return {
-        "password": base64.b64encode(digest).decode(),
-        "salt": base64.b64encode(salt).decode(),
-        "iterations": iterations,
-    }
-
-
-def _admin_role() -> dict:
-    acls = []
-    for topic in ("$CONTROL/dynamic-security/#", "terminals/#"):
-        for acltype in ("publishClientSend", "publishClientReceive", "subscribePattern",
-                        "unsubscribePattern"):
-            acls.append({"acltype": acltype, "topic": topic, "allow": True})
-    # Replicas subscribe through a shared subscription, which the plugin checks as written.
-    for acltype in ("subscribePattern", "unsubscribePattern"):
-        acls.append({"acltype": acltype, "topic": f"$share/{SHARE_GROUP}/terminals/#",
-                     "allow": True})
-    return {"rolename": ADMIN_ROLE, "acls": acls}
-
-
-def _admin_client(password: str) -> dict:
-    return {"username": ADMIN_USER, "textName": "batm-server", **password_hash(password),
-            "roles": [{"rolename": ADMIN_ROLE}]}
-
-
-def terminal_client(serial: str, hashed: dict) -> dict:
-    """A terminal's dynsec client from its password hash (bound to its serial, as `grant`)."""
-    return {"username": serial, "clientid": serial, "password": hashed["password"],
-            "salt": hashed["salt"], "iterations": hashed["iterations"],
-            "roles": [{"rolename": terminal_role(serial)}]}
-
-
-def with_accounts(data: dict, accounts: dict[str, dict]) -> dict:
-    """The dynsec config with these terminals' clients (and roles) made or replaced."""
-    clients = [c for c in data.get("clients", []) if c.get("username") not in accounts]
-    names = {terminal_role(serial) for serial in accounts}
-    roles = [r for r in data.get("roles", []) if r.get("rolename") not in names]
-    roles += [{"rolename": terminal_role(serial),
-               "acls": [{**acl, "priority": 0} for acl in terminal_acls(serial)]}
-              for serial in accounts]
-    clients += [terminal_client(serial, hashed) for serial, hashed in accounts.items()]
-    return {**data, "clients": clients, "roles": roles}
-
-
-def reconcile_dynsec(data: dict, admin_password: str, paired: set[str]) -> tuple[dict, list[str]]:
-    """The dynsec config with the admin user reset and terminals not in `paired` removed."""
-    clients = [c for c in data.get("clients", []) if isinstance(c, dict)]
-    roles = [r for r in data.get("roles", []) if isinstance(r, dict)]
-    removed = [c.get("username") for c in clients
-               if c.get("username") != ADMIN_USER and c.get("username") not in paired]
-    kept = [
-        # Bound to its serial when an older server left it unbound; "<serial>@vpn" stays.
-        c if c.get("clientid") else {**c, "clientid": c.get("username")}
-        for c in clients if c.get("username") in paired
-    ]
-    role_serials = {terminal_role(s): s for s in paired}
-    kept_roles = [
-        # Today's ACLs, whatever an older server (or a hand edit) left in the role.
-        {**r, "acls": [{**acl, "priority": 0} for acl in terminal_acls(role_serials[name])]}
-        for r in roles if (name := r.get("rolename")) in role_serials
-    ]
-    result = dict(data)
-    result["clients"] = [_admin_client(admin_password), *kept]
-    result["roles"] = [_admin_role(), *kept_roles]
-    result["groups"] = [g for g in data.get("groups", []) if isinstance(g, dict)]
-    result["defaultACLAccess"] = {
-        "publishClientSend": False, "publishClientReceive": True,
-        "subscribe": False, "unsubscribe": True,
-    }
-    return result, [str(name) for name in removed]
 
 
 @dataclass(frozen=True)
@@ -284,6 +179,7 @@ class Broker:
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
         self._accounts: dict[str, dict] = {}  # bulk accounts for the next start
+        self._mqtt_picked = False
         self.restarts = 0
 
     # ------------------------------------------------------------------ files
@@ -296,7 +192,8 @@ class Broker:
             atomic_write(secret, (secrets.token_urlsafe(32) + "\n").encode(), mode=0o600)
         self.admin_password = secret.read_text().strip()
         self.admin_port = _pick_free_port()
-        if self.mqtt_port == 0:
+        self._mqtt_picked = self.mqtt_port == 0
+        if self._mqtt_picked:
             self.mqtt_port = _pick_free_port(self.settings.listen.host)
 
     def _write_config(self) -> None:
@@ -380,16 +277,29 @@ class Broker:
                 self._watcher.start()
 
     def _spawn(self) -> None:
-        self._write_config()
-        self._write_dynsec()
-        self._proc = subprocess.Popen(
-            [self.binary, "-c", os.fspath(self.dir / CONF_FILE)],
-            stdin=subprocess.DEVNULL, preexec_fn=_set_pdeathsig,
-            # Mosquitto sends its own READY=1, which systemd refuses from a child of the unit
-            # (and logs); the server says when it is ready.
-            env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"},
-        )
-        self._wait_listening()
+        for attempt in range(1, SPAWN_ATTEMPTS + 1):
+            self._write_config()
+            self._write_dynsec()
+            self._proc = subprocess.Popen(
+                [self.binary, "-c", os.fspath(self.dir / CONF_FILE)],
+                stdin=subprocess.DEVNULL, preexec_fn=_set_pdeathsig,
+                # Mosquitto sends its own READY=1, which systemd refuses from a child of the
+                # unit (and logs); the server says when it is ready.
+                env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"},
+            )
+            try:
+                self._wait_listening()
+                break
+            except BrokerError:
+                if attempt == SPAWN_ATTEMPTS or self.restarts:
+                    raise  # after the first start the server's client knows the admin port
+                # A port picked free may be taken by someone's outgoing connection before
+                # Mosquitto binds it (a busy machine, a fleet's connection churn): pick again.
+                log.warning("broker: mosquitto did not start (attempt %d); trying new ports",
+                            attempt)
+                self.admin_port = _pick_free_port()
+                if self._mqtt_picked:
+                    self.mqtt_port = _pick_free_port(self.settings.listen.host)
         log.info("broker: mosquitto (pid %s) ready: terminals on %s:%s (TLS)",
                  self._proc.pid, self.settings.listen.host, self.mqtt_port)
 

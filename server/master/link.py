@@ -42,11 +42,11 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from server.master.broker import (
+from server.master.broker import Broker
+from server.master.dynsec import (
     ADMIN_USER,
     SERVER_CLIENT_ID,
     SHARE_GROUP,
-    Broker,
     terminal_acls,
     terminal_role,
 )

@@ -110,7 +110,7 @@ def _refusal(what: str, response: httpx.Response) -> ProvisionError:
 def _entry(terminal: SimTerminal, bulk: bool) -> dict:
     entry = {"serial": terminal.serial, "identity_key": terminal.public_key()}
     if bulk:  # what the plugin stores; the password itself stays with the terminal
-        from server.master.broker import password_hash
+        from server.master.dynsec import password_hash
 
         entry["mqtt"] = password_hash(terminal.password)
     return entry

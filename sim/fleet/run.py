@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import resource
 import signal
 import socket
@@ -54,6 +55,7 @@ from sim.fleet.provision import (
 from sim.fleet.terminal import Counts, FleetTerminal
 
 CONNECT_CONCURRENCY = 200
+FIXED_PORTS = (20000, 32000)  # where the broker's port is chosen: under ip_local_port_range
 PER_SOURCE_ADDRESS = 20000  # below the 28,232 ephemeral ports of one source address
 EVENTS_EVERY = 6  # one event per six statuses (a minute at S = 10)
 DRAIN_TIMEOUT = 15.0  # seconds without progress after the load before giving up
@@ -115,11 +117,17 @@ class ServerProcess:
         path = self.data_dir.parent / "mqtt-port"
         with contextlib.suppress(OSError, ValueError):
             return int(path.read_text())
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        atomic_write(path, f"{port}\n".encode())
-        return port
+        # Below the ephemeral range: while the broker restarts (bulk accounts), one of the
+        # fleet's own outgoing connections could otherwise hold the port.
+        for port in random.sample(range(*FIXED_PORTS), 200):
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            atomic_write(path, f"{port}\n".encode())
+            return port
+        raise FleetError(f"no free port in {FIXED_PORTS[0]}-{FIXED_PORTS[1]} for the broker")
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
