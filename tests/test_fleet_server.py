@@ -29,7 +29,7 @@ from server.db.master import StatusHistory, TerminalStatus
 from server.errors import ServiceError
 from server.http.gate import create_gate_app
 from server.master.assignment import assign, parse_brokers
-from server.master.broker import Broker, BrokerSettings, max_connections
+from server.master.broker import Broker, BrokerSettings, autosave_seconds, max_connections
 from server.master.dynsec import password_hash, reconcile_dynsec, terminal_role, with_accounts
 from server.master.ingest import Incoming, Ingest
 from server.master.ingest_stats import IngestStats, lag_bucket, parse_at, percentile_from_buckets
@@ -357,3 +357,8 @@ def test_the_operator_enrolls_a_factory_list_with_batm_server(short_dir, tmp_pat
     # Broker accounts go to the running broker: offline, enrollment is refused, not half done.
     assert_refused(cli(data_dir, "terminal", "enroll", str(listing)), 1,
                    "needs the running server")
+
+
+def test_a_fleet_broker_writes_its_persistence_file_less_often():
+    assert autosave_seconds(0) == autosave_seconds(999) == 1 and autosave_seconds(1999) == 1
+    assert autosave_seconds(50000) == 50 and autosave_seconds(1000000) == 60
