@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 
+from server.settings import positive_int  # the same rule as the server's options
 from sim import lifecycle
 from sim.layout import parse_terminal_specs
 from sim.prereqs import PrerequisiteError
@@ -65,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     fleet = sub.add_parser("fleet", help="N protocol-level terminals against a real server: "
                                          "sent, stored, lost, latency, CPU, RSS, revocation")
     fleet.add_argument("--dir", required=True, help="the fleet and its server (reused)")
-    fleet.add_argument("--terminals", type=_positive_int, required=True)
+    fleet.add_argument("--terminals", type=positive_int, required=True)
     fleet.add_argument("--interval", type=_positive_float, default=10.0,
                        help="seconds between two statuses of a terminal (default 10)")
     fleet.add_argument("--duration", type=_positive_float, default=60.0,
@@ -80,16 +81,6 @@ def _parser() -> argparse.ArgumentParser:
                             "(one broker restart per 10,000; for large fleets)")
     fleet.add_argument("--json", action="store_true", help="print the figures as one object")
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ≥ 1")
-    return value
 
 
 def _positive_float(text: str) -> float:

@@ -4,6 +4,7 @@ status rows, the ingest figures, and replicas sharing the ingestion on one real 
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import secrets
@@ -362,3 +363,19 @@ def test_the_operator_enrolls_a_factory_list_with_batm_server(short_dir, tmp_pat
 def test_a_fleet_broker_writes_its_persistence_file_less_often():
     assert autosave_seconds(0) == autosave_seconds(999) == 1 and autosave_seconds(1999) == 1
     assert autosave_seconds(50000) == 50 and autosave_seconds(1000000) == 60
+
+
+def test_status_history_older_than_the_retention_is_pruned(tmp_path):
+    sessions = open_database(tmp_path)
+    Enrollment(Transactions(sessions)).enroll("B", [{"serial": "T1",
+                                                     "identity_key": new_key()[1]}])
+    now = [datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)]
+    ingest = Ingest(sessions, clock=lambda: now[0])
+    ingest.ingest([status("T1", screen="a")])
+    now[0] += datetime.timedelta(days=80)
+    ingest.ingest([status("T1", screen="b")])
+    now[0] += datetime.timedelta(days=20)  # the first change is 100 days old, the second 20
+    assert ingest.prune_history(90) == 1
+    with sessions() as session:
+        assert [json.loads(h.status)["screen"] for h in session.query(StatusHistory)] == ["b"]
+        assert session.get(TerminalStatus, "T1").screen == "b"  # the latest status stays
