@@ -59,6 +59,7 @@ FIXED_PORTS = (20000, 32000)  # where the broker's port is chosen: under ip_loca
 PER_SOURCE_ADDRESS = 20000  # below the 28,232 ephemeral ports of one source address
 EVENTS_EVERY = 6  # one event per six statuses (a minute at S = 10)
 DRAIN_TIMEOUT = 15.0  # seconds without progress after the load before giving up
+SETTLE_TIMEOUT = 300.0  # for the retained statuses a restarted server ingests first
 SERVER_START_TIMEOUT = 60.0
 JSON_FIELDS = ("terminals", "sent", "stored", "lost", "status_p50_ms", "status_p95_ms",
                "server_cpu_pct", "broker_cpu_pct", "server_rss_mb", "broker_rss_mb",
@@ -220,6 +221,21 @@ async def _revoke(admin, terminals: list[FleetTerminal]) -> list[float]:
     return latencies
 
 
+async def _settled(admin) -> dict:
+    """The ingest counters once they stand still: a (re)started server first ingests every
+    retained status the broker holds, which must not count as this run's."""
+    last = await _ingest(admin)
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        now = await _ingest(admin)
+        if now["messages"] == last["messages"]:
+            return now
+        last = now
+    raise FleetError(f"the server's ingestion did not settle in {SETTLE_TIMEOUT:.0f} s "
+                     "(still storing the broker's retained statuses?)")
+
+
 async def _drain(admin, before: dict, counts: Counts) -> dict:
     """Wait until the server stored what the broker took, or stops making progress."""
     last, still = -1, time.monotonic()
@@ -273,7 +289,7 @@ async def _with_server(options: FleetOptions, server: ServerProcess) -> dict:
         sample = live[:options.sample_size()]
         server_pid, broker_pid = server.info["pid"], await _broker_pid(admin)
         server.broker_pid = broker_pid
-        before = await _ingest(admin)
+        before = await _settled(admin)
         cpu_before = (measure.cpu_reading(server_pid), measure.cpu_reading(broker_pid))
         loop = asyncio.get_running_loop()
         until = loop.time() + options.duration
