@@ -12,8 +12,10 @@ when every terminal connected, lost == 0 and status_p95_ms < 1000.
 The fleet lives in D (default /var/tmp/batm-fleet-bench) and is provisioned once, growing as N
 grows (`--provision bulk`: the enrollment carries the broker accounts, one broker restart per
 10,000 terminals; `signed` makes each account through the plugin, O(N²), only for small N).
-Each run raises the file-descriptor limit (2 N + 4096: the simulator's sockets and the
-broker's); as root that always works. N above 20,000 spreads the simulator's source addresses
+Each run raises the file-descriptor limit to N + 4096 per process (the simulator's sockets, and
+the broker's, which inherits it); that needs a hard limit at least as high: `ulimit -Hn` (in a
+container without CAP_SYS_RESOURCE, raise it from outside, e.g. `docker run --ulimit
+nofile=200000:200000`). N above 20,000 spreads the simulator's source addresses
 over 127.x.0.1 (one address has ≈ 28,000 ephemeral ports). PostgreSQL side by side: repeat with
 `--server-arg=--database=postgresql+psycopg://…` and another --dir.
 """

@@ -379,3 +379,14 @@ def test_status_history_older_than_the_retention_is_pruned(tmp_path):
     with sessions() as session:
         assert [json.loads(h.status)["screen"] for h in session.query(StatusHistory)] == ["b"]
         assert session.get(TerminalStatus, "T1").screen == "b"  # the latest status stays
+
+
+def test_the_connection_limit_opens_no_listener_of_its_own(broker):
+    """max_connections is a listener's option: before the first `listener` line Mosquitto would
+    open its default listener on 0.0.0.0:1883 too (found the hard way: 1883 was taken)."""
+    mosquitto, _certs = broker
+    lines = (mosquitto.dir / "mosquitto.conf").read_text().splitlines()
+    first_listener = next(i for i, line in enumerate(lines) if line.startswith("listener "))
+    limits = [i for i, line in enumerate(lines) if line.startswith("max_connections ")]
+    assert limits and all(i > first_listener for i in limits)
+    assert sum(line.startswith("listener ") for line in lines) == 2  # the server's, terminals'

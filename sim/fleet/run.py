@@ -87,8 +87,9 @@ class FleetOptions:
 
 
 def raise_fd_limit(terminals: int) -> int:
-    """Room for N sockets here and N in the broker (a child inherits the limit)."""
-    wanted = 2 * terminals + 4096
+    """Room for N sockets here, and so in the broker: the limit is per process, and the server
+    and its Mosquitto inherit it."""
+    wanted = terminals + 4096
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft >= wanted:
         return soft
@@ -97,10 +98,11 @@ def raise_fd_limit(terminals: int) -> int:
         return wanted
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < wanted:
-        raise FleetError(f"{terminals} terminals need {wanted} file descriptors, the limit is "
-                         f"{soft}; raise it (ulimit -n {wanted}, or run as root)")
+        raise FleetError(f"{terminals} terminals need {wanted} file descriptors per process, "
+                         f"the limit is {soft} (hard {hard}); raise the hard limit first "
+                         f"(as root: ulimit -Hn {wanted}; ulimit -n {wanted})")
     return soft
 
 
