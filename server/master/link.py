@@ -330,9 +330,15 @@ class MasterLink:
             raise MasterUnavailable(f"binding the client id failed: {errors[0]}")
 
     def revoke(self, serial: str) -> bool:
-        """Delete the terminal's MQTT user: its live session ends and it cannot reconnect."""
+        """Delete the terminal's MQTT user: its live session ends and it cannot reconnect.
+
+        Disabled first: Mosquitto 2.0's plugin rewrites its whole file *before* it kicks a
+        deleted client but *after* it kicks a disabled one, so the session is cut at once
+        whatever the fleet's size (the file of 6,000 terminals took ≈ 0.7 s; docs/deployment.md)
+        and the deletions follow."""
         try:
-            responses = self.dynsec([{"command": "deleteClient", "username": serial},
+            responses = self.dynsec([{"command": "disableClient", "username": serial},
+                                     {"command": "deleteClient", "username": serial},
                                      {"command": "deleteRole", "rolename": terminal_role(serial)}])
         except MasterUnavailable as exc:
             # The broker start reconciles with the database, so this takes effect then.
@@ -341,5 +347,5 @@ class MasterLink:
             return False
         self.clear_status(serial)
         log.info("master: MQTT access of %s revoked (%s)", serial,
-                 responses[0].get("error") or "session closed")
+                 responses[1].get("error") or "session closed")
         return True

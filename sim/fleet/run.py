@@ -292,7 +292,8 @@ async def _with_server(options: FleetOptions, server: ServerProcess) -> dict:
         server_pid, broker_pid = server.info["pid"], await _broker_pid(admin)
         server.broker_pid = broker_pid
         before = await _settled(admin)
-        cpu_before = (measure.cpu_reading(server_pid), measure.cpu_reading(broker_pid))
+        cpu_before = (measure.cpu_reading(server_pid), measure.cpu_reading(broker_pid),
+                      measure.cpu_reading(os.getpid()))
         loop = asyncio.get_running_loop()
         until = loop.time() + options.duration
         load = asyncio.gather(*(t.run(until) for t in live))
@@ -301,7 +302,8 @@ async def _with_server(options: FleetOptions, server: ServerProcess) -> dict:
             revocations = await _revoke(admin, sample)
         finally:
             await load
-        cpu_after = (measure.cpu_reading(server_pid), measure.cpu_reading(broker_pid))
+        cpu_after = (measure.cpu_reading(server_pid), measure.cpu_reading(broker_pid),
+                     measure.cpu_reading(os.getpid()))
         for terminal in live:
             await terminal.connection.drain()  # type: ignore[union-attr]
         after = await _drain(admin, before, counts)
@@ -340,6 +342,8 @@ async def _with_server(options: FleetOptions, server: ServerProcess) -> dict:
                 "ingest_cpu_us_per_message": round(
                     (after["cpu_seconds"] - before["cpu_seconds"]) / stored * 1e6, 1)
                 if stored else None,
+                # the load generator itself: near 100 % it, not the server, makes the lag
+                "simulator_cpu_pct": measure.cpu_percent(cpu_before[2], cpu_after[2]),
                 "connect_failures": counts.failed[:5],
                 "duration_s": options.duration,
                 "interval_s": options.interval,
@@ -360,6 +364,8 @@ def human(report: dict) -> str:
         f"({extra['server_cpu_us_per_message']} CPU-µs/message; ingest worker "
         f"{extra['ingest_cpu_us_per_message']})",
         f"broker                {report['broker_cpu_pct']} % CPU, {report['broker_rss_mb']} MB RSS",
+        f"simulator             {extra['simulator_cpu_pct']} % CPU (100 % = its one core is the "
+        "limit)",
         f"unpair → session cut  p50 {extra['revoke_p50_ms']} ms, p95 {report['revoke_p95_ms']} ms "
         f"({extra['revoked']} terminals)",
         f"events unacknowledged {extra['events_unacknowledged']} (not revoked terminals)",
