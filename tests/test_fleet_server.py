@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import secrets
 import shutil
 import tempfile
@@ -18,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
-from test_mqtt_master import tls_connect
+from test_mqtt_master import require_mosquitto, tls_connect
 from test_server_cli import RunningServer, assert_refused, cli
 from waiting import wait_for
 
@@ -205,11 +204,7 @@ def test_replicas_have_their_own_ids_and_shared_subscriptions():
 
 @pytest.fixture
 def broker(tmp_path):
-    if shutil.which("mosquitto") is None and not os.path.exists("/usr/sbin/mosquitto"):
-        message = "mosquitto is not installed (Debian package 'mosquitto')"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_mosquitto()
     certs = ensure_certificates(tmp_path, ["127.0.0.1"])
     broker = Broker(BrokerSettings(tmp_path, ServerAddress("127.0.0.1", 0),
                                    certs.leaf_cert_path, certs.leaf_key_path),

@@ -8,13 +8,12 @@ seconds nothing may be lost: what the broker acknowledged is what the server sto
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from test_mqtt_master import require_mosquitto
 
 from sim.fleet.run import JSON_FIELDS
 
@@ -23,11 +22,7 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture
 def mosquitto():
-    if shutil.which("mosquitto") is None and not os.path.exists("/usr/sbin/mosquitto"):
-        message = "mosquitto is not installed (Debian package 'mosquitto')"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_mosquitto()
 
 
 def fleet(directory: Path, *args: str) -> subprocess.CompletedProcess:
