@@ -50,6 +50,7 @@ from server.master.monitoring import Monitoring
 from server.master.service import MasterService
 from server.notify import Notifier
 from server.pairing.authentication import Authenticator
+from server.pairing.enrollment import Enrollment
 from server.pairing.registry import Registry
 from server.pairing.requests import PairingRequests
 from server.pairing.transactions import Transactions
@@ -208,7 +209,8 @@ class BatmServer:
             ))
             admin = _Uvicorn(uvicorn.Config(
                 create_admin_app(self.registry, requests, master=self.master,
-                                 notifier=self.notifier, vpn=self.vpn, fleet=Fleet(sessions)),
+                                 notifier=self.notifier, vpn=self.vpn, fleet=Fleet(sessions),
+                                 enrollment=Enrollment(transactions)),
                 **common))
             console = _Uvicorn(uvicorn.Config(
                 create_console_app(console_service(sessions, self.registry, requests,
@@ -256,9 +258,12 @@ class BatmServer:
             raise StartupError(f"master service: {exc}") from exc
         self.broker = broker
         notify = self.notifier.notify
-        link = MasterLink(broker, Ingest(sessions, notify))
+        options = self.settings.master
+        link = MasterLink(broker, Ingest(sessions, notify), replica=options.replica,
+                          history_days=options.history_days)
         self.master = MasterService(Monitoring(sessions), Commands(sessions, notify),
-                                    Archives(sessions, self.data_dir, notify), link)
+                                    Archives(sessions, self.data_dir, notify), link,
+                                    brokers=options.brokers)
         link.start()
         if not await asyncio.to_thread(link.wait_connected, 10):
             raise StartupError("master service: the server's client cannot log in to the broker")

@@ -9,11 +9,12 @@ from here, and `--help` must not wait for the server's heavy dependencies.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from batm_common.digits import decimal
 from batm_common.hostaddr import AddressError, ServerAddress, parse_server_address, validate_host
+from server.master.options import MasterOptions, add_master_run_options, master_options
 from server.vpn.settings import VpnSettings, add_vpn_run_options, vpn_settings
 
 DEFAULT_LISTEN = "0.0.0.0:8443"
@@ -57,6 +58,7 @@ class ServerSettings:
     console_cert: Path | None = None  # None: the server CA's leaf (the gate's certificate)
     console_key: Path | None = None
     database: str | None = None  # a URL; None: $BATM_DATABASE_URL or data_dir/batm.db
+    master: MasterOptions = field(default_factory=MasterOptions)  # --replica, --history-days
 
     @property
     def console_address(self) -> ServerAddress:
@@ -100,6 +102,7 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--console-key", type=Path, metavar="PEM",
                      help="the private key of --console-cert")
     add_vpn_run_options(run)
+    add_master_run_options(run)
 
 
 def settings_from_args(args: argparse.Namespace, data_dir: Path) -> ServerSettings:
@@ -129,4 +132,5 @@ def settings_from_args(args: argparse.Namespace, data_dir: Path) -> ServerSettin
     return ServerSettings(data_dir, listen, advertise, mqtt, args.max_concurrent_upgrades,
                           vpn=vpn_settings(args), console_listen=console,
                           console_cert=args.console_cert, console_key=args.console_key,
-                          database=getattr(args, "database", None))
+                          database=getattr(args, "database", None),
+                          master=master_options(args))

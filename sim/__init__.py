@@ -3,7 +3,7 @@
 It assembles the product (agent, display, console, server) as a real rig would; it may import
 every package. Protocols: docs/protocol.md §5; topology and rig.json: sim/README.md.
 
-  cli               `batm-sim up|down|demo|server|terminal`
+  cli               `batm-sim up|down|demo|server|terminal|fleet`
   lifecycle         `up` and `down` as functions (the CLI, the demo and the tests call them)
   supervisor        owns every process of a rig and serves D/sim.sock
   errors            the supervisor's one refusal (ActionError)
@@ -26,6 +26,7 @@ every package. Protocols: docs/protocol.md §5; topology and rig.json: sim/READM
   postgres          a throw-away PostgreSQL cluster (tests, benches, fleet rigs), socket only
   replicas          a rig's server on PostgreSQL (--database), its second replica (--replicas 2)
   demo              `batm-sim demo`: the pairing guide walked on the rig, with screenshots
+  fleet/            `batm-sim fleet`: thousands of protocol-level terminals against one server
   console_walk      the demo's console walk: log in, approve in the browser, screenshots
   browser           Debian's Chromium under Playwright (in the server's namespace if need be)
   standins          stand-in processes for testing the rig machinery without the product

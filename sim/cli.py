@@ -6,6 +6,7 @@
     batm-sim terminal stop|start|restart|kill|wipe SERIAL --dir D [--clock-offset SECONDS]
     batm-sim status --dir D
     batm-sim demo [--dir D]
+    batm-sim fleet --dir D --terminals N --interval S --duration S [--json]
 
 See sim/README.md for the rig layout and the rig.json extensions.
 """
@@ -16,6 +17,7 @@ import argparse
 import json
 import sys
 
+from server.settings import positive_int  # the same rule as the server's options
 from sim import lifecycle
 from sim.layout import parse_terminal_specs
 from sim.prereqs import PrerequisiteError
@@ -65,7 +67,35 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="walk the pairing flow of the seeds, with screenshots")
     demo.add_argument("--dir", default="demo-output")
+
+    fleet = sub.add_parser("fleet", help="N protocol-level terminals against a real server: "
+                                         "sent, stored, lost, latency, CPU, RSS, revocation")
+    fleet.add_argument("--dir", required=True, help="the fleet and its server (reused)")
+    fleet.add_argument("--terminals", type=positive_int, required=True)
+    fleet.add_argument("--interval", type=_positive_float, default=10.0,
+                       help="seconds between two statuses of a terminal (default 10)")
+    fleet.add_argument("--duration", type=_positive_float, default=60.0,
+                       help="seconds of load (default 60)")
+    fleet.add_argument("--revoke-sample", type=int, metavar="K",
+                       help="terminals unpaired during the load (default min(10, N/10))")
+    fleet.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                       help="passed to `batm-server run` (repeat; e.g. --server-arg=--replica=r1)")
+    fleet.add_argument("--provision", choices=["signed", "bulk"], default="signed",
+                       help="broker accounts one by one through each terminal's signed "
+                            "credentials request (default), or with the enrollment in bulk "
+                            "(one broker restart per 10,000; for large fleets)")
+    fleet.add_argument("--json", action="store_true", help="print the figures as one object")
     return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +143,16 @@ def _run(args: argparse.Namespace) -> int:
         from sim.demo import run_demo
 
         return run_demo(args.dir)
+    if args.verb == "fleet":
+        from pathlib import Path
+
+        from sim.fleet.run import FleetOptions
+        from sim.fleet.run import main as fleet_main
+
+        options = FleetOptions(Path(args.dir), args.terminals, args.interval, args.duration,
+                               args.revoke_sample, tuple(args.server_arg),
+                               bulk=args.provision == "bulk")
+        return fleet_main(options, args.json)
     raise AssertionError(args.verb)
 
 

@@ -21,7 +21,8 @@ from test_mqtt_master import tls_connect
 from batm_common.hostaddr import ServerAddress
 from server.ca import ensure_certificates
 from server.db.engine import open_database
-from server.master.broker import SERVER_CLIENT_ID, Broker, BrokerSettings
+from server.master.broker import Broker, BrokerSettings
+from server.master.dynsec import SERVER_CLIENT_ID
 from server.master.ingest import Ingest
 from server.master.link import MasterLink
 

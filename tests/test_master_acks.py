@@ -8,7 +8,7 @@ import json
 
 from server.db.engine import open_database
 from server.db.terminals import Terminal
-from server.master.broker import reconcile_dynsec, terminal_acls, terminal_role
+from server.master.dynsec import reconcile_dynsec, terminal_acls, terminal_role
 from server.master.ingest import Incoming, Ingest, Ingested
 from server.master.link import ACK_IDS, MasterLink
 from server.master.monitoring import Monitoring

@@ -35,6 +35,7 @@ class AdminBackend(Protocol):
     def list_pairing_requests(self) -> list[dict]: ...
     def approve(self, serial: str, code: str) -> dict: ...
     def generate_vpn(self, serial: str) -> dict: ...
+    def enroll(self, scenario: str, items: list[dict]) -> int: ...
     def close(self) -> None: ...
 
 
@@ -112,6 +113,18 @@ class SocketBackend:
 
     def generate_vpn(self, serial: str) -> dict:
         return self._call("POST", f"/api/v1/terminals/{_path_part(serial)}/vpn")
+
+    def enroll(self, scenario: str, items: list[dict]) -> int:
+        """Enroll in requests of the server's maximum; how many were enrolled."""
+        from server.pairing.enrollment import MAX_ENROLL
+
+        enrolled = 0
+        for start in range(0, len(items), MAX_ENROLL):
+            answer = self._call("POST", "/api/v1/terminals/enroll",
+                                {"scenario": scenario,
+                                 "terminals": items[start:start + MAX_ENROLL]}, timeout=600)
+            enrolled += answer["enrolled"]
+        return enrolled
 
     # -- master service
 
@@ -217,6 +230,7 @@ class DirectBackend:
                            "no batm-server runs with this data dir")
 
     issue_command = command = download_archive = broker_restart = broker = _needs_server
+    enroll = _needs_server  # broker accounts go to the running broker
 
     def close(self) -> None:
         from server.db.engine import close_database

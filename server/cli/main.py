@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--state", help="only terminals in this pairing state")
     listing.add_argument("--highlight", choices=["red", "yellow"],
                          help="red: the last sync failed; yellow: needs a firmware update")
+    enroll = leaf(terminal, "enroll", "pair a fleet by identity keys from a factory list "
+                                      "(JSON lines: serial, identity_key, mqtt?)")
+    enroll.add_argument("file", type=Path)
+    enroll.add_argument("--scenario", default="B", choices=["A", "B"],
+                        help="for terminals not yet created (default B)")
     leaf(terminal, "unpair", "unpair a terminal (it drops its credentials)").add_argument("serial")
     leaf(terminal, "delete", "forget a terminal").add_argument("serial")
     vpn = leaf(terminal, "vpn", "generate a terminal's VPN configuration (scenario A)")
@@ -172,6 +177,11 @@ def _admin(args: argparse.Namespace, backend: AdminBackend, data_dir: Path) -> N
             print_json(terminals)
         else:
             print(terminal_table(terminals))
+    elif key == ("terminal", "enroll"):
+        from server.pairing.enrollment import read_enrollment_file
+
+        count = backend.enroll(args.scenario, read_enrollment_file(args.file))
+        print(f"enrolled {count} terminal(s): paired with their listed keys")
     elif key == ("terminal", "unpair"):
         backend.unpair(args.serial)
         print(f"unpaired terminal {args.serial}")

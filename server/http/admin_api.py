@@ -22,6 +22,7 @@ from server.http.error_handlers import install_error_handlers
 from server.master.link import MasterUnavailable
 from server.master.service import MasterService
 from server.notify import Notifier, command_topic, status_topic
+from server.pairing.enrollment import MAX_ENROLL_BODY, Enrollment
 from server.pairing.registry import Registry
 from server.pairing.requests import PairingRequests
 from server.vpn.service import VpnService
@@ -31,10 +32,11 @@ def create_admin_app(
     registry: Registry, requests: PairingRequests, *, master: MasterService | None = None,
     notifier: Notifier | None = None, vpn: VpnService | None = None,
     fleet: Fleet | None = None,
+    enrollment: Enrollment | None = None,
 ) -> FastAPI:
     app = FastAPI(title="batm admin", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, large={"/api/v1/terminals/enroll": MAX_ENROLL_BODY})
 
     @app.get("/api/v1/terminals")
     async def list_terminals(request: Request) -> JSONResponse:
@@ -52,6 +54,22 @@ def create_admin_app(
         location = fields.text(body, "location", optional=True)
         assert serial is not None and scenario is not None
         return JSONResponse(registry.create_terminal(serial, scenario, location), status_code=201)
+
+    @app.post("/api/v1/terminals/enroll")
+    async def enroll(request: Request) -> JSONResponse:
+        """Bulk pre-approval by identity key (pairing/enrollment.py)."""
+        if enrollment is None:
+            raise ServiceError(503, "unavailable", "this server does not enroll terminals")
+        body = fields.json_object(await request.body())
+        answer, accounts = await asyncio.to_thread(enrollment.enroll, body.get("scenario"),
+                                                   body.get("terminals"))
+        if accounts:  # into the plugin's file at once, one broker restart (enrollment.py)
+            if master is None:
+                raise ServiceError(503, "master_unavailable",
+                                   "enrolled, but this server runs no broker for the accounts; "
+                                   "the terminals can obtain credentials themselves")
+            await asyncio.to_thread(master.link.broker.add_accounts, accounts)
+        return JSONResponse(answer, status_code=201)
 
     @app.get("/api/v1/terminals/{serial}")
     async def get_terminal(serial: str) -> JSONResponse:
@@ -160,6 +178,13 @@ def create_admin_app(
     async def download_archive(archive_id: str) -> FileResponse:
         view, path = need_master().archives.archive_file(archive_id)
         return FileResponse(path, media_type="application/gzip", filename=view["filename"])
+
+    @app.get("/api/v1/master/ingest")
+    async def ingest_stats() -> JSONResponse:
+        """What the ingestion stored since start, its CPU per message, the status lag."""
+        link = need_master().link
+        return JSONResponse({"replica": link.replica, "client_id": link.client_id,
+                             **link.stats.snapshot()})
 
     @app.get("/api/v1/broker")
     async def broker_info() -> JSONResponse:

@@ -22,7 +22,8 @@ from server.http.bundle_download import install_bundle_download
 from server.http.error_handlers import install_error_handlers
 from server.http.upload import UploadSlots, declared_length, stream_to_file
 from server.master.archives import MAX_ARCHIVE
-from server.master.broker import topic_prefix
+from server.master.assignment import assign
+from server.master.dynsec import topic_prefix
 from server.master.link import MasterLink, MasterUnavailable
 from server.master.service import MasterService
 from server.notify import Notifier, pairing_topic, session_topic
@@ -66,6 +67,14 @@ def _signed_headers(request: Request, body: bytes | None = None) -> SignedReques
 
 def _peer(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+def _assigned_broker(master: MasterService, serial: str, request: Request) -> str:
+    """The terminal's broker: assigned from the fleet's list (master/assignment.py), or this
+    server's own broker."""
+    if master.brokers:
+        return str(assign(serial, list(master.brokers)))
+    return _broker_address(master.link, request)
 
 
 def _broker_address(master: MasterLink, request: Request) -> str:
@@ -134,7 +143,7 @@ def create_gate_app(
         version = fields.integer(body, "version")
         answer = auth.checkin(signed, version)
         if master is not None and body.get("master") is True:
-            answer["broker"] = _broker_address(master.link, request)  # it may have moved
+            answer["broker"] = _assigned_broker(master, signed.serial or "", request)  # moved?
         if vpn is not None:  # scenario A: the VPN, and the broker at its tunnel address
             answer |= vpn.checkin(signed.serial or "", body, request.url.hostname,
                                   master.link if master is not None else None)
@@ -163,12 +172,17 @@ def create_gate_app(
         serial = auth.paired_terminal(signed)
         if master is None:
             raise ServiceError(503, "master_unavailable", "this server runs no master service")
+        broker = _assigned_broker(master, serial, request)
+        if master.brokers and broker != str(master.brokers[0]):
+            raise ServiceError(503, "master_unavailable",
+                               f"terminal {serial} is assigned to the broker {broker}; its "
+                               "credentials come from the server replica that runs it")
         try:
             await asyncio.to_thread(master.link.grant, serial, password)
         except MasterUnavailable as exc:
             raise ServiceError(503, "master_unavailable",
                                f"the master service is not available: {exc}") from exc
-        answer = {"broker": _broker_address(master.link, request), "username": serial,
+        answer = {"broker": broker, "username": serial,
                   "topic_prefix": topic_prefix(serial), "client_id": serial}  # bound (grant)
         if vpn is not None:  # scenario A: only through the tunnel (vpn/gate.py)
             try:

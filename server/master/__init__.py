@@ -1,9 +1,14 @@
 """The master service: terminals' MQTT traffic stored, remote commands, logs; the broker itself.
 
-  broker      Mosquitto as a supervised child: its config, dynamic-security users and ACLs
+  broker      Mosquitto as a supervised child: its config, its limits, restarts
+  dynsec      the dynamic-security plugin's file: admin user, terminal clients and roles
   link        the server's own MQTT client: dynsec administration, ingest worker, acknowledgements
   payloads    what a terminal's MQTT payloads must look like, checked field by field
   ingest      status, events and command results into the database, one transaction a batch
+  status_rows a batch's status rows: read once, written in bulk (the latest status per terminal)
+  ingest_stats  what the ingestion stored, its CPU per message, the status lag (admin API)
+  options     `run` options for fleets: --replica (shared ingestion), --history-days, --brokers
+  assignment  which of the fleet's brokers a terminal uses (rendezvous hashing of its serial)
   monitoring  the seed's status-monitoring page as data: status (red/yellow), history, events
   commands    remote commands the operator issues and their results
   archives    log archives terminals upload for retrieve_logs

@@ -25,7 +25,9 @@ client has authenticated. So a client id is bound to the credentials that may us
   "<serial>@vpn" in scenario A (vpn/gate.py) — on any listener, its credentials with another id
   fail (CONNACK not authorized) without touching the session that id belongs to;
 - the server's own user and client id contain ':', which no serial may contain
-  (pairing/registry.py SERIAL_PATTERN): no terminal's username or id can ever equal them.
+  (pairing/registry.py SERIAL_PATTERN): no terminal's username or id can ever equal them —
+  nor a replica's id, batm:master:<replica> (master/link.py). The users, roles and ACLs
+  themselves: master/dynsec.py.
 
 Scenario A (docs/protocol.md § VPN): with a tunnel host, Mosquitto gets a second TLS listener on
 the server's tunnel address (198.51.100.1, same port). A scenario-A terminal's client is bound to
@@ -33,20 +35,20 @@ the server's tunnel address (198.51.100.1, same port). A scenario-A terminal's c
 its credentials fail there whatever it sends; on the tunnel listener it connects as
 "<serial>@vpn" and is accepted.
 
-The broker's persistence file is saved every second (autosave_interval 1), but nothing depends
-on it: the terminal deletes an event only on the server's own acknowledgement.
+The broker's persistence file is saved every second (autosave_interval 1), or less often for a
+fleet (`autosave_seconds`: the whole file is written each time), but nothing depends on it: the
+terminal deletes an event only on the server's own acknowledgement.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import ctypes
-import hashlib
 import json
 import logging
 import os
 import pwd
+import resource
 import secrets
 import shutil
 import signal
@@ -60,6 +62,7 @@ from pathlib import Path
 
 from batm_common.atomic import atomic_write, ensure_private_dir
 from batm_common.hostaddr import ServerAddress
+from server.master.dynsec import reconcile_dynsec, with_accounts
 
 log = logging.getLogger("batm-server.broker")
 
@@ -67,11 +70,6 @@ BROKER_DIR = "mosquitto"
 CONF_FILE = "mosquitto.conf"
 DYNSEC_FILE = "dynamic-security.json"
 ADMIN_SECRET_FILE = "admin.secret"
-# ':' is outside the serial alphabet: no terminal's username or client id can be these.
-ADMIN_USER = "batm:server"
-SERVER_CLIENT_ID = "batm:master"  # the server's own client (master/link.py)
-ADMIN_ROLE = "batm-server-admin"
-TERMINAL_ROLE_PREFIX = "terminal-"
 # Mosquitto refuses bigger packets outright (and disconnects the sender); the application limit
 # (64 KiB, answered with an error result) sits well below it.
 MAX_PACKET = 256 * 1024
@@ -89,8 +87,9 @@ AEAD_CIPHERS = ":".join((
     "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
     "ECDHE-ECDSA-CHACHA20-POLY1305",
 ))
-PBKDF2_ITERATIONS = 101  # what `mosquitto_ctrl dynsec init` writes; the secret is 32 random bytes
 RESTART_DELAY = 0.5
+SPAWN_ATTEMPTS = 3  # with fresh ports after a failed start (see _spawn)
+FD_RESERVE = 256  # descriptors Mosquitto keeps for itself (see max_connections)
 
 
 class BrokerError(Exception):
@@ -109,83 +108,6 @@ def find_mosquitto() -> tuple[str, str]:
             f"{missing} is not installed; install the Debian package 'mosquitto' (2.0 or later)"
         )
     return binary, plugin
-
-
-def topic_prefix(serial: str) -> str:
-    return f"terminals/{serial}/"
-
-
-def terminal_role(serial: str) -> str:
-    return TERMINAL_ROLE_PREFIX + serial
-
-
-def terminal_acls(serial: str) -> list[dict]:
-    """A terminal may publish its status, events and command results, and subscribe to its
-    commands and the server's event acknowledgements: nothing outside terminals/<serial>/,
-    nothing of another terminal."""
-    prefix = topic_prefix(serial)
-    return [
-        {"acltype": "publishClientSend", "topic": prefix + "status", "allow": True},
-        {"acltype": "publishClientSend", "topic": prefix + "events", "allow": True},
-        {"acltype": "publishClientSend", "topic": prefix + "results", "allow": True},
-        {"acltype": "subscribePattern", "topic": prefix + "commands", "allow": True},
-        {"acltype": "subscribePattern", "topic": prefix + "acks", "allow": True},
-        {"acltype": "publishClientReceive", "topic": prefix + "#", "allow": True},
-    ]
-
-
-def password_hash(password: str, salt: bytes | None = None,
-                  iterations: int = PBKDF2_ITERATIONS) -> dict:
-    """The dynsec file's password fields (PBKDF2-HMAC-SHA512, as the plugin computes them)."""
-    salt = salt if salt is not None else secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return {
-        "password": base64.b64encode(digest).decode(),
-        "salt": base64.b64encode(salt).decode(),
-        "iterations": iterations,
-    }
-
-
-def _admin_role() -> dict:
-    acls = []
-    for topic in ("$CONTROL/dynamic-security/#", "terminals/#"):
-        for acltype in ("publishClientSend", "publishClientReceive", "subscribePattern",
-                        "unsubscribePattern"):
-            acls.append({"acltype": acltype, "topic": topic, "allow": True})
-    return {"rolename": ADMIN_ROLE, "acls": acls}
-
-
-def _admin_client(password: str) -> dict:
-    return {"username": ADMIN_USER, "textName": "batm-server", **password_hash(password),
-            "roles": [{"rolename": ADMIN_ROLE}]}
-
-
-def reconcile_dynsec(data: dict, admin_password: str, paired: set[str]) -> tuple[dict, list[str]]:
-    """The dynsec config with the admin user reset and terminals not in `paired` removed."""
-    clients = [c for c in data.get("clients", []) if isinstance(c, dict)]
-    roles = [r for r in data.get("roles", []) if isinstance(r, dict)]
-    removed = [c.get("username") for c in clients
-               if c.get("username") != ADMIN_USER and c.get("username") not in paired]
-    kept = [
-        # Bound to its serial when an older server left it unbound; "<serial>@vpn" stays.
-        c if c.get("clientid") else {**c, "clientid": c.get("username")}
-        for c in clients if c.get("username") in paired
-    ]
-    role_serials = {terminal_role(s): s for s in paired}
-    kept_roles = [
-        # Today's ACLs, whatever an older server (or a hand edit) left in the role.
-        {**r, "acls": [{**acl, "priority": 0} for acl in terminal_acls(role_serials[name])]}
-        for r in roles if (name := r.get("rolename")) in role_serials
-    ]
-    result = dict(data)
-    result["clients"] = [_admin_client(admin_password), *kept]
-    result["roles"] = [_admin_role(), *kept_roles]
-    result["groups"] = [g for g in data.get("groups", []) if isinstance(g, dict)]
-    result["defaultACLAccess"] = {
-        "publishClientSend": False, "publishClientReceive": True,
-        "subscribe": False, "unsubscribe": True,
-    }
-    return result, [str(name) for name in removed]
 
 
 @dataclass(frozen=True)
@@ -210,10 +132,45 @@ def tunnel_listener_lines(tunnel_host: str, port: int, cert: Path, key: Path) ->
     ]
 
 
+def fd_limit() -> int:
+    """Raise this process's open-file limit to its hard limit (Mosquitto, a child, inherits it)
+    and return it: one TLS connection per terminal is one descriptor in the broker."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft
+
+
+def max_connections(limit: int) -> int:
+    """Mosquitto's max_connections for a descriptor limit: what is left after its files,
+    listeners and persistence (FD_RESERVE), so that a fleet beyond it gets a refused CONNECT
+    rather than a broker failing accept() with EMFILE."""
+    return max(64, limit - FD_RESERVE)
+
+
+def autosave_seconds(terminals: int) -> int:
+    """How often Mosquitto writes its whole persistence file (every session, every retained
+    status): each second up to 1,000 terminals, then a second more per 1,000, at most a minute
+    (2,000 terminals: 0.7 % of a core for the 1-second autosave alone, measured)."""
+    return max(1, min(60, terminals // 1000))
+
+
 def _pick_free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _set_pdeathsig() -> None:
@@ -237,6 +194,9 @@ class Broker:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._accounts: dict[str, dict] = {}  # bulk accounts for the next start
+        self._mqtt_picked = False
+        self._terminals = 0  # paired at the last start (autosave_seconds)
         self.restarts = 0
 
     # ------------------------------------------------------------------ files
@@ -249,12 +209,18 @@ class Broker:
             atomic_write(secret, (secrets.token_urlsafe(32) + "\n").encode(), mode=0o600)
         self.admin_password = secret.read_text().strip()
         self.admin_port = _pick_free_port()
-        if self.mqtt_port == 0:
+        self._mqtt_picked = self.mqtt_port == 0
+        if self._mqtt_picked:
             self.mqtt_port = _pick_free_port(self.settings.listen.host)
 
     def _write_config(self) -> None:
         host = self.settings.listen.host
         user = pwd.getpwuid(os.getuid()).pw_name
+        # A listener's option: written before any `listener` line it would make Mosquitto open
+        # its default listener (0.0.0.0:1883) as well.
+        limit = ["# one descriptor per terminal: bounded by the open-file limit the server runs",
+                 "# with (LimitNOFILE in batm-server.service; docs/deployment.md, fleets)",
+                 f"max_connections {max_connections(fd_limit())}"]
         lines = [
             "# Generated by batm-server at every broker start; edits are overwritten.",
             "per_listener_settings false",
@@ -262,7 +228,8 @@ class Broker:
             f"user {user}",
             "persistence true",
             f"persistence_location {self.dir}/",
-            "autosave_interval 1",  # seconds; correctness does not depend on it
+            # seconds; correctness does not depend on it
+            f"autosave_interval {autosave_seconds(self._terminals)}",
             f"max_packet_size {MAX_PACKET}",
             "max_inflight_messages 100",
             "set_tcp_nodelay true",  # small QoS 1 packets and their acks: no Nagle delays
@@ -288,11 +255,13 @@ class Broker:
             "# the client id is the username (the serial): no terminal can take another's id,",
             "# and scenario-A terminals (bound to <serial>@vpn) are refused on this listener",
             "use_username_as_clientid true",
+            *limit,
             "",
         ]
         if self.settings.tunnel_host:
             lines += tunnel_listener_lines(self.settings.tunnel_host, self.mqtt_port,
                                            self.settings.cert, self.settings.key)
+            lines += limit
         atomic_write(self.dir / CONF_FILE, "\n".join(lines).encode(), mode=0o600)
 
     def _write_dynsec(self) -> None:
@@ -310,6 +279,9 @@ class Broker:
                           "credentials at their next check-in", path, exc, quarantine.name)
                 data = {}
         paired = set(self._paired())
+        data = with_accounts(data, {serial: hashed for serial, hashed in self._accounts.items()
+                                    if serial in paired})
+        self._accounts.clear()
         data, removed = reconcile_dynsec(data, self.admin_password, paired)
         if removed:
             log.info("broker: revoked MQTT access of %s (no longer paired)", ", ".join(removed))
@@ -327,20 +299,34 @@ class Broker:
                 self._watcher.start()
 
     def _spawn(self) -> None:
-        self._write_config()
-        self._write_dynsec()
-        self._proc = subprocess.Popen(
-            [self.binary, "-c", os.fspath(self.dir / CONF_FILE)],
-            stdin=subprocess.DEVNULL, preexec_fn=_set_pdeathsig,
-            # Mosquitto sends its own READY=1, which systemd refuses from a child of the unit
-            # (and logs); the server says when it is ready.
-            env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"},
-        )
-        self._wait_listening()
+        self._terminals = len(list(self._paired()))
+        for attempt in range(1, SPAWN_ATTEMPTS + 1):
+            self._write_config()
+            self._write_dynsec()
+            self._proc = subprocess.Popen(
+                [self.binary, "-c", os.fspath(self.dir / CONF_FILE)],
+                stdin=subprocess.DEVNULL, preexec_fn=_set_pdeathsig,
+                # Mosquitto sends its own READY=1, which systemd refuses from a child of the
+                # unit (and logs); the server says when it is ready.
+                env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"},
+            )
+            try:
+                self._wait_listening()
+                break
+            except BrokerError:
+                if attempt == SPAWN_ATTEMPTS or self.restarts:
+                    raise  # after the first start the server's client knows the admin port
+                # A port picked free may be taken by someone's outgoing connection before
+                # Mosquitto binds it (a busy machine, a fleet's connection churn): pick again.
+                log.warning("broker: mosquitto did not start (attempt %d); trying new ports",
+                            attempt)
+                self.admin_port = _pick_free_port()
+                if self._mqtt_picked:
+                    self.mqtt_port = _pick_free_port(self.settings.listen.host)
         log.info("broker: mosquitto (pid %s) ready: terminals on %s:%s (TLS)",
                  self._proc.pid, self.settings.listen.host, self.mqtt_port)
 
-    def _wait_listening(self, timeout: float = 10.0) -> None:
+    def _wait_listening(self, timeout: float = 60.0) -> None:  # a fleet's files take a while
         assert self._proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -349,12 +335,19 @@ class Broker:
                     f"mosquitto exited with {self._proc.returncode} at start; see the log above "
                     f"(config {self.dir / CONF_FILE})"
                 )
-            try:
-                with socket.create_connection(("127.0.0.1", self.admin_port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise BrokerError(f"mosquitto did not listen on 127.0.0.1:{self.admin_port} in time")
+            # Both listeners: Mosquitto binds them in order and exits when a later one fails,
+            # so the first alone may answer for a moment.
+            if all(_accepts(host, port) for host, port in self._listeners()):
+                return
+            time.sleep(0.02)
+        raise BrokerError(f"mosquitto did not listen on 127.0.0.1:{self.admin_port} and "
+                          f"{self.settings.listen.host}:{self.mqtt_port} in time")
+
+    def _listeners(self) -> list[tuple[str, int]]:
+        host = self.settings.listen.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "::1" if host == "::" else "127.0.0.1"
+        return [("127.0.0.1", self.admin_port), (host, self.mqtt_port)]
 
     def _watch(self) -> None:
         while not self._stopping.is_set():
@@ -382,6 +375,16 @@ class Broker:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    def add_accounts(self, accounts: dict[str, dict]) -> None:
+        """Write these terminals' accounts ({serial: password hash}) into the plugin's file
+        and restart once (pairing/enrollment.py says why not one by one)."""
+        with self._lock:
+            log.info("broker: adding %d terminal account(s); restarting", len(accounts))
+            self._accounts.update(accounts)
+            self._terminate()
+            self.restarts += 1
+            self._spawn()
 
     def restart(self) -> None:
         """Stop and start again (the admin API's POST /api/v1/broker/restart)."""

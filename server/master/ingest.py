@@ -2,7 +2,15 @@
 
 Every `ingest` is one transaction over a batch of messages. A bad payload is refused with a
 sentence (counted on the terminal's status row, never a crash), and nothing already stored is
-touched. Events are stored idempotently by their terminal-made id, so a QoS 1 redelivery — or a
+touched: every message is checked whole before anything of it is written, so a refusal needs no
+savepoint. A batch reads the rows it needs in two queries (its terminals, their status rows)
+instead of two per message; the status row is updated in place (the latest status only, one row
+per terminal, written in bulk: master/status_rows.py), and a history row is added only when a
+compared field changed. The history is bounded: rows older than the retention (RETENTION_DAYS,
+`batm-server run --history-days`) are deleted once an hour by the ingest worker
+(`prune_history`).
+
+Events are stored idempotently by their terminal-made id, so a QoS 1 redelivery — or a
 terminal re-sending an event it has no acknowledgement for — never makes a duplicate. `ingest`
 says which events are stored (new or already there), so that the server can acknowledge them to
 the terminal once the transaction has committed (master/link.py).
@@ -16,23 +24,25 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from batm_common.clock import utcnow
 from server.db.dialect import insert_unless_present
-from server.db.master import Command, StatusHistory, TerminalEvent, TerminalStatus
+from server.db.master import Command, StatusHistory, TerminalEvent
 from server.db.terminals import Terminal
 from server.master import payloads
+from server.master.ingest_stats import parse_at
+from server.master.options import RETENTION_DAYS
 from server.master.payloads import EVENT_ID, PayloadError
+from server.master.status_rows import StatusRows
 from server.notify import command_topic, status_topic
 from server.pairing.views import iso
 
 log = logging.getLogger("batm-server.master")
 
-# Changes in these make a history row; uptime, handshake age and the like only refresh the row.
-HISTORY_FIELDS = ("online", "version", "slot", "state", "screen", "last_update",
-                  "last_sync_error")
+# Changes in HISTORY_FIELDS make a history row; uptime, handshake age and the like only
+# refresh the row (master/status_rows.py).
 KINDS = ("status", "events", "results")  # the topics terminals publish: terminals/<serial>/<kind>
 
 
@@ -43,6 +53,8 @@ class Ingested:
 
     refused: int = 0
     events: dict[str, list[str]] = field(default_factory=dict)
+    stored: dict[str, int] = field(default_factory=dict)  # messages stored, per kind
+    status_at: list[float] = field(default_factory=list)  # the `at` of each stored status
 
 
 @dataclass(frozen=True)
@@ -68,11 +80,12 @@ class Ingest:
         done = Ingested()
         stored: list[tuple[str, str]] = []
         now = self._clock()
-        with self._sessions() as session, session.begin():
+        messages = list(messages)
+        with self._sessions() as session, session.begin(), session.no_autoflush:
+            self._prefetch(session, {m.serial for m in messages})
             for message in messages:
                 try:
-                    with session.begin_nested():
-                        event_id = self._ingest_one(session, message, now, wake)
+                    event_id = self._ingest_one(session, message, now, wake, done)
                     if event_id is not None:
                         stored.append((message.serial, event_id))
                 except PayloadError as exc:
@@ -80,64 +93,97 @@ class Ingest:
                     log.warning("refused %s from %s: %s", message.kind, message.serial, exc)
                     self._reject(session, message.serial, str(exc), now)
                     wake.append(status_topic(message.serial))
+            self._rows(session).write()
         for serial, event_id in dict.fromkeys(stored):  # a batch may hold a re-send twice
             done.events.setdefault(serial, []).append(event_id)
         for topic in dict.fromkeys(wake):
             self._notify(topic)
         return done
 
+    def prune_history(self, days: float = RETENTION_DAYS) -> int:
+        """Delete status history older than `days`; how many rows went."""
+        cutoff = self._clock() - datetime.timedelta(days=days)
+        with self._sessions() as session, session.begin():
+            return session.execute(
+                delete(StatusHistory).where(StatusHistory.received_at < cutoff)).rowcount
+
+    @staticmethod
+    def _prefetch(session: Session, serials: set[str]) -> None:
+        """Read the batch's terminals and status rows once (session.info holds them for the
+        batch) instead of asking the database once per message."""
+        terminals = session.scalars(select(Terminal.serial)
+                                    .where(Terminal.serial.in_(serials))).all() if serials else []
+        session.info["terminals"] = set(terminals)
+        session.info["status_rows"] = StatusRows(session, serials)
+
+    @staticmethod
+    def _known(session: Session, serial: str) -> bool:
+        known = session.info.get("terminals")
+        if known is not None:
+            return serial in known
+        return session.get(Terminal, serial) is not None
+
     def _ingest_one(self, session: Session, message: Incoming, now: datetime.datetime,
-                    wake: list[str]) -> str | None:
-        """Store one message; the event id when it is an event."""
-        if session.get(Terminal, message.serial) is None:
+                    wake: list[str], done: Ingested) -> str | None:
+        """Store one message (or raise PayloadError having written nothing of it); the event
+        id when it is an event."""
+        if message.kind == "status" and not message.payload:
+            return None  # the server's own clearing of a retained status (after an unpair)
+        if not self._known(session, message.serial):
             raise PayloadError(f"no terminal {message.serial!r} on this server")
+        event_id = None
         if message.kind == "status":
-            self._store_status(session, message, now)
+            at = self._store_status(session, message, now)
+            if at is not None:
+                done.status_at.append(at)
             wake.append(status_topic(message.serial))
         elif message.kind == "events":
-            return self._store_event(session, message, now)
+            event_id = self._store_event(session, message, now)
         elif message.kind == "results":
             wake.append(self._store_result(session, message, now))
         else:
             raise PayloadError(f"unknown topic kind {message.kind!r}")
-        return None
+        done.stored[message.kind] = done.stored.get(message.kind, 0) + 1
+        return event_id
 
-    def _status_row(self, session: Session, serial: str) -> TerminalStatus:
-        row = session.get(TerminalStatus, serial)
-        if row is None:
-            row = TerminalStatus(serial=serial, online=False, rejected=0)
-            session.add(row)
-        return row
+    @staticmethod
+    def _rows(session: Session) -> StatusRows:
+        rows = session.info.get("status_rows")
+        if rows is None:
+            rows = session.info["status_rows"] = StatusRows(session, set())
+        return rows
 
-    def _store_status(self, session: Session, message: Incoming, now: datetime.datetime) -> None:
-        if not message.payload:
-            return  # the retained status was cleared (after an unpair)
+    def _store_status(self, session: Session, message: Incoming,
+                      now: datetime.datetime) -> float | None:
+        """Update the terminal's status row (checked whole first); the status's `at` as POSIX
+        time, when it has one."""
         what = "status"
         data = payloads.parse(message.payload, what)
         serial = payloads.field(data, "serial", str, what)
         if serial is not None and serial != message.serial:
             raise PayloadError(f"status: serial {serial!r} does not match the topic")
         online = payloads.field(data, "online", bool, what)
-        row = self._status_row(session, message.serial)
-        before = {name: getattr(row, name) for name in HISTORY_FIELDS}
-        row.online = bool(online) if online is not None else True
+        values: dict = {"online": bool(online) if online is not None else True}
         if online is not False or len(data) > 1:
-            row.version = payloads.field(data, "version", int, what)
-            row.slot = payloads.field(data, "slot", str, what, max_len=32)
-            row.state = payloads.field(data, "state", str, what, max_len=64)
-            row.screen = payloads.field(data, "screen", str, what, max_len=64)
-            row.last_update = payloads.field(data, "last_update", str, what, max_len=40)
-            row.last_sync = payloads.field(data, "last_sync", str, what, max_len=40)
-            row.last_sync_error = payloads.field(data, "last_sync_error", str, what)
-            row.uptime = payloads.field(data, "uptime", (int, float), what)
-            row.vpn_handshake_age = payloads.field(data, "vpn_handshake_age", (int, float), what)
-            row.outbox_pending = payloads.field(data, "outbox_pending", int, what)
-            row.reported_at = payloads.field(data, "at", str, what, max_len=40)
-        row.received_at = now
-        after = {name: getattr(row, name) for name in HISTORY_FIELDS}
-        if after != before:
+            values |= {
+                "version": payloads.field(data, "version", int, what),
+                "slot": payloads.field(data, "slot", str, what, max_len=32),
+                "state": payloads.field(data, "state", str, what, max_len=64),
+                "screen": payloads.field(data, "screen", str, what, max_len=64),
+                "last_update": payloads.field(data, "last_update", str, what, max_len=40),
+                "last_sync": payloads.field(data, "last_sync", str, what, max_len=40),
+                "last_sync_error": payloads.field(data, "last_sync_error", str, what),
+                "uptime": payloads.field(data, "uptime", (int, float), what),
+                "vpn_handshake_age": payloads.field(data, "vpn_handshake_age", (int, float),
+                                                    what),
+                "outbox_pending": payloads.field(data, "outbox_pending", int, what),
+                "reported_at": payloads.field(data, "at", str, what, max_len=40),
+            }
+        values["received_at"] = now
+        if self._rows(session).apply(message.serial, values):
             session.add(StatusHistory(serial=message.serial, received_at=now,
                                       status=json.dumps(data, sort_keys=True)))
+        return parse_at(data.get("at"))
 
     def _store_event(self, session: Session, message: Incoming, now: datetime.datetime) -> str:
         what = "event"
@@ -180,8 +226,6 @@ class Ingest:
         return command_topic(command_id)
 
     def _reject(self, session: Session, serial: str, reason: str, now: datetime.datetime) -> None:
-        if session.get(Terminal, serial) is None:
+        if not self._known(session, serial):
             return
-        row = self._status_row(session, serial)
-        row.rejected = (row.rejected or 0) + 1
-        row.last_reject = f"{iso(now)} {reason}"[:500]
+        self._rows(session).reject(serial, f"{iso(now)} {reason}"[:500])

@@ -14,7 +14,18 @@ but lost (SIGKILLed before its autosave) is never acknowledged, so the terminal 
 A redelivered or re-sent event that was already stored is acknowledged again.
 
 Messages are stored in batches by one worker thread (one commit per batch), which is what makes
-an outbox of a thousand events drain in seconds rather than minutes.
+an outbox of a thousand events drain in seconds rather than minutes. The worker counts what it
+stored, its CPU time and each status's lag (master/ingest_stats.py), and prunes the status
+history once an hour (master/ingest.py).
+
+Several server replicas share the ingestion (issue 12): a replica's client subscribes through
+the shared subscription `$share/batm/terminals/+/<kind>`, so the broker hands each message to
+one replica of the group, and connects with its own client id `batm:master:<replica>` — still
+outside the terminals' namespace (':'), so no terminal credential can take it over
+(master/broker.py). paho-mqtt stays the client: bench/mqtt_clients.py measured paho with manual
+acknowledgement at ≈ 48 CPU-µs per QoS 1 message against gmqtt's ≈ 20, but exactly-once needs
+the acknowledgement *after* the commit, which gmqtt does not offer; the database side costs
+more than either (docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -31,14 +42,17 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from server.master.broker import (
+from server.master.broker import Broker
+from server.master.dynsec import (
     ADMIN_USER,
     SERVER_CLIENT_ID,
-    Broker,
+    SHARE_GROUP,
     terminal_acls,
     terminal_role,
 )
 from server.master.ingest import KINDS, Incoming, Ingest, Ingested
+from server.master.ingest_stats import IngestStats
+from server.master.options import RETENTION_DAYS, replica_problem
 from server.master.payloads import MAX_PAYLOAD
 
 log = logging.getLogger("batm-server.master")
@@ -46,8 +60,23 @@ log = logging.getLogger("batm-server.master")
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
 BATCH = 500
+# After the first message of a batch, wait this long for more: a batch's fixed cost (session,
+# two reads, commit) is ≈ 2–4 ms of CPU, so at a few hundred messages a second batches of one
+# cost ten times more per message than batches of ten (measured with batm-sim fleet).
+BATCH_WINDOW = 0.025
 ACK_IDS = 500  # event ids per acknowledgement message (≤ 33 KB with 64-character ids)
 DYNSEC_TIMEOUT = 5.0
+PRUNE_EVERY = 3600.0  # seconds between two prunings of the status history
+
+
+def server_client_id(replica: str | None) -> str:
+    return SERVER_CLIENT_ID if replica is None else f"{SERVER_CLIENT_ID}:{replica}"
+
+
+def ingest_filters(replica: str | None) -> list[str]:
+    """What the server's client subscribes to: shared between replicas when it is one."""
+    plain = [f"terminals/+/{kind}" for kind in KINDS]
+    return plain if replica is None else [f"$share/{SHARE_GROUP}/{f}" for f in plain]
 
 
 def no_delay(_client, _userdata, sock) -> None:
@@ -61,9 +90,17 @@ class MasterUnavailable(Exception):
 
 
 class MasterLink:
-    def __init__(self, broker: Broker, ingest: Ingest):
+    def __init__(self, broker: Broker, ingest: Ingest, replica: str | None = None,
+                 history_days: float = RETENTION_DAYS):
+        if replica is not None and (problem := replica_problem(replica)):
+            raise ValueError(problem)
         self.broker = broker
         self._ingest = ingest
+        self.replica = replica
+        self.client_id = server_client_id(replica)
+        self.stats = IngestStats()
+        self._history_days = history_days
+        self._next_prune = time.monotonic() + 60  # not in the start-up rush
         self.connected = threading.Event()
         self._queue: queue.Queue[tuple[mqtt.MQTTMessage, int] | None] = queue.Queue()
         self._generation = 0  # bumps on every (re)connect: mids of an older one are void
@@ -71,7 +108,7 @@ class MasterLink:
         self._lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="master-ingest", daemon=True)
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=SERVER_CLIENT_ID, clean_session=False,
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False,
             manual_ack=True, reconnect_on_failure=True,
         )
         self.client.max_inflight_messages_set(100)
@@ -80,6 +117,7 @@ class MasterLink:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_socket_open = no_delay
 
     # ------------------------------------------------------------------ lifecycle
@@ -107,9 +145,17 @@ class MasterLink:
             return
         with self._lock:
             self._generation += 1
-        client.subscribe([(RESPONSE_TOPIC, 1)] + [(f"terminals/+/{k}", 1) for k in KINDS])
+        if self.replica is not None:  # a session made before it was a replica: not twice
+            client.unsubscribe(ingest_filters(None))
+        client.subscribe([(RESPONSE_TOPIC, 1)] + [(f, 1) for f in ingest_filters(self.replica)])
         self.connected.set()
         log.info("master: connected to the broker")
+
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:  # nothing would be stored: say so loudly
+            log.error("master: the broker refused the server's subscriptions (%s)",
+                      ", ".join(refused))
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         self.connected.clear()
@@ -130,9 +176,10 @@ class MasterLink:
             if first is None:
                 return
             batch = [first]
+            closes = time.monotonic() + BATCH_WINDOW
             while len(batch) < BATCH:
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(0.0, closes - time.monotonic()))
                 except queue.Empty:
                     break
                 if item is None:
@@ -147,14 +194,31 @@ class MasterLink:
                     if len(payload) > MAX_PAYLOAD:
                         payload = payload[: MAX_PAYLOAD + 1]  # refused as oversized
                     incoming.append(Incoming(parts[1], parts[2], payload))
+            cpu = time.thread_time()
             stored = self._store(incoming)
+            self.stats.record(stored.stored, stored.refused, time.thread_time() - cpu,
+                              stored.status_at, time.time())
             self._acknowledge(stored)
+            self._prune_when_due()
             with self._lock:
                 current = self._generation
             for message, gen in batch:
                 if gen == current and message.qos > 0:
                     with contextlib.suppress(Exception):
                         self.client.ack(message.mid, message.qos)
+
+    def _prune_when_due(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY
+        try:
+            removed = self._ingest.prune_history(self._history_days)
+        except Exception as exc:  # the next hour tries again; ingestion must go on
+            log.warning("master: pruning the status history failed (%s)", exc)
+            return
+        if removed:
+            log.info("master: %d status history row(s) older than %g days deleted", removed,
+                     self._history_days)
 
     def _store(self, incoming: list[Incoming]) -> Ingested:
         """Store the batch, retrying until the database takes it: an unacknowledged message
@@ -208,6 +272,12 @@ class MasterLink:
                 waiter[1].append(response)
                 waiter[0].set()
 
+    def _send_dynsec(self, commands: list[dict]) -> None:
+        """Queue dynsec commands without waiting for their answers (which are ignored)."""
+        info = self.client.publish(CONTROL_TOPIC, json.dumps({"commands": commands}), qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise MasterUnavailable(f"the broker is not reachable ({info.rc})")
+
     def dynsec(self, commands: list[dict], timeout: float = DYNSEC_TIMEOUT) -> list[dict]:
         """Run dynsec commands; returns each response ({"command", "error"?}) in order."""
         if not self.connected.is_set():
@@ -243,9 +313,10 @@ class MasterLink:
         # Delete first: a re-issue also ends a session opened with older credentials.
         self.dynsec([{"command": "deleteClient", "username": serial},
                      {"command": "deleteRole", "rolename": role}])
-        commands = [{"command": "createRole", "rolename": role}]
-        commands += [{"command": "addRoleACL", "rolename": role, **acl}
-                     for acl in terminal_acls(serial)]
+        # The role with its ACLs in one command: the plugin rewrites its whole JSON file after
+        # every command, which is what a fleet's provisioning pays for (docs/deployment.md).
+        commands = [{"command": "createRole", "rolename": role,
+                     "acls": [{**acl, "priority": 0} for acl in terminal_acls(serial)]}]
         # Bound to its own id: its credentials cannot take over another client's session.
         commands.append({"command": "createClient", "username": serial, "password": password,
                          "clientid": serial, "roles": [{"rolename": role}]})
@@ -265,10 +336,18 @@ class MasterLink:
             raise MasterUnavailable(f"binding the client id failed: {errors[0]}")
 
     def revoke(self, serial: str) -> bool:
-        """Delete the terminal's MQTT user: its live session ends and it cannot reconnect."""
+        """Delete the terminal's MQTT user: its live session ends and it cannot reconnect.
+
+        Disabled first, and only that is waited for: Mosquitto 2.0's plugin rewrites its whole
+        file after every command (≈ 0.1 s at 6,000 terminals, growing with the fleet) and ends
+        the session only once the commands it read together are done. The deletions follow
+        without holding up the caller (the admin API's event loop); they are sent after the
+        disable on the same connection, so the broker applies them in order, before any later
+        grant, and a broker start reconciles whatever a crash left."""
         try:
-            responses = self.dynsec([{"command": "deleteClient", "username": serial},
-                                     {"command": "deleteRole", "rolename": terminal_role(serial)}])
+            responses = self.dynsec([{"command": "disableClient", "username": serial}])
+            self._send_dynsec([{"command": "deleteClient", "username": serial},
+                               {"command": "deleteRole", "rolename": terminal_role(serial)}])
         except MasterUnavailable as exc:
             # The broker start reconciles with the database, so this takes effect then.
             log.warning("master: revoking %s now failed (%s); it is revoked at the broker's "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from batm_common.hostaddr import ServerAddress
 from server.master.archives import Archives
 from server.master.commands import Commands
 from server.master.link import MasterLink, MasterUnavailable
@@ -20,6 +21,8 @@ class MasterService:
     commands: Commands
     archives: Archives
     link: MasterLink
+    # The fleet's brokers, this replica's own first; empty: one broker (master/assignment.py)
+    brokers: tuple[ServerAddress, ...] = ()
 
     def issue(self, serial: str, command: object, args: object) -> dict:
         """A remote command: its row first, then the message to the terminal; the row says

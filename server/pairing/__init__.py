@@ -5,6 +5,7 @@
                   (stale requests expire, an unpaired terminal's state follows its requests)
   registry        terminals the operator creates, lists, unpairs and deletes; valid serials
   requests        pairing requests: hello, reveal, poll; the operator lists and approves them
+  enrollment      bulk pre-approval of a fleet by identity keys (one transaction per list)
   replay          signatures already accepted: a signed request cannot be replayed, through
                   any replica (the memory is a table)
   rate_limit      token buckets bounding unauthenticated hellos per source and per serial,

@@ -1,0 +1,76 @@
+"""`batm-server run` options of the master service for fleets: replica name, history retention.
+
+  --replica NAME      this process is one of several server replicas sharing the ingestion
+                      (shared subscriptions; its client id is batm:master:NAME, master/link.py)
+  --history-days D    how long status history is kept (default 90; master/ingest.py)
+  --brokers A,B,…     the fleet's brokers, this replica's own first (master/assignment.py)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+
+from batm_common.hostaddr import AddressError, ServerAddress
+from server.master.assignment import parse_brokers
+
+# Light on purpose: server/settings.py imports this for `--help` (no SQLAlchemy, no paho here).
+RETENTION_DAYS = 90  # status history kept (the latest status itself is kept forever)
+REPLICA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def replica_problem(name: object) -> str | None:
+    """None for a usable replica name, else a sentence saying what is wrong with it."""
+    if not isinstance(name, str) or not REPLICA_NAME.match(name):
+        return (f"the replica name {name!r} must be 1-32 letters, digits, '-' or '_' "
+                "(it becomes the server's MQTT client id batm:master:<name>)")
+    return None
+
+
+@dataclass(frozen=True)
+class MasterOptions:
+    replica: str | None = None
+    history_days: float = RETENTION_DAYS
+    brokers: tuple[ServerAddress, ...] = ()  # empty: one broker, this server's own
+
+
+def _replica(text: str) -> str:
+    problem = replica_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 36500:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days between 0 and 36500")
+    return value
+
+
+def _brokers(text: str) -> tuple[ServerAddress, ...]:
+    try:
+        return tuple(parse_brokers(text))
+    except AddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_master_run_options(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--replica", type=_replica, metavar="NAME",
+                     help="run as one of several replicas on one database: the MQTT ingestion "
+                          "is shared with the others (client id batm:master:NAME)")
+    run.add_argument("--history-days", type=_days, default=RETENTION_DAYS, metavar="D",
+                     help=f"keep status history for D days (default {RETENTION_DAYS})")
+    run.add_argument("--brokers", type=_brokers, default=(), metavar="HOST:PORT,...",
+                     help="the fleet's brokers as terminals reach them, this replica's own "
+                          "(--mqtt-listen) first: each terminal is assigned one by its serial")
+
+
+def master_options(args: argparse.Namespace) -> MasterOptions:
+    return MasterOptions(replica=getattr(args, "replica", None),
+                         history_days=getattr(args, "history_days", RETENTION_DAYS),
+                         brokers=getattr(args, "brokers", ()))

@@ -1,0 +1,120 @@
+"""One simulated terminal on the wire: its MQTT session, status every S seconds, and events.
+
+It behaves as the agent does on MQTT (docs/protocol.md §7): client id = username = serial,
+persistent session, subscribed to its commands and the server's event acknowledgements, status
+published retained at QoS 1, events at QoS 1 with a fresh id each. What it counts:
+- sent: publishes the broker acknowledged (PUBACK) — the broker took responsibility;
+- events acknowledged by the server (`acks`): stored and committed, end to end.
+The status lag (publish → committed) is measured by the server (master/ingest_stats.py) from
+the status's `at`, which is stamped here with milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import ssl
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from batm_common.clock import iso_ms, utcnow
+from sim.fleet.mqtt import MqttConnection
+from sim.fleet.provision import SimTerminal
+
+VERSION = 20240101
+
+
+@dataclass
+class Counts:
+    published: int = 0
+    sent: int = 0  # PUBACKed by the broker
+    events_sent: int = 0
+    events_acked: int = 0
+    connected: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+class FleetTerminal:
+    def __init__(self, terminal: SimTerminal, counts: Counts, interval: float,
+                 events_every: int):
+        self.terminal = terminal
+        self.serial = terminal.serial
+        self.prefix = f"terminals/{terminal.serial}/"
+        self.counts = counts
+        self.interval = interval
+        self.events_every = events_every
+        self.connection: MqttConnection | None = None
+        self._pending_events: set[str] = set()
+        self._started = time.monotonic()
+        self._beats = 0
+
+    async def connect(self, tls: ssl.SSLContext, local_host: str | None) -> None:
+        host, port = self.terminal.broker.rsplit(":", 1)  # type: ignore[union-attr]
+        connection = MqttConnection(on_message=self._on_message, on_puback=self._on_puback)
+        await connection.connect(host.strip("[]"), int(port), tls, self.serial, self.serial,
+                                 self.terminal.password, keepalive=max(60, int(3 * self.interval)),
+                                 clean=False, local_host=local_host)
+        await connection.subscribe([self.prefix + "commands", self.prefix + "acks"])
+        self.connection = connection
+        self.counts.connected += 1
+
+    def _on_puback(self, _packet_id: int) -> None:
+        self.counts.sent += 1
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic != self.prefix + "acks":
+            return  # commands: the fleet answers none (the unpair comes as a revocation)
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            for event_id in json.loads(payload).get("ids", []):
+                if event_id in self._pending_events:
+                    self._pending_events.discard(event_id)
+                    self.counts.events_acked += 1
+
+    def _status(self) -> bytes:
+        return json.dumps({
+            "online": True, "serial": self.serial, "version": VERSION, "slot": "a",
+            "state": "in_service", "screen": "in_service", "last_update": None,
+            "last_sync": None, "last_sync_error": None,
+            "uptime": round(time.monotonic() - self._started, 1), "vpn_handshake_age": None,
+            "outbox_pending": len(self._pending_events), "at": iso_ms(utcnow()),
+        }).encode()
+
+    def _event(self) -> tuple[str, bytes]:
+        event_id = uuid.uuid4().hex
+        return event_id, json.dumps({"id": event_id, "type": "fleet_sim", "at": iso_ms(utcnow()),
+                                     "data": {"beat": self._beats}}).encode()
+
+    async def run(self, until: float) -> None:
+        """Publish until the loop's clock reaches `until` or the broker cuts the session."""
+        connection = self.connection
+        assert connection is not None
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(random.uniform(0, self.interval))  # spread the fleet's beats
+        next_beat = loop.time()
+        while loop.time() < until and not connection.closed.done():
+            try:
+                connection.publish(self.prefix + "status", self._status(), retain=True)
+                self.counts.published += 1
+                self._beats += 1
+                if self.events_every and self._beats % self.events_every == 0:
+                    event_id, payload = self._event()
+                    connection.publish(self.prefix + "events", payload)
+                    self._pending_events.add(event_id)
+                    self.counts.published += 1
+                    self.counts.events_sent += 1
+            except Exception as exc:  # cut while publishing: the session ended
+                self.counts.failed.append(f"{self.serial}: {exc}")
+                return
+            next_beat += self.interval
+            await asyncio.sleep(max(0.0, next_beat - loop.time()))
+
+    @property
+    def events_unacknowledged(self) -> int:
+        return len(self._pending_events)
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
