@@ -159,6 +159,13 @@ def test_blank_lines_are_ignored(line: Line) -> None:
     assert line.ask({"cmd": "ping"}) == {"ok": True}
 
 
+@pytest.mark.parametrize("raw", [b"\x1e", b"\x0b\x0c", "\u2028".encode()])
+def test_a_line_of_other_whitespace_is_answered_not_ignored(line: Line, raw: bytes) -> None:
+    """Python's str.strip() calls these blank; a client waiting for an answer would hang."""
+    line.send_raw(raw + b"\n")
+    assert "not valid JSON" in line.recv()["error"]
+
+
 def test_backend_failure_is_an_error_answer(line: Line, backend: FakeBackend) -> None:
     backend.broken = True
     answer = line.ask({"cmd": "status"})

@@ -38,6 +38,8 @@ from batm_common.jsonlines import encode_line
 
 log = logging.getLogger(__name__)
 
+JSON_WHITESPACE = " \t\r\n"
+
 SOCKET_MODE = 0o660  # the display user is in the agent's group
 MAX_LINE = 64 * 1024
 COMMANDS = tuple(ControlCommand)  # each answered by a cmd_<name> method below
@@ -254,8 +256,11 @@ class _Connection:
             text = line.decode()
         except UnicodeDecodeError:
             return _error("the request is not valid UTF-8 text")
-        if not text.strip():
-            return None  # blank lines are harmless (someone typing into socat)
+        if not text.strip(JSON_WHITESPACE):
+            # Blank lines are harmless (someone typing into socat). Only JSON's own whitespace:
+            # str.strip() also eats "\x1e" and the like, which then got no answer at all
+            # (found by tests/test_fuzz.py).
+            return None
         try:
             request = json.loads(text)
         except RecursionError:  # "[[[[…": found by tests/test_fuzz.py, cost the connection
