@@ -17,7 +17,7 @@ the broker's, which inherits it); that needs a hard limit at least as high: `uli
 container without CAP_SYS_RESOURCE, raise it from outside, e.g. `docker run --ulimit
 nofile=200000:200000`). N above 20,000 spreads the simulator's source addresses
 over 127.x.0.1 (one address has ≈ 28,000 ephemeral ports). PostgreSQL side by side: repeat with
-`--server-arg=--database=postgresql+psycopg://…` and another --dir.
+`--database postgresql` (a throw-away cluster from Debian's package, its own --dir).
 """
 
 from __future__ import annotations
@@ -75,15 +75,42 @@ def per_thousand(report: dict, terminals: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench/fleet.py")
-    parser.add_argument("--dir", type=Path, default=Path("/var/tmp/batm-fleet-bench"))
-    parser.add_argument("--start", type=int, default=1000)
-    parser.add_argument("--max", type=int, default=100000)
-    parser.add_argument("--interval", type=float, default=10.0)
-    parser.add_argument("--duration", type=float, default=60.0)
-    parser.add_argument("--provision", choices=["bulk", "signed"], default="bulk")
-    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG")
+    parser = argparse.ArgumentParser(prog="bench/fleet.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="the fleet's directory, reused between runs (default "
+                             "/var/tmp/batm-fleet-bench[-postgresql])")
+    parser.add_argument("--start", type=int, default=1000, help="the first N (default 1000)")
+    parser.add_argument("--max", type=int, default=100000, help="the largest N tried")
+    parser.add_argument("--interval", type=float, default=10.0,
+                        help="seconds between a terminal's statuses (default 10)")
+    parser.add_argument("--duration", type=float, default=60.0,
+                        help="seconds each run measures (default 60)")
+    parser.add_argument("--provision", choices=["bulk", "signed"], default="bulk",
+                        help="broker accounts in bulk with the enrollment (default) or one by one")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite",
+                        help="the server's database: its SQLite file (default), or a "
+                             "throw-away PostgreSQL from Debian's package (sim/postgres.py)")
+    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                        help="passed to `batm-server run` (repeatable)")
     args = parser.parse_args(argv)
+    if args.dir is None:
+        suffix = "" if args.database == "sqlite" else f"-{args.database}"
+        args.dir = Path(f"/var/tmp/batm-fleet-bench{suffix}")
+    if args.database == "sqlite":
+        return search(args)
+    from sim import postgres  # the bench runs with PYTHONPATH at the checkout (make bench)
+
+    problem = postgres.missing()
+    if problem:
+        print(f"--database postgresql needs {problem}", file=sys.stderr)
+        return 1
+    # Kept with the fleet's directory (its server's data lives there), durable like SQLite's.
+    with postgres.PostgresInstance(args.dir / "postgres", keep=True, durable=True) as database:
+        args.server_arg = [*args.server_arg, f"--database={database.url}"]
+        return search(args)
+
+
+def search(args: argparse.Namespace) -> int:
     print(f"fleet bench: status every {args.interval:g} s for {args.duration:g} s, TLS, "
           f"pass = all connected, 0 lost, status p95 < {P95_LIMIT_MS:.0f} ms; dir {args.dir}",
           flush=True)

@@ -60,12 +60,16 @@ def missing() -> str | None:
 
 class PostgresInstance:
     """One cluster for `directory`; `url` is SQLAlchemy's URL for database `name`. `keep`: a
-    stop() keeps the cluster, and a start() with the same directory finds its data again."""
+    stop() keeps the cluster, and a start() with the same directory finds its data again.
+    `durable`: PostgreSQL's own defaults (fsync, synchronous commit), for a benchmark that
+    compares it with SQLite; without it a test's cluster skips what only a power cut needs."""
 
-    def __init__(self, directory: Path | str, name: str = "batm", keep: bool = False) -> None:
+    def __init__(self, directory: Path | str, name: str = "batm", keep: bool = False,
+                 durable: bool = False) -> None:
         self.directory = Path(directory).resolve()
         self.name = name
         self.keep = keep
+        self.durable = durable
         digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:12]
         self.home = Path(tempfile.gettempdir()) / f"batm-pg-{digest}"
         self.data = self.home / "data"
@@ -107,9 +111,10 @@ class PostgresInstance:
         if not (self.data / "PG_VERSION").exists():
             self._run(bin_dir / "initdb", "-D", self.data, "-A", "trust", "-E", "UTF8",
                       "--no-locale", "--no-sync")
+        unsafe = "" if self.durable else \
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         options = (f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' "
-                   f"-p {PORT} -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                   "-c max_connections=200")
+                   f"-p {PORT} {unsafe}-c max_connections=200")
         self._run(bin_dir / "pg_ctl", "-D", self.data, "-l", self.log, "-o", options,
                   "-w", "-t", str(int(START_TIMEOUT)), "start")
         self._create_database()
