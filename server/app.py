@@ -41,8 +41,9 @@ from server.http.admin_api import create_admin_app
 from server.http.console.app import create_console_app
 from server.http.gate import create_gate_app
 from server.local_addresses import default_advertised
+from server.master.accounts import BrokerAccounts
 from server.master.archives import Archives
-from server.master.broker import Broker, BrokerError, BrokerSettings
+from server.master.broker import DYNSEC_FILE, Broker, BrokerError, BrokerSettings
 from server.master.commands import Commands
 from server.master.ingest import Ingest
 from server.master.link import MasterLink
@@ -237,7 +238,7 @@ class BatmServer:
 
     def _revoke(self, serial: str) -> None:
         if self.master is not None:
-            self.master.link.revoke(serial)
+            self.master.revoke(serial)
         if self.vpn is not None:
             self.vpn.revoke(serial)  # the WireGuard peer goes at once too
 
@@ -261,15 +262,22 @@ class BatmServer:
         options = self.settings.master
         link = MasterLink(broker, Ingest(sessions, notify), replica=options.replica,
                           history_days=options.history_days)
+        accounts = BrokerAccounts(sessions, link, broker.dir / DYNSEC_FILE)
         self.master = MasterService(Monitoring(sessions), Commands(sessions, notify),
                                     Archives(sessions, self.data_dir, notify), link,
-                                    brokers=options.brokers)
+                                    brokers=options.brokers, accounts=accounts)
         link.start()
         if not await asyncio.to_thread(link.wait_connected, 10):
             raise StartupError("master service: the server's client cannot log in to the broker")
+        # After the link is up (it revokes); unpairs on other replicas reach it from now on.
+        self.notifier.follow_replicas(accounts.follow)
+        accounts.start()
 
     def _stop_master(self) -> None:
         if self.master is not None:
+            if self.master.accounts is not None:
+                self.notifier.unfollow_replicas(self.master.accounts.follow)
+                self.master.accounts.stop()
             self.master.link.stop()
             self.master = None
         if self.broker is not None:

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sqlalchemy.engine import Engine
 
@@ -84,6 +84,7 @@ class Notifier:
         self._lock = threading.Lock()
         self._closed = False
         self._replicas: Replicas | None = None
+        self._followers: list[Callable[[str | None], None]] = []
 
     @contextlib.contextmanager
     def listen(self, topic: str) -> Iterator[Listener]:
@@ -113,6 +114,23 @@ class Notifier:
             listeners = list(self._listeners.get(topic, ()))
         for listener in listeners:
             listener.wake()
+
+    def follow_replicas(self, follower: Callable[[str | None], None]) -> None:
+        """`follower(topic)` for every control event another replica sends, and
+        `follower(None)` whenever some may have been missed (the LISTEN connection came up,
+        the first time included). Called on the listener's thread: it must only hand over."""
+        self._followers.append(follower)
+
+    def unfollow_replicas(self, follower: Callable[[str | None], None]) -> None:
+        self._followers.remove(follower)
+
+    def from_replica(self, topic: str | None) -> None:
+        """What Replicas hears: another replica's control event, or None (events may have been
+        missed)."""
+        if topic is not None:
+            self.wake_local(topic)
+        for follower in self._followers:
+            follower(topic)
 
     def share(self, engine: Engine) -> Replicas | None:
         """Cross processes through `engine`'s database when it can hold several (PostgreSQL);
@@ -148,7 +166,8 @@ class Replicas:
         self._notifier = notifier
         self.origin = secrets.token_hex(6)
         self._listener = dialect.Listener(
-            engine.url.render_as_string(hide_password=False), CHANNEL, self._received)
+            engine.url.render_as_string(hide_password=False), CHANNEL, self._received,
+            connected=self._connected)
 
     @property
     def listening(self):
@@ -171,4 +190,7 @@ class Replicas:
     def _received(self, payload: str) -> None:
         origin, _, topic = payload.partition(" ")
         if origin != self.origin and topic.startswith(CROSSING):
-            self._notifier.wake_local(topic)
+            self._notifier.from_replica(topic)
+
+    def _connected(self) -> None:
+        self._notifier.from_replica(None)

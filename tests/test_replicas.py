@@ -12,16 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import shutil
 import ssl
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
+from test_mqtt_master import require_mosquitto, tls_connect
 from test_server_gate import (
     LONG_WAIT,
     PROMPT,
@@ -39,8 +41,11 @@ from batm_common.hostaddr import ServerAddress
 from batm_common.signing import sign_headers
 from server.app import BatmServer
 from server.ca import CA_CERT, CA_KEY, LEAF_CERT, LEAF_KEY
+from server.master.assignment import assign
+from server.master.options import MasterOptions
 from server.notify import Notifier, pairing_topic, session_topic, status_topic
 from server.settings import ServerSettings
+from sim.readiness import free_port
 
 SHARED_IDENTITY = (CA_KEY, CA_CERT, LEAF_KEY, LEAF_CERT)
 
@@ -53,13 +58,36 @@ def database_url(postgres_cluster) -> str:
 
 @pytest.fixture
 def replicas(database_url) -> Iterator[tuple[BatmServer, BatmServer]]:
+    with replicas_on(database_url, [settings, settings]) as servers:
+        yield servers
+
+
+@pytest.fixture
+def broker_replicas(database_url) -> Iterator[tuple[BatmServer, BatmServer]]:
+    """Two replicas, each running one of the fleet's two brokers (`--brokers`)."""
+    require_mosquitto()
+    brokers = [ServerAddress("127.0.0.1", free_port()) for _ in range(2)]
+
+    def running(index: int) -> Callable[[Path, str], ServerSettings]:
+        own_first = (brokers[index], brokers[1 - index])
+        return lambda data_dir, url: ServerSettings(
+            data_dir, ServerAddress("127.0.0.1", 0), database=url, mqtt_listen=own_first[0],
+            master=MasterOptions(brokers=own_first))
+
+    with replicas_on(database_url, [running(0), running(1)]) as servers:
+        yield servers
+
+
+@contextlib.contextmanager
+def replicas_on(database_url: str, make: list[Callable[[Path, str], ServerSettings]]
+                ) -> Iterator[tuple[BatmServer, BatmServer]]:
     dirs = [Path(tempfile.mkdtemp(prefix="batm-r", dir="/tmp")) for _ in range(2)]  # short
     try:
         with contextlib.ExitStack() as stack:
-            first = stack.enter_context(serving(settings(dirs[0], database_url)))
+            first = stack.enter_context(serving(make[0](dirs[0], database_url)))
             for name in SHARED_IDENTITY:  # replicas show one identity (docs/deployment.md)
                 shutil.copy2(dirs[0] / name, dirs[1] / name)
-            second = stack.enter_context(serving(settings(dirs[1], database_url)))
+            second = stack.enter_context(serving(make[1](dirs[1], database_url)))
             yield first, second
     finally:
         for path in dirs:
@@ -152,6 +180,105 @@ def test_hello_rates_are_spent_from_one_bucket_whichever_replica_answers(replica
         to_second = [FakeTerminal(other_gate, f"Y-{i}").hello().status_code for i in range(12)]
     assert set(to_first) == {404}  # unknown serials, within the rate
     assert 429 in to_second, to_second
+
+
+# ------------------------------------------------------------------ revocation across brokers
+
+
+@pytest.fixture
+def sessions_opened() -> Iterator[list]:
+    """The MQTT clients a test opened, closed after it whatever happened."""
+    clients: list = []
+    yield clients
+    for client in clients:
+        client.loop_stop()
+        client.disconnect()
+
+
+def on_broker_of(server: BatmServer, gate: httpx.Client, admin: httpx.Client, opened: list):
+    """A terminal paired through `server` whose broker is `server`'s own, with its MQTT
+    credentials, connected: (terminal, password, its MQTT connection's disconnected Event)."""
+    brokers = list(server.settings.master.brokers)
+    serial = next(s for s in (f"T-{i}" for i in range(200)) if assign(s, brokers) == brokers[0])
+    create(admin, serial)
+    terminal = pair(server, gate, admin, serial)
+    password = secrets.token_urlsafe(32)
+    answer = terminal.signed("POST", "/api/v1/master/credentials", {"password": password})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["broker"] == str(brokers[0])
+    client, rc, disconnected = mqtt_login(server, serial, password)
+    opened.append(client)
+    assert rc is not None and not rc.is_failure, rc
+    return terminal, password, disconnected
+
+
+def mqtt_login(server: BatmServer, serial: str, password: str):
+    broker = server.settings.master.brokers[0]
+    client, rc, disconnected = tls_connect(broker.host, broker.port, server.data_dir / "ca.pem",
+                                           serial, password, serial)
+    return client, rc, disconnected
+
+
+def refused(server: BatmServer, serial: str, password: str) -> bool:
+    client, rc, _ = mqtt_login(server, serial, password)
+    client.loop_stop()
+    client.disconnect()
+    return rc is None or rc.is_failure
+
+
+def test_an_unpair_through_replica_1_cuts_the_mqtt_session_on_replica_2s_broker(
+        broker_replicas, sessions_opened):
+    """The attack: the thief holds the terminal's MQTT password; the operator unpairs it on
+    whichever replica the console reached."""
+    first, second = broker_replicas
+    with gate_of(second) as gate, admin_of(second) as admin, admin_of(first) as other_admin:
+        terminal, password, disconnected = on_broker_of(second, gate, admin, sessions_opened)
+        other_admin.post(f"/api/v1/terminals/{terminal.serial}/unpair").raise_for_status()
+        assert disconnected.wait(PROMPT), "the session on the other replica's broker lives on"
+    assert refused(second, terminal.serial, password), "the revoked password still logs in"
+
+
+def test_an_unpair_whose_wake_up_never_came_is_revoked_when_the_replica_catches_up(
+        broker_replicas, database_url, sessions_opened):
+    """The unpairing replica died between its commit and its NOTIFY (here: the row changed
+    by hand, no NOTIFY at all); the other replica's listening connection drops and comes back,
+    and what it missed is revoked then."""
+    _first, second = broker_replicas
+    with gate_of(second) as gate, admin_of(second) as admin:
+        terminal, password, disconnected = on_broker_of(second, gate, admin, sessions_opened)
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as db:
+            db.execute(text("UPDATE terminals SET state = 'unpaired' WHERE serial = :s"),
+                       {"s": terminal.serial})
+        assert not disconnected.wait(0.5)  # nobody was told
+        with engine.begin() as db:
+            db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"))
+    finally:
+        engine.dispose()
+    assert disconnected.wait(PROMPT + 5), "a missed unpair was not caught up with"
+    assert refused(second, terminal.serial, password)
+
+
+def test_a_re_pair_before_the_replica_heard_of_the_unpair_still_ends_the_old_credentials(
+        broker_replicas, database_url, sessions_opened):
+    """Unpaired and paired again (a new key) with no wake-up in between: the account was
+    granted for the old pairing, so the catch-up revokes it although the terminal is paired."""
+    _first, second = broker_replicas
+    with gate_of(second) as gate, admin_of(second) as admin:
+        terminal, password, disconnected = on_broker_of(second, gate, admin, sessions_opened)
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as db:
+            db.execute(text("UPDATE terminals SET paired_at = paired_at + interval '1 minute' "
+                            "WHERE serial = :s"), {"s": terminal.serial})
+            db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"))
+    finally:
+        engine.dispose()
+    assert disconnected.wait(PROMPT + 5), "the old pairing's session outlived the re-pair"
+    assert refused(second, terminal.serial, password)
 
 
 # ------------------------------------------------------------------ the notifier alone

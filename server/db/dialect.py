@@ -120,14 +120,18 @@ def notify(connection: Connection, channel: str, payload: str) -> None:
 class Listener:
     """A thread holding one PostgreSQL connection that LISTENs on `channel` and hands every
     payload to `deliver`; it reconnects after a lost connection (a wake-up lost meanwhile only
-    delays a long-poll until its timeout: every poll reads the database after waking)."""
+    delays a long-poll until its timeout: every poll reads the database after waking).
+    `connected` is called each time LISTEN has taken effect, the first time included: whoever
+    must not miss an event reads the database then (master/accounts.py)."""
 
     RETRY = 1.0  # seconds between reconnects
 
-    def __init__(self, url: str, channel: str, deliver: Callable[[str], None]) -> None:
+    def __init__(self, url: str, channel: str, deliver: Callable[[str], None],
+                 connected: Callable[[], None] = lambda: None) -> None:
         self._conninfo = _libpq_conninfo(url)
         self._channel = channel
         self._deliver = deliver
+        self._connected = connected
         self._stop = threading.Event()
         self.listening = threading.Event()  # set once LISTEN took effect (tests wait on it)
         self._thread = threading.Thread(target=self._run, name=f"listen-{channel}",
@@ -148,6 +152,7 @@ class Listener:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
                     conn.execute(f'LISTEN "{self._channel}"')
                     self.listening.set()
+                    self._connected()
                     while not self._stop.is_set():
                         # Each payload is delivered as it arrives; the generator ends every
                         # half second so that stop() is noticed.

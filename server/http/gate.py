@@ -178,7 +178,7 @@ def create_gate_app(
                                f"terminal {serial} is assigned to the broker {broker}; its "
                                "credentials come from the server replica that runs it")
         try:
-            await asyncio.to_thread(master.link.grant, serial, password)
+            await asyncio.to_thread(master.grant, serial, password)
         except MasterUnavailable as exc:
             raise ServiceError(503, "master_unavailable",
                                f"the master service is not available: {exc}") from exc

@@ -9,6 +9,8 @@
   ingest_stats  what the ingestion stored, its CPU per message, the status lag (admin API)
   options     `run` options for fleets: --replica (shared ingestion), --history-days, --brokers
   assignment  which of the fleet's brokers a terminal uses (rendezvous hashing of its serial)
+  accounts    the accounts on this replica's broker: grants by pairing, revocations whichever
+              replica handled the unpair (wake-ups, and sweeps for the ones missed)
   monitoring  the seed's status-monitoring page as data: status (red/yellow), history, events
   commands    remote commands the operator issues and their results
   archives    log archives terminals upload for retrieve_logs

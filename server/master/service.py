@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from batm_common.hostaddr import ServerAddress
+from server.master.accounts import BrokerAccounts
 from server.master.archives import Archives
 from server.master.commands import Commands
 from server.master.link import MasterLink, MasterUnavailable
@@ -23,6 +24,17 @@ class MasterService:
     link: MasterLink
     # The fleet's brokers, this replica's own first; empty: one broker (master/assignment.py)
     brokers: tuple[ServerAddress, ...] = ()
+    # Revocation across replicas (master/accounts.py); None: grants go to the link directly
+    accounts: BrokerAccounts | None = None
+
+    def grant(self, serial: str, password: str) -> None:
+        """The terminal's MQTT account on this replica's broker, for its current pairing."""
+        (self.accounts or self.link).grant(serial, password)
+
+    def revoke(self, serial: str) -> bool:
+        """End the terminal's MQTT access on this replica's broker now; the other replicas
+        revoke theirs on hearing of the change (master/accounts.py)."""
+        return (self.accounts or self.link).revoke(serial)
 
     def issue(self, serial: str, command: object, args: object) -> dict:
         """A remote command: its row first, then the message to the terminal; the row says

@@ -1,0 +1,173 @@
+"""The terminals' MQTT accounts on this replica's broker, and revoking them wherever the unpair
+happened.
+
+An unpair, a delete or a key replacement must end the terminal's MQTT access at once. The
+replica that handles it revokes on its own broker straight away; but with several brokers
+(`--brokers`) or several replicas each running its own, the account may live on another
+replica's broker. That replica learns of it two ways:
+- at once: the session wake-up the change sends to every replica (LISTEN/NOTIFY, notify.py);
+- for certain: a sweep of its accounts against the database whenever wake-ups may have been
+  missed (its LISTEN connection came up, the first time included) and every SWEEP_EVERY
+  seconds (the sending replica died between its commit and its NOTIFY).
+
+What is kept is decided by the pairing an account was granted for, not by "paired now":
+each account remembers the terminal's `paired_at` when it was granted (its generation). An
+account is revoked unless the terminal is paired *and* by the pairing it was granted for, so
+a terminal unpaired and paired again before this replica heard of it loses the old
+credentials too (a thief's copy of them does not outlive the re-pair). Accounts this process
+did not grant (there at start, or written by a bulk enrollment's broker restart) are adopted
+with the generation the database shows when they are first swept; until then, a wake-up about
+them revokes them.
+
+Grants and revocations take one lock, so a sweep never revokes an account that a grant has
+just made for a newer pairing on the strength of an older read.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import queue
+import threading
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from server.db.terminals import Terminal
+from server.master.dynsec import ADMIN_USER
+from server.master.link import MasterLink
+from server.notify import session_topic
+from server.pairing.states import TerminalState
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY = 60.0  # seconds: the longest a revocation whose wake-up was lost can wait
+_SWEEP = None  # on the work queue: sweep everything (a serial: check that one)
+_NONE = object()  # no generation known (the account is not ours, or gone)
+_SESSION = session_topic("")
+
+
+class BrokerAccounts:
+    def __init__(self, sessions: sessionmaker, link: MasterLink, dynsec_file: Path,
+                 sweep_every: float = SWEEP_EVERY) -> None:
+        self._sessions = sessions
+        self._link = link
+        self._dynsec_file = dynsec_file
+        self._sweep_every = sweep_every
+        self._generations: dict[str, datetime.datetime | None] = {}
+        self._lock = threading.Lock()
+        self._work: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="broker-accounts", daemon=True)
+        self.sweeps = 0  # completed sweeps (tests wait on it)
+
+    def start(self) -> None:
+        self._work.put(_SWEEP)  # adopt what the broker holds; catch up on anything missed
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._work.put(_SWEEP)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    # ------------------------------------------------------------------ what the server calls
+
+    def grant(self, serial: str, password: str) -> None:
+        """(Re)create the terminal's account for its current pairing (MasterLink.grant)."""
+        with self._lock:
+            generation = self._paired_at(serial)
+            self._link.grant(serial, password)
+            self._generations[serial] = generation
+
+    def revoke(self, serial: str) -> bool:
+        """End the account now, on this broker (this replica's own unpair)."""
+        with self._lock:
+            return self._revoke(serial)
+
+    def follow(self, topic: str | None) -> None:
+        """Notifier.follow_replicas: another replica's session wake-up names a terminal whose
+        access changed; None means wake-ups may have been missed."""
+        if topic is None:
+            self._work.put(_SWEEP)
+        elif topic.startswith(_SESSION):
+            self._work.put(topic.removeprefix(_SESSION))
+
+    # ------------------------------------------------------------------ the work
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._work.get(timeout=self._sweep_every)
+            except queue.Empty:
+                item = _SWEEP
+            if self._stop.is_set():
+                return
+            try:
+                if item is _SWEEP:
+                    self._sweep()
+                    self.sweeps += 1
+                else:
+                    self._check(item)
+            except Exception as exc:  # the database or the broker away: the next sweep retries
+                log.warning("master: checking MQTT accounts failed (%s); retrying at the next "
+                            "sweep", exc)
+
+    def _check(self, serial: str) -> None:
+        with self._lock:
+            if not self._current(serial, self._pairing(serial)):
+                self._revoke(serial)
+
+    def _sweep(self) -> None:
+        with self._sessions() as session:
+            paired = dict(session.execute(
+                select(Terminal.serial, Terminal.paired_at)
+                .where(Terminal.state == TerminalState.PAIRED)).all())
+        on_broker = self._accounts_on_broker()
+        with self._lock:
+            for serial in on_broker - self._generations.keys():
+                if serial in paired:
+                    self._generations[serial] = paired[serial]  # adopted
+            suspects = {serial for serial, generation in self._generations.items()
+                        if paired.get(serial, _NONE) != generation}
+            suspects |= {serial for serial in on_broker if serial not in paired}
+        for serial in sorted(suspects):
+            self._check(serial)  # decided on a fresh read, under the lock
+
+    # ------------------------------------------------------------------ under the lock
+
+    def _current(self, serial: str, pairing: tuple[bool, datetime.datetime | None]) -> bool:
+        paired, paired_at = pairing
+        return paired and self._generations.get(serial, _NONE) == paired_at
+
+    def _revoke(self, serial: str) -> bool:
+        revoked = self._link.revoke(serial)
+        if revoked:
+            self._generations.pop(serial, None)
+        return revoked
+
+    def _pairing(self, serial: str) -> tuple[bool, datetime.datetime | None]:
+        with self._sessions() as session:
+            row = session.execute(select(Terminal.state, Terminal.paired_at)
+                                  .where(Terminal.serial == serial)).first()
+        if row is None:
+            return False, None
+        return row.state == TerminalState.PAIRED, row.paired_at
+
+    def _paired_at(self, serial: str) -> datetime.datetime | None:
+        return self._pairing(serial)[1]
+
+    def _accounts_on_broker(self) -> set[str]:
+        """The terminal accounts the broker's plugin holds (its file is rewritten after every
+        change); empty when it cannot be read — the next sweep tries again."""
+        try:
+            data = json.loads(self._dynsec_file.read_bytes())
+            clients = data.get("clients", []) if isinstance(data, dict) else []
+            return {c["username"] for c in clients if isinstance(c, dict)
+                    and isinstance(c.get("username"), str) and c["username"] != ADMIN_USER}
+        except (OSError, ValueError) as exc:
+            log.warning("master: cannot read the broker's accounts from %s (%s)",
+                        self._dynsec_file, exc)
+            return set()
