@@ -49,7 +49,7 @@ from server.master.ingest import Ingest
 from server.master.link import MasterLink
 from server.master.monitoring import Monitoring
 from server.master.service import MasterService
-from server.notify import Notifier
+from server.notify import Notifier, session_serial
 from server.pairing.authentication import Authenticator
 from server.pairing.enrollment import Enrollment
 from server.pairing.registry import Registry
@@ -186,6 +186,7 @@ class BatmServer:
                                                    self.data_dir, sessions)
             except Exception as exc:  # WgError, OSError, netlink errors: say why
                 raise StartupError(f"vpn endpoint: {exc}") from exc
+            self.notifier.follow_replicas(self._follow_for_vpn)
             await self._start_master(certs, sessions)
             gate_sock = self._gate_sock = self._tcp_socket(self.settings.listen, "the gate")
             sockets.append(gate_sock)
@@ -226,6 +227,8 @@ class BatmServer:
             close_database(sessions)
         finally:
             self._stop_master()
+            if self._follow_for_vpn in self.notifier.followers:
+                self.notifier.unfollow_replicas(self._follow_for_vpn)
             if replicas is not None:
                 replicas.stop()
             if self.vpn is not None and self.vpn.endpoint is not None:
@@ -241,6 +244,17 @@ class BatmServer:
             self.master.revoke(serial)
         if self.vpn is not None:
             self.vpn.revoke(serial)  # the WireGuard peer goes at once too
+
+    def _follow_for_vpn(self, topic: str | None) -> None:
+        """Another replica's unpair (delete, new key) ends the terminal's tunnel on this
+        endpoint too; None: wake-ups may have been missed, so every peer is checked."""
+        serial = None if topic is None else session_serial(topic)
+        if self.vpn is None or (topic is not None and serial is None):
+            return
+        try:
+            self.vpn.drop_revoked_peers(serial)
+        except Exception as exc:  # the database away: the next wake-up or reconnect retries
+            log.warning("vpn: checking peers against the database failed: %s", exc)
 
     async def _start_master(self, certs, sessions) -> None:
         """Mosquitto as a child, and the server's own client on its loopback listener."""

@@ -39,6 +39,12 @@ def session_topic(serial: str) -> str:
     return f"session:{serial}"
 
 
+def session_serial(topic: str) -> str | None:
+    """The terminal a session topic names (its access changed); None for other topics."""
+    prefix = session_topic("")
+    return topic.removeprefix(prefix) if topic.startswith(prefix) else None
+
+
 def status_topic(serial: str) -> str:
     return f"status:{serial}"
 
@@ -123,6 +129,10 @@ class Notifier:
 
     def unfollow_replicas(self, follower: Callable[[str | None], None]) -> None:
         self._followers.remove(follower)
+
+    @property
+    def followers(self) -> tuple[Callable[[str | None], None], ...]:
+        return tuple(self._followers)
 
     def from_replica(self, topic: str | None) -> None:
         """What Replicas hears: another replica's control event, or None (events may have been

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import ipaddress
 import json
+import os
 import secrets
 import shutil
 import ssl
@@ -36,6 +39,7 @@ from test_server_gate import (
     pair,
     serving,
 )
+from wireguard_tools import WireguardKey
 
 from batm_common.hostaddr import ServerAddress
 from batm_common.signing import sign_headers
@@ -45,6 +49,7 @@ from server.master.assignment import assign
 from server.master.options import MasterOptions
 from server.notify import Notifier, pairing_topic, session_topic, status_topic
 from server.settings import ServerSettings
+from sim import prereqs
 from sim.readiness import free_port
 
 SHARED_IDENTITY = (CA_KEY, CA_CERT, LEAF_KEY, LEAF_CERT)
@@ -316,3 +321,72 @@ def test_a_sqlite_server_shares_nothing(tmp_path):
     sessions = open_database(tmp_path)
     assert Notifier().share(sessions.kw["bind"]) is None
     close_database(sessions)
+
+
+# ------------------------------------------------------------------ the VPN endpoint likewise
+
+
+def require_wireguard() -> None:
+    """Root and wireguard-go or, in CI, a failure (outside CI: a skip naming what to install)."""
+    problem = None
+    if os.geteuid() != 0:
+        problem = "a WireGuard endpoint needs root"
+    elif prereqs.missing_binaries(["wireguard-go"]):
+        hint = prereqs.install_hint(prereqs.missing_binaries(["wireguard-go"]))
+        problem = f"wireguard-go is not installed (`{hint}`)"
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
+
+
+def test_a_peer_another_replica_revoked_is_dropped_from_this_replicas_endpoint(
+        database_url, tmp_path):
+    """Scenario A with a WireGuard endpoint per replica: the unpairing replica clears the key in
+    the shared database and drops its own peer; this endpoint drops its peer when the wake-up
+    (one serial) or the catch-up (every peer) reaches it — for an unpair and for a new key."""
+    require_wireguard()
+    from server.db.engine import close_database, open_database
+    from server.db.terminals import Terminal
+    from server.db.vpn import VpnConfigRow
+    from server.vpn.service import start_vpn
+    from server.vpn.settings import VpnSettings
+
+    sessions = open_database(tmp_path, database_url)
+    now = datetime.datetime.now(datetime.UTC)
+    keys = {serial: str(WireguardKey.generate().public_key()) for serial in ("T-A1", "T-A2")}
+    with sessions() as session, session.begin():
+        for number, (serial, key) in enumerate(keys.items(), start=10):
+            session.add(Terminal(serial=serial, scenario="A", state="paired", paired_at=now,
+                                 created_at=now))
+            session.flush()
+            session.add(VpnConfigRow(serial=serial, tunnel_address=f"198.51.100.{number}",
+                                     public_key=key, created_at=now))
+    vpn = start_vpn(VpnSettings(ServerAddress("127.0.0.1", free_port()),
+                                interface=f"batmr{os.getpid() % 100000}",
+                                subnet=ipaddress.ip_network("198.51.100.0/24")),
+                    tmp_path, sessions)
+    try:
+        endpoint = vpn.endpoint
+        assert endpoint is not None
+
+        def keys_on_interface() -> set[str]:
+            return {peer.public_key for peer in endpoint.iface.peers()}
+
+        assert keys_on_interface() == set(keys.values())
+        assert vpn.drop_revoked_peers() == []  # both still granted
+
+        with sessions() as session, session.begin():  # replica 1 unpairs T-A1 …
+            session.get(Terminal, "T-A1").state = "unpaired"
+            session.get(VpnConfigRow, "T-A1").public_key = None
+            # … and T-A2 paired again with a new key it has not sent to this endpoint yet
+            session.get(VpnConfigRow, "T-A2").public_key = str(
+                WireguardKey.generate().public_key())
+        assert vpn.drop_revoked_peers("T-A1") == ["T-A1"]  # the wake-up names one terminal
+        assert keys_on_interface() == {keys["T-A2"]}
+        assert vpn.drop_revoked_peers() == ["T-A2"]  # the catch-up checks every peer
+        assert keys_on_interface() == set()
+    finally:
+        if vpn.endpoint is not None:
+            vpn.endpoint.stop()
+        close_database(sessions)

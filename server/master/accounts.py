@@ -38,7 +38,7 @@ from sqlalchemy.orm import sessionmaker
 from server.db.terminals import Terminal
 from server.master.dynsec import ADMIN_USER
 from server.master.link import MasterLink
-from server.notify import session_topic
+from server.notify import session_serial
 from server.pairing.states import TerminalState
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 SWEEP_EVERY = 60.0  # seconds: the longest a revocation whose wake-up was lost can wait
 _SWEEP = None  # on the work queue: sweep everything (a serial: check that one)
 _NONE = object()  # no generation known (the account is not ours, or gone)
-_SESSION = session_topic("")
 
 
 class BrokerAccounts:
@@ -92,8 +91,8 @@ class BrokerAccounts:
         access changed; None means wake-ups may have been missed."""
         if topic is None:
             self._work.put(_SWEEP)
-        elif topic.startswith(_SESSION):
-            self._work.put(topic.removeprefix(_SESSION))
+        elif (serial := session_serial(topic)) is not None:
+            self._work.put(serial)
 
     # ------------------------------------------------------------------ the work
 

@@ -147,6 +147,11 @@ class ServerVpn:
     def has_peer(self, serial: str) -> bool:
         return serial in self._peers
 
+    def peer_keys(self) -> dict[str, str]:
+        """serial → the public key its peer holds now."""
+        with self._lock:
+            return {serial: key for serial, (key, _ip) in self._peers.items()}
+
     def peer_state(self, serial: str) -> PeerState | None:
         with self._lock:
             mine = self._peers.get(serial)

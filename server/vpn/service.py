@@ -182,6 +182,28 @@ class VpnService:
         if self.endpoint is not None:
             self.endpoint.remove_peer(serial)
 
+    def drop_revoked_peers(self, serial: str | None = None) -> list[str]:
+        """The peers (of `serial`, or all) whose key the database no longer grants: another
+        replica revoked them (unpair, delete, a new key) and this endpoint heard of it by a
+        wake-up or catches up now (master/accounts.py does the same for MQTT accounts)."""
+        if self.endpoint is None:
+            return []
+        held = self.endpoint.peer_keys()
+        if serial is not None:
+            held = {serial: held[serial]} if serial in held else {}
+        if not held:
+            return []
+        with self.sessions() as session:
+            granted = dict(session.execute(
+                select(VpnConfigRow.serial, VpnConfigRow.public_key)
+                .join(Terminal, Terminal.serial == VpnConfigRow.serial)
+                .where(Terminal.state == TerminalState.PAIRED,
+                       VpnConfigRow.serial.in_(list(held)))).all())
+        dropped = [s for s, key in held.items() if granted.get(s) != key]
+        for each in dropped:
+            self.endpoint.remove_peer(each)
+        return dropped
+
     def restore_peers(self) -> int:
         """At server start: the peers of every paired scenario-A terminal with a key."""
         if self.endpoint is None:
