@@ -20,7 +20,9 @@ the wall-clock figures); the dynsec file's size after the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -93,6 +95,19 @@ class Terminal:
         self.client.loop_stop()
 
 
+@contextlib.contextmanager
+def stderr_to(path: Path):
+    """Mosquitto, started meanwhile, inherits this stderr: its connection log goes to `path`."""
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def count_saves(pid: int, path: Path, action) -> int:
     """How many times the plugin renamed its new file over `path` while `action` ran."""
     log = path.with_name("strace.log")
@@ -131,9 +146,10 @@ def run(accounts: int, revokes: int, grants: int, use_strace: bool) -> dict:
         broker = Broker(BrokerSettings(base, ServerAddress("127.0.0.1", 0), certs.leaf_cert_path,
                                        certs.leaf_key_path), paired=lambda: paired)
         broker.prepare()
-        broker.start()
         hashed = {s: password_hash(passwords[s]) if s in passwords else shared for s in serials}
-        broker.add_accounts(hashed)
+        with stderr_to(base / "mosquitto.log"):
+            broker.start()
+            broker.add_accounts(hashed)
         link = MasterLink(broker, Ingest(open_database(base)))
         link.start()
         if not link.wait_connected(30):
@@ -212,6 +228,7 @@ def run(accounts: int, revokes: int, grants: int, use_strace: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING)
     parser = argparse.ArgumentParser(prog="bench/revoke_latency.py", description=__doc__.split(
         "\n\n")[0])
     parser.add_argument("--accounts", default="1000,5000,15000,20000",
