@@ -57,7 +57,8 @@ lint: $(STAMP)
 
 # Figures, not assertions: each script prints what it measured (see its --help).
 # The benches drive the simulated rig through the HIL library, hence PYTHONPATH.
-BENCHES := pairing_latency master_link vpn_latency firmware_install display_idle console_list
+BENCHES := pairing_latency master_link vpn_latency firmware_install display_idle console_list \
+	revoke_latency
 bench: system-deps $(STAMP)
 	@for b in $(BENCHES); do \
 	  test -f bench/$$b.py || continue; \

@@ -6,14 +6,16 @@ plugin's dynamic-security.json (per-terminal users, roles and ACLs), the admin u
 
 Credentials are username/password clients of the dynamic-security plugin, not client
 certificates: Mosquitto issue #2999 — dynsec's disable/delete does not bind certificate-
-authenticated clients — while deleting a password client kicks its live session and refuses its
-reconnects. That is the revocation an unpair needs (docs/protocol.md §7).
+authenticated clients — while disabling (or deleting) a password client kicks its live session
+and refuses its reconnects. That is the revocation an unpair needs (docs/protocol.md §7); an
+unpair only disables (master/link.py, `revoke`, says why).
 
 The server's database is the source of truth. Before every broker start the dynsec file is
-reconciled with it (clients of terminals that are no longer paired are removed, the admin user's
-password is re-derived from admin.secret, every terminal role gets exactly today's ACLs — so a
-role made by an older server gains the acks subscription), so an unpair made while the broker
-was down takes effect before the broker accepts its first connection. While it runs, changes go
+reconciled with it (clients of terminals that are no longer paired are removed, the ones an
+unpair disabled among them; the admin user's password is re-derived from admin.secret; every
+terminal role gets exactly today's ACLs, so a role made by an older server gains the acks
+subscription and loses the receive rule), so an unpair made while the broker was down takes
+effect before the broker accepts its first connection. While it runs, changes go
 through $CONTROL/dynamic-security/v1 (master/link.py), which the plugin persists itself.
 
 Client ids (issue 13, item 1: no terminal credential may affect another client). Mosquitto

@@ -34,7 +34,12 @@ def terminal_role(serial: str) -> str:
 def terminal_acls(serial: str) -> list[dict]:
     """A terminal may publish its status, events and command results, and subscribe to its
     commands and the server's event acknowledgements: nothing outside terminals/<serial>/,
-    nothing of another terminal."""
+    nothing of another terminal.
+
+    What it receives is confined by what it may subscribe to: delivery itself is allowed by
+    the default (`publishClientReceive`, reconcile_dynsec), so a receive rule here would allow
+    nothing more. There is none: each rule is a ninth of a terminal's share of the plugin's
+    file, which the plugin rewrites whole after every change (master/link.py, `revoke`)."""
     prefix = topic_prefix(serial)
     return [
         {"acltype": "publishClientSend", "topic": prefix + "status", "allow": True},
@@ -42,7 +47,6 @@ def terminal_acls(serial: str) -> list[dict]:
         {"acltype": "publishClientSend", "topic": prefix + "results", "allow": True},
         {"acltype": "subscribePattern", "topic": prefix + "commands", "allow": True},
         {"acltype": "subscribePattern", "topic": prefix + "acks", "allow": True},
-        {"acltype": "publishClientReceive", "topic": prefix + "#", "allow": True},
     ]
 
 

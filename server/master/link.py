@@ -66,6 +66,7 @@ BATCH = 500
 BATCH_WINDOW = 0.025
 ACK_IDS = 500  # event ids per acknowledgement message (≤ 33 KB with 64-character ids)
 DYNSEC_TIMEOUT = 5.0
+ROLE_EXISTS = "Role already exists"  # the plugin's answer to createRole (roles.c)
 PRUNE_EVERY = 3600.0  # seconds between two prunings of the status history
 
 
@@ -272,12 +273,6 @@ class MasterLink:
                 waiter[1].append(response)
                 waiter[0].set()
 
-    def _send_dynsec(self, commands: list[dict]) -> None:
-        """Queue dynsec commands without waiting for their answers (which are ignored)."""
-        info = self.client.publish(CONTROL_TOPIC, json.dumps({"commands": commands}), qos=1)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise MasterUnavailable(f"the broker is not reachable ({info.rc})")
-
     def dynsec(self, commands: list[dict], timeout: float = DYNSEC_TIMEOUT) -> list[dict]:
         """Run dynsec commands; returns each response ({"command", "error"?}) in order."""
         if not self.connected.is_set():
@@ -308,22 +303,29 @@ class MasterLink:
         return results
 
     def grant(self, serial: str, password: str) -> None:
-        """(Re)create the terminal's MQTT user with this password and its topic ACLs."""
+        """(Re)create the terminal's MQTT user with this password, bound to its serial, in its
+        role (its topic ACLs).
+
+        Two of the plugin's whole-file saves, not four: the role's ACLs follow from the serial
+        alone and every broker start rewrites each role to today's ACLs (master/dynsec.py), so
+        a role that exists is kept ("Role already exists" saves nothing); only the user is
+        replaced. Deleting it first ends a session opened with older credentials and clears a
+        user a revocation left disabled (`revoke`); it saves nothing when there is none."""
         role = terminal_role(serial)
-        # Delete first: a re-issue also ends a session opened with older credentials.
-        self.dynsec([{"command": "deleteClient", "username": serial},
-                     {"command": "deleteRole", "rolename": role}])
-        # The role with its ACLs in one command: the plugin rewrites its whole JSON file after
-        # every command, which is what a fleet's provisioning pays for (docs/deployment.md).
-        commands = [{"command": "createRole", "rolename": role,
-                     "acls": [{**acl, "priority": 0} for acl in terminal_acls(serial)]}]
-        # Bound to its own id: its credentials cannot take over another client's session.
-        commands.append({"command": "createClient", "username": serial, "password": password,
-                         "clientid": serial, "roles": [{"rolename": role}]})
-        for response in self.dynsec(commands):
-            if response.get("error"):
+        responses = self.dynsec([
+            {"command": "deleteClient", "username": serial},
+            {"command": "createRole", "rolename": role,
+             "acls": [{**acl, "priority": 0} for acl in terminal_acls(serial)]},
+            # Bound to its own id: its credentials cannot take over another client's session.
+            {"command": "createClient", "username": serial, "password": password,
+             "clientid": serial, "roles": [{"rolename": role}]},
+        ])
+        for response in responses[1:]:
+            error = response.get("error")
+            if error and not (response.get("command") == "createRole"
+                              and error == ROLE_EXISTS):
                 raise MasterUnavailable(
-                    f"the broker refused {response.get('command')}: {response['error']}")
+                    f"the broker refused {response.get('command')}: {error}")
         log.info("master: MQTT credentials issued for %s", serial)
 
     def bind_client_id(self, serial: str, client_id: str) -> None:
@@ -336,18 +338,19 @@ class MasterLink:
             raise MasterUnavailable(f"binding the client id failed: {errors[0]}")
 
     def revoke(self, serial: str) -> bool:
-        """Delete the terminal's MQTT user: its live session ends and it cannot reconnect.
+        """Disable the terminal's MQTT user: its live session ends and it cannot reconnect.
 
-        Disabled first, and only that is waited for: Mosquitto 2.0's plugin rewrites its whole
-        file after every command (≈ 0.1 s at 6,000 terminals, growing with the fleet) and ends
-        the session only once the commands it read together are done. The deletions follow
-        without holding up the caller (the admin API's event loop); they are sent after the
-        disable on the same connection, so the broker applies them in order, before any later
-        grant, and a broker start reconciles whatever a crash left."""
+        One command, waited for. The plugin kicks the session before it saves, but it rewrites
+        its whole file after every command that changes something (Mosquitto 2.0, even several
+        commands in one message: ≈ 10 ms of broker CPU per MB, ≈ 1 KB per terminal), and the
+        broker does nothing else meanwhile. Deleting the user and its role here too made three
+        saves per unpair, and the next unpair's kick waited behind the previous one's deletes
+        (bench/revoke_latency.py). A disabled user is refused at every connect (the plugin
+        checks `disabled` before the password) and stays so in the file; the next broker start
+        removes it with the other users of terminals no longer paired (master/broker.py), and a
+        grant for the serial (a re-pairing) replaces it."""
         try:
             responses = self.dynsec([{"command": "disableClient", "username": serial}])
-            self._send_dynsec([{"command": "deleteClient", "username": serial},
-                               {"command": "deleteRole", "rolename": terminal_role(serial)}])
         except MasterUnavailable as exc:
             # The broker start reconciles with the database, so this takes effect then.
             log.warning("master: revoking %s now failed (%s); it is revoked at the broker's "

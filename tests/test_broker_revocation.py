@@ -1,0 +1,106 @@
+"""Revocation on the real broker: an unpair disables the terminal's MQTT user (master/link.py,
+`revoke`); the disabled user is refused, replaced by a re-grant, removed by the next start.
+
+A real Mosquitto configured by the real server code and the server's own MQTT client; the
+terminals are paho clients on the TLS listener.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+from test_mqtt_master import require_mosquitto, tls_connect
+
+from batm_common.hostaddr import ServerAddress
+from server.ca import ensure_certificates
+from server.db.engine import open_database
+from server.master.broker import DYNSEC_FILE, Broker, BrokerSettings
+from server.master.dynsec import terminal_role
+from server.master.ingest import Ingest
+from server.master.link import MasterLink
+
+A, B = "T-ALICE", "T-BOB"
+REFUSED = (134, 135)  # CONNACK: bad user name or password / not authorized
+
+
+class Rig:
+    def __init__(self, tmp_path):
+        self.paired = {A, B}
+        self.certs = ensure_certificates(tmp_path, ["127.0.0.1"])
+        self.broker = Broker(
+            BrokerSettings(tmp_path, ServerAddress("127.0.0.1", 0), self.certs.leaf_cert_path,
+                           self.certs.leaf_key_path),
+            paired=lambda: set(self.paired))
+        self.broker.prepare()
+        self.broker.start()
+        self.link = MasterLink(self.broker, Ingest(open_database(tmp_path)))
+        self.link.start()
+        assert self.link.wait_connected(10), "the server's client did not connect"
+        self.clients = []
+
+    def connect(self, serial: str, password: str):
+        """(CONNACK reason code or None, event set when the session ends)."""
+        client, rc, lost = tls_connect("127.0.0.1", self.broker.mqtt_port,
+                                       self.certs.ca_cert_path, serial, password, serial)
+        self.clients.append(client)
+        return rc, lost
+
+    def dynsec_file(self) -> dict:
+        return json.loads((self.broker.dir / DYNSEC_FILE).read_text())
+
+    def stop(self) -> None:
+        for client in self.clients:
+            client.disconnect()
+            client.loop_stop()
+        self.link.stop()
+        self.broker.stop()
+
+
+@pytest.fixture
+def rig(tmp_path):
+    require_mosquitto()
+    rig = Rig(tmp_path)
+    try:
+        yield rig
+    finally:
+        rig.stop()
+
+
+def test_a_revoked_user_is_cut_refused_regranted_and_removed_at_the_next_start(rig):
+    old, other = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    rig.link.grant(A, old)
+    rig.link.grant(B, other)
+    rc, a_lost = rig.connect(A, old)
+    assert rc is not None and not rc.is_failure
+    rc, b_lost = rig.connect(B, other)
+    assert rc is not None and not rc.is_failure
+
+    assert rig.link.revoke(A)
+    assert a_lost.wait(5), "the revoked terminal's session was not cut"
+    rc, _ = rig.connect(A, old)
+    assert rc is not None and rc.value in REFUSED, f"a disabled user connected: {rc}"
+    clients = {c["username"]: c for c in rig.dynsec_file()["clients"]}
+    assert clients[A].get("disabled") is True  # what the plugin saved: a restart keeps it
+
+    # A re-pairing: the disabled user is replaced; the new password works, the old one not.
+    new = secrets.token_urlsafe(32)
+    rig.link.grant(A, new)
+    rc, _ = rig.connect(A, old)
+    assert rc is not None and rc.value in REFUSED, f"the old password connected: {rc}"
+    rc, a_lost = rig.connect(A, new)
+    assert rc is not None and not rc.is_failure, f"the new password was refused: {rc}"
+    assert not b_lost.is_set(), "another terminal's session was cut"
+
+    # Unpaired for good: the next start removes the disabled user and its role.
+    assert rig.link.revoke(A)
+    assert a_lost.wait(5)
+    rig.paired.discard(A)
+    rig.broker.restart()
+    data = rig.dynsec_file()
+    assert A not in {c["username"] for c in data["clients"]}
+    assert terminal_role(A) not in {r["rolename"] for r in data["roles"]}
+    assert B in {c["username"] for c in data["clients"]}
+    rc, _ = rig.connect(A, new)
+    assert rc is not None and rc.value in REFUSED, f"a removed user connected: {rc}"
