@@ -159,13 +159,16 @@ class BrokerAccounts:
         return self._pairing(serial)[1]
 
     def _accounts_on_broker(self) -> set[str]:
-        """The terminal accounts the broker's plugin holds (its file is rewritten after every
-        change); empty when it cannot be read — the next sweep tries again."""
+        """The terminal accounts the broker's plugin holds and would let in (its file is
+        rewritten after every change; a revoked account stays there disabled until the next
+        broker start, link.revoke); empty when it cannot be read — the next sweep tries
+        again."""
         try:
             data = json.loads(self._dynsec_file.read_bytes())
             clients = data.get("clients", []) if isinstance(data, dict) else []
             return {c["username"] for c in clients if isinstance(c, dict)
-                    and isinstance(c.get("username"), str) and c["username"] != ADMIN_USER}
+                    and isinstance(c.get("username"), str) and c["username"] != ADMIN_USER
+                    and c.get("disabled") is not True}
         except (OSError, ValueError) as exc:
             log.warning("master: cannot read the broker's accounts from %s (%s)",
                         self._dynsec_file, exc)
