@@ -7,15 +7,19 @@ terminals are paho clients on the TLS listener.
 
 from __future__ import annotations
 
+import datetime
 import json
 import secrets
 
 import pytest
 from test_mqtt_master import require_mosquitto, tls_connect
+from waiting import wait_for
 
 from batm_common.hostaddr import ServerAddress
 from server.ca import ensure_certificates
 from server.db.engine import open_database
+from server.db.terminals import Terminal
+from server.master.accounts import BrokerAccounts
 from server.master.broker import DYNSEC_FILE, Broker, BrokerSettings
 from server.master.dynsec import terminal_role
 from server.master.ingest import Ingest
@@ -104,3 +108,37 @@ def test_a_revoked_user_is_cut_refused_regranted_and_removed_at_the_next_start(r
     assert B in {c["username"] for c in data["clients"]}
     rc, _ = rig.connect(A, new)
     assert rc is not None and rc.value in REFUSED, f"a removed user connected: {rc}"
+
+
+def test_a_restarted_server_knows_which_pairing_an_account_was_granted_for(rig, tmp_path):
+    """The server was down while the terminal was unpaired and paired again (a new key): its
+    broker still holds the old pairing's user, and the database says "paired". The user's text
+    name records the pairing it was granted for, so the restarted server's first sweep revokes
+    it instead of adopting it as current."""
+    sessions = open_database(tmp_path)
+    first = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    with sessions() as session, session.begin():
+        for serial in (A, B):
+            session.add(Terminal(serial=serial, scenario="B", state="paired", paired_at=first,
+                                 created_at=first))
+    dynsec = rig.broker.dir / DYNSEC_FILE
+    before = BrokerAccounts(sessions, rig.link, dynsec)
+    old, other = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    before.grant(A, old)
+    before.grant(B, other)
+    rc, a_lost = rig.connect(A, old)
+    assert rc is not None and not rc.is_failure
+
+    with sessions() as session, session.begin():  # meanwhile: A unpaired and paired again
+        session.get(Terminal, A).paired_at = first + datetime.timedelta(hours=1)
+    after = BrokerAccounts(sessions, rig.link, dynsec)  # the restarted server's
+    after.start()
+    try:
+        wait_for(lambda: after.sweeps >= 1, what="the first sweep")
+        assert a_lost.is_set(), "the old pairing's session lives on"
+        rc, _ = rig.connect(A, old)
+        assert rc is not None and rc.value in REFUSED
+        rc, _ = rig.connect(B, other)  # granted for B's current pairing: kept
+        assert rc is not None and not rc.is_failure
+    finally:
+        after.stop()

@@ -11,13 +11,13 @@ replica's broker. That replica learns of it two ways:
   seconds (the sending replica died between its commit and its NOTIFY).
 
 What is kept is decided by the pairing an account was granted for, not by "paired now":
-each account remembers the terminal's `paired_at` when it was granted (its generation). An
+each account remembers the terminal's `paired_at` when it was granted (its generation; kept in
+the plugin's file as the user's text name, so a restarted replica knows it too). An
 account is revoked unless the terminal is paired *and* by the pairing it was granted for, so
 a terminal unpaired and paired again before this replica heard of it loses the old
-credentials too (a thief's copy of them does not outlive the re-pair). Accounts this process
-did not grant (there at start, or written by a bulk enrollment's broker restart) are adopted
-with the generation the database shows when they are first swept; until then, a wake-up about
-them revokes them.
+credentials too (a thief's copy of them does not outlive the re-pair). Accounts without a
+recorded generation (a bulk enrollment's, written at a broker restart) are adopted with the one
+the database shows when they are first swept; until then, a wake-up about them revokes them.
 
 Grants and revocations take one lock, so a sweep never revokes an account that a grant has
 just made for a newer pairing on the strength of an older read.
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 SWEEP_EVERY = 60.0  # seconds: the longest a revocation whose wake-up was lost can wait
 _SWEEP = None  # on the work queue: sweep everything (a serial: check that one)
 _NONE = object()  # no generation known (the account is not ours, or gone)
+NOTE_PREFIX = "paired_at "  # the user's text name: the pairing it was granted for
 
 
 class BrokerAccounts:
@@ -55,7 +56,7 @@ class BrokerAccounts:
         self._link = link
         self._dynsec_file = dynsec_file
         self._sweep_every = sweep_every
-        self._generations: dict[str, datetime.datetime | None] = {}
+        self._generations: dict[str, str | None] = {}  # serial → stamp(paired_at)
         self._lock = threading.Lock()
         self._work: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -77,8 +78,8 @@ class BrokerAccounts:
     def grant(self, serial: str, password: str) -> None:
         """(Re)create the terminal's account for its current pairing (MasterLink.grant)."""
         with self._lock:
-            generation = self._paired_at(serial)
-            self._link.grant(serial, password)
+            generation = self._pairing(serial)[1]
+            self._link.grant(serial, password, f"{NOTE_PREFIX}{generation}")
             self._generations[serial] = generation
 
     def revoke(self, serial: str) -> bool:
@@ -121,13 +122,16 @@ class BrokerAccounts:
 
     def _sweep(self) -> None:
         with self._sessions() as session:
-            paired = dict(session.execute(
+            paired = {serial: stamp(paired_at) for serial, paired_at in session.execute(
                 select(Terminal.serial, Terminal.paired_at)
-                .where(Terminal.state == TerminalState.PAIRED)).all())
+                .where(Terminal.state == TerminalState.PAIRED)).all()}
         on_broker = self._accounts_on_broker()
         with self._lock:
-            for serial in on_broker - self._generations.keys():
-                if serial in paired:
+            for serial in on_broker.keys() - self._generations.keys():
+                recorded = on_broker[serial]
+                if recorded is not None:
+                    self._generations[serial] = recorded  # granted by an earlier run
+                elif serial in paired:
                     self._generations[serial] = paired[serial]  # adopted
             suspects = {serial for serial, generation in self._generations.items()
                         if paired.get(serial, _NONE) != generation}
@@ -137,7 +141,7 @@ class BrokerAccounts:
 
     # ------------------------------------------------------------------ under the lock
 
-    def _current(self, serial: str, pairing: tuple[bool, datetime.datetime | None]) -> bool:
+    def _current(self, serial: str, pairing: tuple[bool, str | None]) -> bool:
         paired, paired_at = pairing
         return paired and self._generations.get(serial, _NONE) == paired_at
 
@@ -147,18 +151,16 @@ class BrokerAccounts:
             self._generations.pop(serial, None)
         return revoked
 
-    def _pairing(self, serial: str) -> tuple[bool, datetime.datetime | None]:
+    def _pairing(self, serial: str) -> tuple[bool, str | None]:
+        """(paired now, stamp of the pairing)."""
         with self._sessions() as session:
             row = session.execute(select(Terminal.state, Terminal.paired_at)
                                   .where(Terminal.serial == serial)).first()
         if row is None:
             return False, None
-        return row.state == TerminalState.PAIRED, row.paired_at
+        return row.state == TerminalState.PAIRED, stamp(row.paired_at)
 
-    def _paired_at(self, serial: str) -> datetime.datetime | None:
-        return self._pairing(serial)[1]
-
-    def _accounts_on_broker(self) -> set[str]:
+    def _accounts_on_broker(self) -> dict[str, str | None]:
         """The terminal accounts the broker's plugin holds and would let in (its file is
         rewritten after every change; a revoked account stays there disabled until the next
         broker start, link.revoke); empty when it cannot be read — the next sweep tries
@@ -166,10 +168,27 @@ class BrokerAccounts:
         try:
             data = json.loads(self._dynsec_file.read_bytes())
             clients = data.get("clients", []) if isinstance(data, dict) else []
-            return {c["username"] for c in clients if isinstance(c, dict)
-                    and isinstance(c.get("username"), str) and c["username"] != ADMIN_USER
-                    and c.get("disabled") is not True}
+            return {c["username"]: recorded_generation(c) for c in clients
+                    if isinstance(c, dict) and isinstance(c.get("username"), str)
+                    and c["username"] != ADMIN_USER and c.get("disabled") is not True}
         except (OSError, ValueError) as exc:
             log.warning("master: cannot read the broker's accounts from %s (%s)",
                         self._dynsec_file, exc)
-            return set()
+            return {}
+
+
+def stamp(paired_at: datetime.datetime | None) -> str | None:
+    """A pairing as the generation compared and recorded (the same on every engine)."""
+    if paired_at is None:
+        return None
+    if paired_at.tzinfo is None:
+        paired_at = paired_at.replace(tzinfo=datetime.UTC)
+    return paired_at.astimezone(datetime.UTC).isoformat(timespec="microseconds")
+
+
+def recorded_generation(client: dict) -> str | None:
+    """The generation a grant wrote into the plugin's user (its text name), if any."""
+    name = client.get("textname")
+    if isinstance(name, str) and name.startswith(NOTE_PREFIX):
+        return name.removeprefix(NOTE_PREFIX)
+    return None

@@ -302,7 +302,7 @@ class MasterLink:
                     self._pending.pop(correlation, None)
         return results
 
-    def grant(self, serial: str, password: str) -> None:
+    def grant(self, serial: str, password: str, note: str | None = None) -> None:
         """(Re)create the terminal's MQTT user with this password, bound to its serial, in its
         role (its topic ACLs).
 
@@ -310,7 +310,8 @@ class MasterLink:
         alone and every broker start rewrites each role to today's ACLs (master/dynsec.py), so
         a role that exists is kept ("Role already exists" saves nothing); only the user is
         replaced. Deleting it first ends a session opened with older credentials and clears a
-        user a revocation left disabled (`revoke`); it saves nothing when there is none."""
+        user a revocation left disabled (`revoke`); it saves nothing when there is none.
+        `note` is kept as the user's text name (master/accounts.py: the pairing it is for)."""
         role = terminal_role(serial)
         responses = self.dynsec([
             {"command": "deleteClient", "username": serial},
@@ -318,7 +319,8 @@ class MasterLink:
              "acls": [{**acl, "priority": 0} for acl in terminal_acls(serial)]},
             # Bound to its own id: its credentials cannot take over another client's session.
             {"command": "createClient", "username": serial, "password": password,
-             "clientid": serial, "roles": [{"rolename": role}]},
+             "clientid": serial, "roles": [{"rolename": role}],
+             **({"textname": note} if note else {})},
         ])
         for response in responses[1:]:
             error = response.get("error")
