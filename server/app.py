@@ -43,7 +43,7 @@ from server.http.gate import create_gate_app
 from server.local_addresses import default_advertised
 from server.master.accounts import BrokerAccounts
 from server.master.archives import Archives
-from server.master.broker import DYNSEC_FILE, Broker, BrokerError, BrokerSettings
+from server.master.broker import Broker, BrokerError, BrokerSettings
 from server.master.commands import Commands
 from server.master.ingest import Ingest
 from server.master.link import MasterLink
@@ -276,7 +276,7 @@ class BatmServer:
         options = self.settings.master
         link = MasterLink(broker, Ingest(sessions, notify), replica=options.replica,
                           history_days=options.history_days)
-        accounts = BrokerAccounts(sessions, link, broker.dir / DYNSEC_FILE)
+        accounts = BrokerAccounts(sessions, link)
         self.master = MasterService(Monitoring(sessions), Commands(sessions, notify),
                                     Archives(sessions, self.data_dir, notify), link,
                                     brokers=options.brokers, accounts=accounts)

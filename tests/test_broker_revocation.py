@@ -121,8 +121,7 @@ def test_a_restarted_server_knows_which_pairing_an_account_was_granted_for(rig, 
         for serial in (A, B):
             session.add(Terminal(serial=serial, scenario="B", state="paired", paired_at=first,
                                  created_at=first))
-    dynsec = rig.broker.dir / DYNSEC_FILE
-    before = BrokerAccounts(sessions, rig.link, dynsec)
+    before = BrokerAccounts(sessions, rig.link)
     old, other = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     before.grant(A, old)
     before.grant(B, other)
@@ -131,7 +130,7 @@ def test_a_restarted_server_knows_which_pairing_an_account_was_granted_for(rig, 
 
     with sessions() as session, session.begin():  # meanwhile: A unpaired and paired again
         session.get(Terminal, A).paired_at = first + datetime.timedelta(hours=1)
-    after = BrokerAccounts(sessions, rig.link, dynsec)  # the restarted server's
+    after = BrokerAccounts(sessions, rig.link)  # the restarted server's
     after.start()
     try:
         wait_for(lambda: after.sweeps >= 1, what="the first sweep")
@@ -142,3 +141,31 @@ def test_a_restarted_server_knows_which_pairing_an_account_was_granted_for(rig, 
         assert rc is not None and not rc.is_failure
     finally:
         after.stop()
+
+
+def test_a_file_the_broker_left_truncated_is_restored_from_the_last_whole_copy(rig, tmp_path):
+    """Debian's Mosquitto 2.0.11 rewrites its accounts file in place: killed mid-save, it
+    leaves it cut short. The next start restores the copy the server last saw whole, so the
+    fleet keeps its credentials instead of all asking for new ones at once."""
+    sessions = open_database(tmp_path)
+    now = datetime.datetime.now(datetime.UTC)
+    with sessions() as session, session.begin():
+        session.add(Terminal(serial=A, scenario="B", state="paired", paired_at=now,
+                             created_at=now))
+    accounts = BrokerAccounts(sessions, rig.link)
+    password = secrets.token_urlsafe(32)
+    accounts.grant(A, password)
+    accounts.start()
+    try:
+        wait_for(lambda: accounts.sweeps >= 1, what="a sweep (it snapshots the file)")
+    finally:
+        accounts.stop()
+    rig.broker.stop()
+    path = rig.broker.dir / DYNSEC_FILE
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # the save the kill interrupted
+
+    rig.broker.start()
+    rc, _ = rig.connect(A, password)
+    assert rc is not None and not rc.is_failure, "the terminal lost its credentials"
+    assert list(rig.broker.dir.glob(f"{DYNSEC_FILE}.corrupt-*")), "the cut file was not kept"

@@ -26,16 +26,17 @@ just made for a newer pairing on the strength of an older read.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import logging
 import queue
 import threading
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from server.db.terminals import Terminal
+from server.master.broker import DYNSEC_FILE
 from server.master.dynsec import ADMIN_USER
 from server.master.link import MasterLink
 from server.notify import session_serial
@@ -50,11 +51,12 @@ NOTE_PREFIX = "paired_at "  # the user's text name: the pairing it was granted f
 
 
 class BrokerAccounts:
-    def __init__(self, sessions: sessionmaker, link: MasterLink, dynsec_file: Path,
+    def __init__(self, sessions: sessionmaker, link: MasterLink,
                  sweep_every: float = SWEEP_EVERY) -> None:
         self._sessions = sessions
         self._link = link
-        self._dynsec_file = dynsec_file
+        self._dynsec_file = link.broker.dir / DYNSEC_FILE
+        self._snapshot_digest = b""
         self._sweep_every = sweep_every
         self._generations: dict[str, str | None] = {}  # serial → stamp(paired_at)
         self._lock = threading.Lock()
@@ -164,10 +166,15 @@ class BrokerAccounts:
         """The terminal accounts the broker's plugin holds and would let in (its file is
         rewritten after every change; a revoked account stays there disabled until the next
         broker start, link.revoke); empty when it cannot be read — the next sweep tries
-        again."""
+        again. A file read whole is also the broker's snapshot (broker.DYNSEC_SNAPSHOT)."""
         try:
-            data = json.loads(self._dynsec_file.read_bytes())
+            contents = self._dynsec_file.read_bytes()
+            data = json.loads(contents)  # a save caught half-way fails here: tried next time
             clients = data.get("clients", []) if isinstance(data, dict) else []
+            digest = hashlib.sha256(contents).digest()
+            if digest != self._snapshot_digest:
+                self._link.broker.snapshot_dynsec(contents)
+                self._snapshot_digest = digest
             return {c["username"]: recorded_generation(c) for c in clients
                     if isinstance(c, dict) and isinstance(c.get("username"), str)
                     and c["username"] != ADMIN_USER and c.get("disabled") is not True}

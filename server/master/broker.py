@@ -71,6 +71,11 @@ log = logging.getLogger("batm-server.broker")
 BROKER_DIR = "mosquitto"
 CONF_FILE = "mosquitto.conf"
 DYNSEC_FILE = "dynamic-security.json"
+# A copy of the plugin's file as last seen whole. Debian's Mosquitto 2.0.11 rewrites the file in
+# place (its temporary name is cut to the file's own length; fixed upstream in 2.0.16), so a
+# broker killed mid-save leaves it truncated, and without the copy every terminal of the broker
+# would need new credentials at once.
+DYNSEC_SNAPSHOT = "dynamic-security.snapshot.json"
 ADMIN_SECRET_FILE = "admin.secret"
 # Mosquitto refuses bigger packets outright (and disconnects the sender); the application limit
 # (64 KiB, answered with an error result) sits well below it.
@@ -277,9 +282,12 @@ class Broker:
             except (OSError, ValueError) as exc:
                 quarantine = path.with_name(f"{DYNSEC_FILE}.corrupt-{int(time.time())}")
                 os.replace(path, quarantine)
-                log.error("broker: %s was unusable (%s); moved to %s — terminals will get new "
-                          "credentials at their next check-in", path, exc, quarantine.name)
-                data = {}
+                data = self._last_snapshot()
+                log.error("broker: %s was unusable (%s); moved to %s — %s", path, exc,
+                          quarantine.name,
+                          "the accounts are restored from the last whole copy; terminals granted "
+                          "since then get new credentials at their next check-in" if data else
+                          "terminals will get new credentials at their next check-in")
         paired = set(self._paired())
         data = with_accounts(data, {serial: hashed for serial, hashed in self._accounts.items()
                                     if serial in paired})
@@ -287,7 +295,21 @@ class Broker:
         data, removed = reconcile_dynsec(data, self.admin_password, paired)
         if removed:
             log.info("broker: revoked MQTT access of %s (no longer paired)", ", ".join(removed))
-        atomic_write(path, (json.dumps(data, indent=1) + "\n").encode(), mode=0o600)
+        contents = (json.dumps(data, indent=1) + "\n").encode()
+        atomic_write(path, contents, mode=0o600)
+        self.snapshot_dynsec(contents)
+
+    def snapshot_dynsec(self, contents: bytes) -> None:
+        """Keep `contents`, the plugin's file seen whole (it parsed), for a restart after a
+        broker killed mid-save (DYNSEC_SNAPSHOT); master/accounts.py calls it at every sweep."""
+        atomic_write(self.dir / DYNSEC_SNAPSHOT, contents, mode=0o600)
+
+    def _last_snapshot(self) -> dict:
+        try:
+            data = json.loads((self.dir / DYNSEC_SNAPSHOT).read_bytes())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     # ------------------------------------------------------------------ process
 
