@@ -150,7 +150,9 @@ def start_profiler(pid: int, output: Path, seconds: float) -> subprocess.Popen:
 
 # Leaves where a thread waits rather than works: py-spy's idle detection misses them here.
 IDLE_LEAVES = ("Condition.wait (threading.py)", "EpollSelector.select (selectors.py)",
-               "_worker (concurrent/futures/thread.py)", "Client._loop (paho/mqtt/client.py)")
+               "_worker (concurrent/futures/thread.py)", "Client._loop (paho/mqtt/client.py)",
+               "IngestConnection._session (server/master/ingest_client.py)",  # recv_into
+               "Connection.notifies (psycopg/connection.py)")  # the wake-up listener
 
 
 def summarize_profile(path: Path, top: int = 25) -> str:
@@ -182,7 +184,27 @@ def summarize_profile(path: Path, top: int = 25) -> str:
     return "\n".join(lines)
 
 
-async def measure_server(args: argparse.Namespace, server: ServerProcess) -> dict:
+def database_pids(database) -> list[int]:
+    """PostgreSQL's postmaster and its children (backends, WAL writer, autovacuum…)."""
+    if database is None:
+        return []
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        postmaster = int((database.data / "postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+        return [postmaster, *map(int, children)]
+    return []
+
+
+def cpu_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += measure.cpu_reading(pid).cpu_seconds
+    return total
+
+
+async def measure_server(args: argparse.Namespace, server: ServerProcess,
+                         database=None) -> dict:
     pid = server.info["pid"]
     terminals = [new_terminal(i) for i in range(args.terminals)]
     async with admin_client(Path(server.info["admin_socket"])) as admin:
@@ -203,11 +225,14 @@ async def measure_server(args: argparse.Namespace, server: ServerProcess) -> dic
         profiler = (start_profiler(pid, args.profile, args.duration)
                     if args.profile else None)
         cpu_before = measure.cpu_reading(pid)
+        db_pids = database_pids(database)  # backends that end meanwhile are not counted
+        db_before = cpu_of(db_pids)
         await publisher.run(args.duration)
         published = time.monotonic()
         after = await wait_stored(admin, publisher.sent)
         drain = time.monotonic() - published
         cpu_after = measure.cpu_reading(pid)
+        db_cpu = cpu_of(db_pids) - db_before
         if profiler is not None:
             profiler.wait(args.duration + 30)
         await publisher.connection.close()  # type: ignore[union-attr]
@@ -230,6 +255,8 @@ async def measure_server(args: argparse.Namespace, server: ServerProcess) -> dic
         "server_cpu_us_per_message": round(cpu / stored * 1e6, 1) if stored else None,
         "server_cpu_us_per_status": round(cpu / statuses * 1e6, 1) if statuses else None,
         "ingest_worker_us_per_message": round(ingest_cpu / stored * 1e6, 1) if stored else None,
+        "database_cpu_us_per_message": (round(db_cpu / stored * 1e6, 1)
+                                        if stored and database is not None else None),
         "server_cpu_pct": measure.cpu_percent(cpu_before, cpu_after),
         "server_idle_cpu_pct": idle,
         "drain_s": round(drain, 2),
@@ -290,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             extra.append(f"--database={database.url}")
         server = ServerProcess(directory / "server", tuple(extra))
         server.start()
-        report = asyncio.run(measure_server(args, server))
+        report = asyncio.run(measure_server(args, server, database))
     finally:
         if server is not None:
             with contextlib.suppress(Exception):
@@ -306,8 +333,10 @@ def main(argv: list[str] | None = None) -> int:
               f"server {report['server_cpu_us_per_message']} CPU-µs per stored message "
               f"({report['server_cpu_us_per_status']} per status; ingest worker "
               f"{report['ingest_worker_us_per_message']}), {report['server_cpu_pct']} % of a "
-              f"core (idle {report['server_idle_cpu_pct']} %); sent {report['sent']}, stored "
-              f"{report['stored']}, refused {report['refused']}, batches {report['batches']}; "
+              f"core (idle {report['server_idle_cpu_pct']} %); PostgreSQL's processes "
+              f"{report['database_cpu_us_per_message']} CPU-µs per message; sent "
+              f"{report['sent']}, stored {report['stored']}, refused {report['refused']}, "
+              f"batches {report['batches']}; "
               f"status lag p50/p95 {report['status_p50_ms']}/{report['status_p95_ms']} ms, "
               f"stored {report['drain_s']} s after the last publish (wall-clock)")
     if args.profile:

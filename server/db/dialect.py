@@ -100,12 +100,29 @@ def update_by_key(connection: Connection, table: Table, key: str, rows: list[dic
         connection.execute(statement, {f"a{i}": [row[name] for row in rows]
                                        for i, name in enumerate(names)})
         return
-    if statement is None:
+    driver = _updates_by_key.get(shape)
+    if driver is None:
         # "k_…": the WHERE's own bind name (a column's name is its SET bind name)
         statement = (update(table).where(table.c[key] == bindparam(f"k_{key}"))
                      .values({name: bindparam(name) for name in others}))
-        _updates_by_key[shape] = statement
-    connection.execute(statement, [{**row, f"k_{key}": row[key]} for row in rows])
+        compiled = statement.compile(dialect=connection.dialect)
+        order = [key if name == f"k_{key}" else name for name in compiled.positiontup]
+        processors = [table.c[name].type.dialect_impl(connection.dialect)
+                      .bind_processor(connection.dialect) for name in order]
+        driver = _updates_by_key[shape] = (compiled.string, order, processors)
+    sql, order, processors = driver
+    # The driver's own executemany with values converted once per distinct value (a batch's
+    # rows share their received_at): SQLAlchemy's per-row parameter handling cost more CPU
+    # than SQLite's work (bench/ingest_cost.py).
+    columns = []
+    for name, process in zip(order, processors, strict=True):
+        values = [row[name] for row in rows]
+        if process is not None:
+            converted: dict = {}
+            values = [converted[v] if v in converted else converted.setdefault(v, process(v))
+                      for v in values]
+        columns.append(values)
+    connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
 def _type_of(column):
