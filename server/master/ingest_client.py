@@ -84,7 +84,14 @@ class IngestConnection:
             sock = self._sock
             if sock is None or (generation is not None and generation != self._generation):
                 return
-            sock.sendall(data)
+            try:
+                sock.sendall(data)
+            except OSError:
+                # Part of a packet may have gone out: the stream is unusable, so end it (the
+                # reader reconnects; what was not acknowledged comes again).
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                raise
             self._last_send = time.monotonic()
 
     def _run(self) -> None:
@@ -96,6 +103,8 @@ class IngestConnection:
             except (OSError, codec.ProtocolError) as exc:
                 if not self._stopping.is_set():
                     log.warning("master: the ingest connection to the broker failed (%s)", exc)
+            except Exception:  # a bug must not end ingestion for good: log it, connect again
+                log.exception("master: the ingest connection failed")
             finally:
                 self.subscribed.clear()
                 self._close()
