@@ -24,7 +24,7 @@ from server.db.engine import open_database
 from server.master.broker import Broker, BrokerSettings
 from server.master.dynsec import SERVER_CLIENT_ID
 from server.master.ingest import Ingest
-from server.master.link import MasterLink
+from server.master.link import INGEST_CLIENT_ID, MasterLink
 
 A, B = "T-ALICE", "T-BOB"
 TUNNEL = "127.0.0.2"  # stands in for the server's tunnel address (any 127/8 address is local)
@@ -101,11 +101,15 @@ def test_terminal_a_credentials_with_b_client_id_do_not_disconnect_b(rig):
 
 def test_terminal_credentials_with_the_server_client_id_do_not_kick_the_server(rig):
     listener = rig.listener
-    for client_id in (SERVER_CLIENT_ID, "batm-server"):
+    ingest = rig.link.ingest_connection
+    sessions = ingest.sessions
+    for client_id in (SERVER_CLIENT_ID, INGEST_CLIENT_ID, "batm-server"):
         attacker, _rc, _lost = rig.connect(A, client_id, host=listener)  # after the CONNACK
         close(attacker)
     assert not rig.server_lost.wait(1.0), "the server's client was kicked by a terminal's id"
     assert rig.link.connected.is_set()
+    assert ingest.sessions == sessions and ingest.subscribed.is_set(), \
+        "the server's ingest connection was kicked by a terminal's id"
 
 
 def test_a_terminal_still_connects_with_its_own_id(rig):

@@ -145,8 +145,8 @@ def status(serial: str, **fields) -> Incoming:
     return Incoming(serial, "status", json.dumps(payload).encode())
 
 
-def test_a_batch_keeps_the_latest_status_and_history_only_for_changes(tmp_path):
-    sessions = open_database(tmp_path)
+def test_a_batch_keeps_the_latest_status_and_history_only_for_changes(tmp_path, database_url):
+    sessions = open_database(tmp_path, database_url)
     Enrollment(Transactions(sessions)).enroll(
         "B", [{"serial": s, "identity_key": new_key()[1]} for s in ("T1", "T2")])
     ingest = Ingest(sessions)
@@ -166,14 +166,40 @@ def test_a_batch_keeps_the_latest_status_and_history_only_for_changes(tmp_path):
         assert [h.serial for h in history] == ["T1", "T2", "T1"]
 
 
-def test_a_refused_status_of_a_terminal_without_a_row_counts_on_a_new_row(tmp_path):
-    sessions = open_database(tmp_path)
+def test_a_refused_status_of_a_terminal_without_a_row_counts_on_a_new_row(tmp_path, database_url):
+    sessions = open_database(tmp_path, database_url)
     Enrollment(Transactions(sessions)).enroll("B", [{"serial": "T1",
                                                      "identity_key": new_key()[1]}])
     Ingest(sessions).ingest([status("T1", version="twenty")])
     with sessions() as session:
         row = session.get(TerminalStatus, "T1")
         assert row.rejected == 1 and "version must be int" in row.last_reject
+
+
+def test_a_batch_updates_rows_of_every_shape_and_counts_refusals_on_existing_rows(
+        tmp_path, database_url):
+    """Existing rows are updated by key in one statement per shape of values (dialect.py's
+    update_by_key: arrays on PostgreSQL): full statuses, an offline one, a refusal."""
+    sessions = open_database(tmp_path, database_url)
+    serials = ("T1", "T2", "T3")
+    Enrollment(Transactions(sessions)).enroll(
+        "B", [{"serial": s, "identity_key": new_key()[1]} for s in serials])
+    ingest = Ingest(sessions)
+    ingest.ingest([status(s) for s in serials])  # every terminal has its row now
+    done = ingest.ingest([
+        status("T1", uptime=5.0), Incoming("T2", "status", b'{"online": false}'),
+        status("T3", version=True), status("T9"), status("T1", uptime=6.5, slot="b"),
+        status("T3", state="maintenance", last_sync_error=None, vpn_handshake_age=3)])
+    assert done.stored == {"status": 4} and done.refused == 2
+    with sessions() as session:
+        t1, t2, t3 = (session.get(TerminalStatus, s) for s in serials)
+        assert (t1.uptime, t1.slot, t1.screen, t1.online) == (6.5, "b", "in_service", True)
+        assert (t2.online, t2.screen, t2.uptime, t2.rejected) == (False, "in_service", 1.0, 0)
+        assert (t3.state, t3.vpn_handshake_age, t3.rejected) == ("maintenance", 3, 1)
+        assert "version must be int, got bool" in t3.last_reject
+        assert session.get(TerminalStatus, "T9") is None  # not a terminal of this server
+        changed = [h.serial for h in session.query(StatusHistory).order_by(StatusHistory.id)]
+        assert changed == ["T1", "T2", "T3", "T2", "T1", "T3"]  # first rows, then changes
 
 
 def test_ingest_lag_percentiles_come_from_ten_percent_buckets():
@@ -360,8 +386,8 @@ def test_a_fleet_broker_writes_its_persistence_file_less_often():
     assert autosave_seconds(50000) == 50 and autosave_seconds(1000000) == 60
 
 
-def test_status_history_older_than_the_retention_is_pruned(tmp_path):
-    sessions = open_database(tmp_path)
+def test_status_history_older_than_the_retention_is_pruned(tmp_path, database_url):
+    sessions = open_database(tmp_path, database_url)
     Enrollment(Transactions(sessions)).enroll("B", [{"serial": "T1",
                                                      "identity_key": new_key()[1]}])
     now = [datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)]

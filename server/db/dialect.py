@@ -1,6 +1,8 @@
 """The SQL that differs between SQLite and PostgreSQL, in one place; everything else is portable.
 
 insert_unless_present   INSERT … ON CONFLICT DO NOTHING, built for the engine that runs it
+key_in / update_by_key  a batch's rows read and updated by primary key: one statement over
+                        arrays on PostgreSQL (one round trip), IN and executemany on SQLite
 append_only_triggers    the audit log's triggers refusing UPDATE and DELETE (the migrations')
 storable_text           what text both engines can store (PostgreSQL's holds no NUL)
 migration_lock          one migrator at a time (replicas starting together)
@@ -15,12 +17,13 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, String, Table, any_, bindparam, func, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import NullType
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,72 @@ def insert_unless_present(table: type[DeclarativeBase], key: Sequence[str], /,
     # SQLAlchemy reports an INSERT's rowcount only when asked to (psycopg would say -1).
     return (InsertUnlessPresent(table.__table__, key).values(**values)
             .execution_options(preserve_rowcount=True))
+
+
+def key_in(dialect: str, column, values: Sequence) -> ColumnElement[bool]:
+    """`column IN values` for a batch: PostgreSQL gets one array parameter (`= ANY(…)`), not a
+    parameter per value, which SQLAlchemy expands for every execution."""
+    if dialect == POSTGRESQL:
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(
+            _type_of(column))))
+    return column.in_(values)
+
+
+_updates_by_key: dict[tuple, object] = {}  # one statement per shape: the compiled cache's hits
+
+
+def update_by_key(connection: Connection, table: Table, key: str, rows: list[dict]) -> None:
+    """UPDATE `table` SET each row's other columns WHERE `key` = row[key]; every row has the
+    same columns. PostgreSQL: one UPDATE … FROM unnest(arrays), one statement and one round
+    trip for the batch, where executemany sends a statement per row through the driver;
+    SQLite (in the process: no round trips to save): executemany."""
+    if not rows:
+        return
+    names = tuple(rows[0])
+    others = [name for name in names if name != key]
+    shape = (connection.dialect.name, table.name, key, names)
+    statement = _updates_by_key.get(shape)
+    if connection.dialect.name == POSTGRESQL:
+        if statement is None:
+            arrays = [bindparam(f"a{i}", type_=postgresql.ARRAY(_type_of(table.c[name])))
+                      for i, name in enumerate(names)]
+            values = func.unnest(*arrays).table_valued(*names).render_derived(name="v")
+            statement = (update(table).values({name: values.c[name] for name in others})
+                         .where(table.c[key] == values.c[key]))
+            _updates_by_key[shape] = statement
+        connection.execute(statement, {f"a{i}": [row[name] for row in rows]
+                                       for i, name in enumerate(names)})
+        return
+    driver = _updates_by_key.get(shape)
+    if driver is None:
+        # "k_…": the WHERE's own bind name (a column's name is its SET bind name)
+        statement = (update(table).where(table.c[key] == bindparam(f"k_{key}"))
+                     .values({name: bindparam(name) for name in others}))
+        compiled = statement.compile(dialect=connection.dialect)
+        order = [key if name == f"k_{key}" else name for name in compiled.positiontup]
+        processors = [table.c[name].type.dialect_impl(connection.dialect)
+                      .bind_processor(connection.dialect) for name in order]
+        driver = _updates_by_key[shape] = (compiled.string, order, processors)
+    sql, order, processors = driver
+    # The driver's own executemany with values converted once per distinct value (a batch's
+    # rows share their received_at): SQLAlchemy's per-row parameter handling cost more CPU
+    # than SQLite's work (bench/ingest_cost.py).
+    columns = []
+    for name, process in zip(order, processors, strict=True):
+        values = [row[name] for row in rows]
+        if process is not None:
+            converted: dict = {}
+            values = [converted[v] if v in converted else converted.setdefault(v, process(v))
+                      for v in values]
+        columns.append(values)
+    connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
+def _type_of(column):
+    """A column's type; a foreign key declared without one has its target's."""
+    if isinstance(column.type, NullType) and column.foreign_keys:
+        return next(iter(column.foreign_keys)).column.type
+    return String() if isinstance(column.type, NullType) else column.type
 
 
 def storable_text(value: str) -> bool:

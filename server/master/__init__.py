@@ -3,6 +3,8 @@
   broker      Mosquitto as a supervised child: its config, its limits, restarts
   dynsec      the dynamic-security plugin's file: admin user, terminal clients and roles
   link        the server's own MQTT client: dynsec administration, ingest worker, acknowledgements
+  ingest_client  the connection the terminals' messages come in on: PUBACK only after the commit
+  mqtt_codec  the MQTT 3.1.1 packets that connection reads and writes
   payloads    what a terminal's MQTT payloads must look like, checked field by field
   ingest      status, events and command results into the database, one transaction a batch
   status_rows a batch's status rows: read once, written in bulk (the latest status per terminal)

@@ -3,7 +3,7 @@
 Every `ingest` is one transaction over a batch of messages. A bad payload is refused with a
 sentence (counted on the terminal's status row, never a crash), and nothing already stored is
 touched: every message is checked whole before anything of it is written, so a refusal needs no
-savepoint. A batch reads the rows it needs in two queries (its terminals, their status rows)
+savepoint. A batch reads the rows it needs in one query (its terminals and their status rows)
 instead of two per message; the status row is updated in place (the latest status only, one row
 per terminal, written in bulk: master/status_rows.py), and a history row is added only when a
 compared field changed. The history is bounded: rows older than the retention (RETENTION_DAYS,
@@ -43,7 +43,7 @@ log = logging.getLogger("batm-server.master")
 
 # Changes in HISTORY_FIELDS make a history row; uptime, handshake age and the like only
 # refresh the row (master/status_rows.py).
-KINDS = ("status", "events", "results")  # the topics terminals publish: terminals/<serial>/<kind>
+KINDS = ("status", "events", "results")
 
 
 @dataclass
@@ -109,12 +109,10 @@ class Ingest:
 
     @staticmethod
     def _prefetch(session: Session, serials: set[str]) -> None:
-        """Read the batch's terminals and status rows once (session.info holds them for the
-        batch) instead of asking the database once per message."""
-        terminals = session.scalars(select(Terminal.serial)
-                                    .where(Terminal.serial.in_(serials))).all() if serials else []
-        session.info["terminals"] = set(terminals)
-        session.info["status_rows"] = StatusRows(session, serials)
+        """Read the batch's terminals and status rows once, in one query (session.info holds
+        them for the batch), instead of asking the database once per message."""
+        rows = session.info["status_rows"] = StatusRows(session, serials)
+        session.info["terminals"] = rows.known
 
     @staticmethod
     def _known(session: Session, serial: str) -> bool:

@@ -18,14 +18,20 @@ an outbox of a thousand events drain in seconds rather than minutes. The worker 
 stored, its CPU time and each status's lag (master/ingest_stats.py), and prunes the status
 history once an hour (master/ingest.py).
 
-Several server replicas share the ingestion (issue 12): a replica's client subscribes through
-the shared subscription `$share/batm/terminals/+/<kind>`, so the broker hands each message to
-one replica of the group, and connects with its own client id `batm:master:<replica>` — still
-outside the terminals' namespace (':'), so no terminal credential can take it over
-(master/broker.py). paho-mqtt stays the client: bench/mqtt_clients.py measured paho with manual
-acknowledgement at ≈ 48 CPU-µs per QoS 1 message against gmqtt's ≈ 20, but exactly-once needs
-the acknowledgement *after* the commit, which gmqtt does not offer; the database side costs
-more than either (docs/deployment.md).
+Several server replicas share the ingestion (issue 12): a replica's ingest connection
+subscribes through the shared subscription `$share/batm/terminals/+/<kind>`, so the broker
+hands each message to one replica of the group, and each connection has its own client id
+(`batm:master:<replica>`, `batm:ingest:<replica>`) — still outside the terminals' namespace
+(':'), so no terminal credential can take one over (master/broker.py).
+
+The terminals' messages come in on a connection of their own (master/ingest_client.py, client
+id `batm:ingest[:<replica>]`, its own persistent session holding the subscriptions): paho cost
+≈ 50 CPU-µs per message on this path (recv() and select() per packet, a Condition per message,
+a send() per PUBACK), the own connection reads in bulk and acknowledges a batch in one write,
+still only after its commit (bench/ingest_cost.py, docs/deployment.md). paho stays the client
+for the rest: dynsec, commands, the acknowledgements to terminals, and whatever an upgraded
+server's old session still had queued for the terminals' topics (stored and acknowledged the
+same way; the session unsubscribes them at every connect).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import secrets
 import socket
 import threading
 import time
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -51,6 +58,7 @@ from server.master.dynsec import (
     terminal_role,
 )
 from server.master.ingest import KINDS, Incoming, Ingest, Ingested
+from server.master.ingest_client import IngestConnection, Message
 from server.master.ingest_stats import IngestStats
 from server.master.options import RETENTION_DAYS, replica_problem
 from server.master.payloads import MAX_PAYLOAD
@@ -68,10 +76,17 @@ ACK_IDS = 500  # event ids per acknowledgement message (≤ 33 KB with 64-charac
 DYNSEC_TIMEOUT = 5.0
 ROLE_EXISTS = "Role already exists"  # the plugin's answer to createRole (roles.c)
 PRUNE_EVERY = 3600.0  # seconds between two prunings of the status history
+INGEST_CLIENT_ID = "batm:ingest"
 
 
 def server_client_id(replica: str | None) -> str:
     return SERVER_CLIENT_ID if replica is None else f"{SERVER_CLIENT_ID}:{replica}"
+
+
+def ingest_client_id(replica: str | None) -> str:
+    """The ingest connection's own client id (master/ingest_client.py): its persistent session
+    holds the terminals' subscriptions; outside the terminals' namespace (':') like the other."""
+    return INGEST_CLIENT_ID if replica is None else f"{INGEST_CLIENT_ID}:{replica}"
 
 
 def ingest_filters(replica: str | None) -> list[str]:
@@ -84,6 +99,12 @@ def no_delay(_client, _userdata, sock) -> None:
     """TCP_NODELAY: an acknowledgement must not wait for a delayed ACK (Nagle)."""
     with contextlib.suppress(OSError, AttributeError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class Acknowledges(Protocol):
+    """Where a message came from: acknowledges it to the broker once its batch committed."""
+
+    def ack(self, generation: int, packet_ids: list[int]) -> None: ...
 
 
 class MasterUnavailable(Exception):
@@ -103,8 +124,14 @@ class MasterLink:
         self._history_days = history_days
         self._next_prune = time.monotonic() + 60  # not in the start-up rush
         self.connected = threading.Event()
-        self._queue: queue.Queue[tuple[mqtt.MQTTMessage, int] | None] = queue.Queue()
+        # (who acknowledges, its connection's generation, messages): a chunk at a time
+        self._queue: queue.Queue[tuple[Acknowledges, int, list[Message]] | None] = queue.Queue()
         self._generation = 0  # bumps on every (re)connect: mids of an older one are void
+        self.ingest_connection = IngestConnection(
+            "127.0.0.1", broker.admin_port, ingest_client_id(replica), ADMIN_USER,
+            broker.admin_password, ingest_filters(replica),
+            lambda generation, messages: self._queue.put(
+                (self.ingest_connection, generation, messages)))
         self._pending: dict[str, tuple[threading.Event, list]] = {}
         self._lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="master-ingest", daemon=True)
@@ -127,10 +154,12 @@ class MasterLink:
         self.client.username_pw_set(
             ADMIN_USER, self.broker.admin_password)  # dynsec admin (master/broker.py)
         self._worker.start()
+        self.ingest_connection.start()
         self.client.connect_async("127.0.0.1", self.broker.admin_port, keepalive=10)
         self.client.loop_start()
 
     def stop(self) -> None:
+        self.ingest_connection.stop()
         with contextlib.suppress(Exception):
             self.client.disconnect()
         self.client.loop_stop()
@@ -138,7 +167,10 @@ class MasterLink:
         self._worker.join(5)
 
     def wait_connected(self, timeout: float) -> bool:
-        return self.connected.wait(timeout)
+        """Both connections up: paho's (dynsec, publishing) and the subscribed ingest one."""
+        deadline = time.monotonic() + timeout
+        return (self.connected.wait(timeout) and self.ingest_connection.subscribed.wait(
+            max(0.0, deadline - time.monotonic())))
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
@@ -146,9 +178,12 @@ class MasterLink:
             return
         with self._lock:
             self._generation += 1
-        if self.replica is not None:  # a session made before it was a replica: not twice
-            client.unsubscribe(ingest_filters(None))
-        client.subscribe([(RESPONSE_TOPIC, 1)] + [(f, 1) for f in ingest_filters(self.replica)])
+        # The terminals' topics are the ingest connection's (master/ingest_client.py); this
+        # session held them before (an upgraded server) or as another replica: not twice.
+        # What it had queued still arrives here and is stored and acknowledged as before.
+        plain = ingest_filters(None)
+        client.unsubscribe(plain + [f"$share/{SHARE_GROUP}/{f}" for f in plain])
+        client.subscribe([(RESPONSE_TOPIC, 1)])
         self.connected.set()
         log.info("master: connected to the broker")
 
@@ -167,7 +202,18 @@ class MasterLink:
             self._dynsec_response(message.payload)
             client.ack(message.mid, message.qos)
             return
-        self._queue.put((message, self._generation))
+        self._queue.put((self, self._generation,
+                         [(message.topic, message.payload, message.mid, message.qos)]))
+
+    def ack(self, generation: int, packet_ids: list[int]) -> None:
+        """Acknowledge what this (paho) connection delivered, unless it reconnected since."""
+        with self._lock:
+            current = self._generation
+        if generation != current:
+            return
+        for mid in packet_ids:
+            with contextlib.suppress(Exception):
+                self.client.ack(mid, 1)
 
     # ------------------------------------------------------------------ ingest
 
@@ -176,9 +222,10 @@ class MasterLink:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
+            chunks = [first]
+            count = len(first[2])
             closes = time.monotonic() + BATCH_WINDOW
-            while len(batch) < BATCH:
+            while count < BATCH:
                 try:
                     item = self._queue.get(timeout=max(0.0, closes - time.monotonic()))
                 except queue.Empty:
@@ -186,27 +233,25 @@ class MasterLink:
                 if item is None:
                     self._queue.put(None)
                     break
-                batch.append(item)
+                chunks.append(item)
+                count += len(item[2])
             incoming = []
-            for message, _gen in batch:
-                parts = message.topic.split("/")
-                if len(parts) == 3 and parts[0] == "terminals" and parts[2] in KINDS:
-                    payload = message.payload
-                    if len(payload) > MAX_PAYLOAD:
-                        payload = payload[: MAX_PAYLOAD + 1]  # refused as oversized
-                    incoming.append(Incoming(parts[1], parts[2], payload))
+            for _source, _generation, messages in chunks:
+                for topic, payload, _packet_id, _qos in messages:
+                    parts = topic.split("/")
+                    if len(parts) == 3 and parts[0] == "terminals" and parts[2] in KINDS:
+                        if len(payload) > MAX_PAYLOAD:
+                            payload = payload[: MAX_PAYLOAD + 1]  # refused as oversized
+                        incoming.append(Incoming(parts[1], parts[2], payload))
             cpu = time.thread_time()
             stored = self._store(incoming)
             self.stats.record(stored.stored, stored.refused, time.thread_time() - cpu,
                               stored.status_at, time.time())
             self._acknowledge(stored)
             self._prune_when_due()
-            with self._lock:
-                current = self._generation
-            for message, gen in batch:
-                if gen == current and message.qos > 0:
-                    with contextlib.suppress(Exception):
-                        self.client.ack(message.mid, message.qos)
+            # Only now, the batch committed: the broker may forget these messages.
+            for source, generation, messages in chunks:
+                source.ack(generation, [m[2] for m in messages if m[3] > 0])
 
     def _prune_when_due(self) -> None:
         if time.monotonic() < self._next_prune:
