@@ -66,6 +66,7 @@ PER_SOURCE_ADDRESS = 20000  # below the 28,232 ephemeral ports of one source add
 EVENTS_EVERY = 6  # one event per six statuses (a minute at S = 10)
 DRAIN_TIMEOUT = 15.0  # seconds without progress after the load before giving up
 SETTLE_TIMEOUT = 300.0  # for the retained statuses a restarted server ingests first
+SETTLE_QUIET = 0.5  # seconds the ingest counters stand still to count as settled
 BROKER_FD_RESERVE = 256  # what Mosquitto keeps for itself (server/master/broker.py)
 UNPAIR_THROUGH = ("owner", "random")
 # Where the sample's unpairs go. "random" (any replica, as a load balancer without routing by
@@ -184,7 +185,7 @@ async def _settled(admins) -> list[dict]:
     last = await _ingests(admins)
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while time.monotonic() < deadline:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(SETTLE_QUIET)
         now = await _ingests(admins)
         if _messages(now) == _messages(last):
             return now

@@ -78,18 +78,29 @@ class ServerProcess:
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         log.close()
 
-    def wait_ready(self, deadline: float) -> None:
+    def _wait(self, ready, deadline: float, what: str) -> None:
         assert self.proc is not None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise FleetError(f"batm-server {self.name} exited with {self.proc.returncode} "
                                  f"at start; see {self.log_path}")
             with contextlib.suppress(OSError, ValueError):
-                self.info = json.loads((self.data_dir / "server.json").read_text())
-                return
-            time.sleep(0.1)
-        raise FleetError(f"batm-server {self.name} was not ready in {SERVER_START_TIMEOUT:.0f} s; "
-                         f"see {self.log_path}")
+                if ready():
+                    return
+            time.sleep(0.05)
+        raise FleetError(f"batm-server {self.name} had not {what} in {SERVER_START_TIMEOUT:.0f} "
+                         f"s; see {self.log_path}")
+
+    def wait_identity(self, deadline: float) -> None:
+        self._wait(lambda: all((self.data_dir / name).exists() for name in IDENTITY), deadline,
+                   "made its CA and certificate")
+
+    def wait_ready(self, deadline: float) -> None:
+        def ready() -> bool:
+            self.info = json.loads((self.data_dir / "server.json").read_text())
+            return True
+
+        self._wait(ready, deadline, "started")
 
     @property
     def pid(self) -> int:
@@ -141,6 +152,7 @@ class FleetServers:
         self.postgres = (postgres.PostgresInstance(directory / "postgres", keep=True,
                                                    durable=True)
                          if database == POSTGRESQL else None)
+        directory.mkdir(parents=True, exist_ok=True)
         ports: list[int] = []
         for index in range(1, replicas + 1):
             ports.append(_mqtt_port(directory, index, set(ports)))
@@ -176,17 +188,19 @@ class FleetServers:
             if url:
                 replica.extra = [f"--database={url}", *replica.extra]
         first, *others = self.replicas
-        # The first alone: it migrates the database and makes the identity the others copy.
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        # The others start once the first made the identity they copy (its files are written
+        # atomically, the key first); they may migrate the database together (under a lock).
         first.launch()
-        first.wait_ready(time.monotonic() + SERVER_START_TIMEOUT)
+        if others:
+            first.wait_identity(deadline)
         for replica in others:
             replica.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             for name in IDENTITY:
                 if not (replica.data_dir / name).exists():
                     shutil.copy2(first.data_dir / name, replica.data_dir / name)
             replica.launch()
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        for replica in others:
+        for replica in self.replicas:
             replica.wait_ready(deadline)
 
     def owner(self, broker: str | None) -> ServerProcess:
