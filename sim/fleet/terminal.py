@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import ssl
 import time
@@ -25,6 +26,13 @@ from sim.fleet.mqtt import MqttConnection
 from sim.fleet.provision import SimTerminal
 
 VERSION = 20240101
+# Beats are due on a grid of this many seconds: the event loop runs every beat due on one
+# wake-up, and their PUBACKs come back together, so the simulator wakes (and is switched to)
+# about once per tick instead of twice per message (5,000 terminals at 10 s: 230 → 80 CPU-µs
+# a message with 50 ms). Finer than the server's 25 ms batch window (master/link.py), so that
+# the server still sees the fleet's messages spread out, as from real terminals; each
+# status's `at` is stamped when it is sent.
+TICK = 0.01
 
 
 @dataclass
@@ -50,6 +58,12 @@ class FleetTerminal:
         self._pending_events: set[str] = set()
         self._started = time.monotonic()
         self._beats = 0
+        fixed = {"online": True, "serial": self.serial, "version": VERSION, "slot": "a",
+                 "state": "in_service", "screen": "in_service", "last_update": None,
+                 "last_sync": None, "last_sync_error": None}
+        # uptime, outbox_pending and at go into the %-slots (a serial has no '%' or '"')
+        self._template = (json.dumps(fixed)[:-1] + ', "uptime": %.1f, "vpn_handshake_age": '
+                          'null, "outbox_pending": %d, "at": "%s"}')
 
     async def connect(self, tls: ssl.SSLContext, local_host: str | None) -> None:
         host, port = self.terminal.broker.rsplit(":", 1)  # type: ignore[union-attr]
@@ -74,13 +88,10 @@ class FleetTerminal:
                     self.counts.events_acked += 1
 
     def _status(self) -> bytes:
-        return json.dumps({
-            "online": True, "serial": self.serial, "version": VERSION, "slot": "a",
-            "state": "in_service", "screen": "in_service", "last_update": None,
-            "last_sync": None, "last_sync_error": None,
-            "uptime": round(time.monotonic() - self._started, 1), "vpn_handshake_age": None,
-            "outbox_pending": len(self._pending_events), "at": iso_ms(utcnow()),
-        }).encode()
+        # What the agent's json.dumps makes, formatted from a template made once: the fleet
+        # shares the cores with the server it measures (json.dumps cost 10 µs a status).
+        return (self._template % (time.monotonic() - self._started, len(self._pending_events),
+                                  iso_ms(utcnow()))).encode()
 
     def _event(self) -> tuple[str, bytes]:
         event_id = uuid.uuid4().hex
@@ -88,13 +99,21 @@ class FleetTerminal:
                                      "data": {"beat": self._beats}}).encode()
 
     async def run(self, until: float) -> None:
-        """Publish until the loop's clock reaches `until` or the broker cuts the session."""
+        """Publish until the loop's clock reaches `until` or the broker cuts the session. Each
+        beat is a timer callback, not a coroutine's wake-up (a third of the cost)."""
         connection = self.connection
         assert connection is not None
         loop = asyncio.get_running_loop()
-        await asyncio.sleep(random.uniform(0, self.interval))  # spread the fleet's beats
-        next_beat = loop.time()
-        while loop.time() < until and not connection.closed.done():
+        finished: asyncio.Future[None] = loop.create_future()
+        next_beat = loop.time() + random.uniform(0, self.interval)  # spread the fleet's beats
+
+        def beat() -> None:
+            nonlocal next_beat
+            if finished.done():
+                return
+            if loop.time() >= until or connection.closed.done():
+                finished.set_result(None)
+                return
             try:
                 connection.publish(self.prefix + "status", self._status(), retain=True)
                 self.counts.published += 1
@@ -107,9 +126,18 @@ class FleetTerminal:
                     self.counts.events_sent += 1
             except Exception as exc:  # cut while publishing: the session ended
                 self.counts.failed.append(f"{self.serial}: {exc}")
+                finished.set_result(None)
                 return
             next_beat += self.interval
-            await asyncio.sleep(max(0.0, next_beat - loop.time()))
+            loop.call_at(math.ceil(next_beat / TICK) * TICK, beat)
+
+        def cut(_closed: asyncio.Future) -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        connection.closed.add_done_callback(cut)
+        loop.call_at(math.ceil(next_beat / TICK) * TICK, beat)
+        await finished
 
     @property
     def events_unacknowledged(self) -> int:
