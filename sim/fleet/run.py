@@ -58,7 +58,7 @@ from sim.fleet.provision import (
     save_fleet,
 )
 from sim.fleet.servers import FleetError, FleetServers, ServerProcess
-from sim.fleet.terminal import Counts, FleetTerminal
+from sim.fleet.terminal import Counts, FleetTerminal, keep_alive
 from sim.fleet.worker import FD_MARGIN
 from sim.fleet.workers import Workers, default_processes, split
 
@@ -156,10 +156,10 @@ async def _connect_sample(terminals: list[tuple[FleetTerminal, str]], tls,
             counts.failed.append(f"{terminal.serial}: connect: {exc}")
 
 
-async def _revoke(admins: list, choose, terminals: list[FleetTerminal]) -> list[float]:
+async def _revoke(admins: list, choose, terminals: list[FleetTerminal]) -> dict[str, float]:
     """Unpair each through the replica `choose(terminal)` names; the time until its session is
-    cut (ms). One after the other, under load."""
-    latencies = []
+    cut (ms), by serial. One after the other, under load."""
+    latencies = {}
     for terminal in terminals:
         connection = terminal.connection
         if connection is None or connection.closed.done():
@@ -175,7 +175,7 @@ async def _revoke(admins: list, choose, terminals: list[FleetTerminal]) -> list[
         except TimeoutError:
             raise FleetError(f"{terminal.serial}'s session was not cut 30 s after its "
                              "unpair") from None
-        latencies.append((time.monotonic() - started) * 1000)
+        latencies[terminal.serial] = (time.monotonic() - started) * 1000
     return latencies
 
 
@@ -333,6 +333,7 @@ async def _load(options: FleetOptions, servers: FleetServers, active: list[SimTe
                    options.process_count())
     started = time.monotonic()
     await workers.start(shares, ca, options.interval, EVENTS_EVERY)
+    pings = asyncio.create_task(keep_alive(sample))
     await _connect_sample([(t, _source(i)) for i, t in enumerate(sample)], client_tls(ca),
                           counts)
     connected = await workers.connected()
@@ -349,6 +350,7 @@ async def _load(options: FleetOptions, servers: FleetServers, active: list[SimTe
     loop = asyncio.get_running_loop()
     until = loop.time() + options.duration  # loop.time() is time.monotonic(), as in worker.py
     await workers.go(until)
+    pings.cancel()
     load = asyncio.gather(*(t.run(until) for t in live))
     await asyncio.sleep(options.duration / 2)
     owner = {t.serial: replicas.index(servers.owner(t.broker)) for t in active[:sample_size]}
@@ -359,7 +361,7 @@ async def _load(options: FleetOptions, servers: FleetServers, active: list[SimTe
         def choose(_terminal):
             return random.randrange(len(admins))
     try:
-        revocations = await _revoke(admins, choose, live)
+        revoked = await _revoke(admins, choose, live)
     finally:
         await load
     await asyncio.sleep(max(0.0, until - loop.time()))
@@ -368,6 +370,9 @@ async def _load(options: FleetOptions, servers: FleetServers, active: list[SimTe
         await terminal.connection.drain()  # type: ignore[union-attr]
     done = await workers.done()
     sent = done["sent"] + counts.sent
+    revocations = list(revoked.values())
+    # Connected and never cut by the broker but for an unpair: the fleet the servers held.
+    held = done["alive"] + sum(1 for t in live if t.alive or t.serial in revoked)
     after = await _drain(admins, before, sent)
     unacknowledged = await workers.close()
     for terminal in sample:
@@ -381,7 +386,7 @@ async def _load(options: FleetOptions, servers: FleetServers, active: list[SimTe
                                                                          strict=True))
     simulator_cpu = processes.cpu_seconds("simulator")
     return {
-        "terminals": total_connected,
+        "terminals": held,
         "sent": sent,
         "stored": stored,
         "lost": max(0, sent - stored),
@@ -399,6 +404,8 @@ async def _load(options: FleetOptions, servers: FleetServers, active: list[SimTe
             "events_sent": done["events_sent"] + counts.events_sent,
             "events_unacknowledged": unacknowledged,
             "revoked": len(revocations),
+            "connected": total_connected,
+            "cut_by_the_broker": total_connected - held,
             "unpair_through": options.unpair_through,
             "revoke_p50_ms": (round(measure.percentile(revocations, 0.5), 1)
                               if revocations else None),

@@ -26,6 +26,7 @@ from sim.fleet.mqtt import MqttConnection
 from sim.fleet.provision import SimTerminal
 
 VERSION = 20240101
+KEEPALIVE = 60  # seconds: the broker cuts a session silent for 1.5 times this
 # Beats are due on a grid of this many seconds: the event loop runs every beat due on one
 # wake-up, and their PUBACKs come back together, so the simulator wakes (and is switched to)
 # about once per tick instead of twice per message (5,000 terminals at 10 s: 230 → 80 CPU-µs
@@ -69,7 +70,8 @@ class FleetTerminal:
         host, port = self.terminal.broker.rsplit(":", 1)  # type: ignore[union-attr]
         connection = MqttConnection(on_message=self._on_message, on_puback=self._on_puback)
         await connection.connect(host.strip("[]"), int(port), tls, self.serial, self.serial,
-                                 self.terminal.password, keepalive=max(60, int(3 * self.interval)),
+                                 self.terminal.password,
+                                 keepalive=max(KEEPALIVE, int(3 * self.interval)),
                                  clean=False, local_host=local_host)
         await connection.subscribe([self.prefix + "commands", self.prefix + "acks"])
         self.connection = connection
@@ -140,9 +142,24 @@ class FleetTerminal:
         await finished
 
     @property
+    def alive(self) -> bool:
+        return self.connection is not None and not self.connection.closed.done()
+
+    @property
     def events_unacknowledged(self) -> int:
         return len(self._pending_events)
 
     async def close(self) -> None:
         if self.connection is not None:
             await self.connection.close()
+
+
+async def keep_alive(terminals: list[FleetTerminal]) -> None:
+    """Ping every connected terminal each third of KEEPALIVE, until cancelled: while the rest
+    of a large fleet connects (50,000 take minutes) and after the load, when no status keeps
+    the sessions alive. Not during the load: its statuses do, and pings would add to it."""
+    while True:
+        await asyncio.sleep(KEEPALIVE / 3)
+        for terminal in terminals:
+            if terminal.alive:
+                terminal.connection.ping()  # type: ignore[union-attr]

@@ -10,9 +10,13 @@ the coordinator — stdin in, stdout out:
   → {"connected": n, "failed": count, "failures": [the first few, as sentences]}
   ← {"go": UNTIL}       the load's end on time.monotonic() (CLOCK_MONOTONIC: one clock for
                         every process of the machine, so no offsets to agree on)
-  → {"published": p, "sent": s, "events_sent": e, "failed": count, "failures": […]}
-                        when every terminal stopped and the broker acknowledged what it took
-                        (or acknowledged nothing more for ACK_SETTLE seconds)
+  → {"published": p, "sent": s, "events_sent": e, "alive": a, "failed": count,
+     "failures": […]}   when every terminal stopped and the broker acknowledged what it took
+                        (or acknowledged nothing more for ACK_SETTLE seconds); alive: the
+                        sessions the broker has not cut
+
+Before the load and after it, the terminals ping (terminal.keep_alive): the first of a large
+share connect minutes before the load starts.
   ← {"close": true}     after the coordinator saw the server store it all
   → {"events_unacknowledged": u}, then exit
 
@@ -30,7 +34,7 @@ import time
 
 from sim.fleet.mqtt import client_tls
 from sim.fleet.provision import SimTerminal
-from sim.fleet.terminal import Counts, FleetTerminal
+from sim.fleet.terminal import Counts, FleetTerminal, keep_alive
 
 CONNECT_CONCURRENCY = 200  # TLS handshakes at a time, per process
 ACK_SETTLE = 5.0  # seconds without a new PUBACK after the load before reporting anyway
@@ -104,19 +108,24 @@ async def work() -> None:
         (FleetTerminal(SimTerminal(serial, "", password, True, broker), counts,
                        job["interval"], job["events_every"]), local_host)
         for serial, password, broker, local_host in job["terminals"]]
+    everyone = [t for t, _local in terminals]
+    pings = asyncio.create_task(keep_alive(everyone))  # the first wait longest for the load
     await _connect(terminals, tls, counts)
     _say({"connected": counts.connected, "failed": len(counts.failed),
           "failures": counts.failed[:5]})
-    live = [t for t, _local in terminals if t.connection is not None]
+    live = [t for t in everyone if t.connection is not None]
     until = (await _order(reader, "go"))["go"]
+    pings.cancel()
     await asyncio.gather(*(t.run(until) for t in live))
+    pings = asyncio.create_task(keep_alive(live))
     await _acknowledged(counts, live)
     _say({"published": counts.published, "sent": counts.sent,
-          "events_sent": counts.events_sent, "failed": len(counts.failed),
-          "failures": counts.failed[:5]})
+          "events_sent": counts.events_sent, "alive": sum(t.alive for t in live),
+          "failed": len(counts.failed), "failures": counts.failed[:5]})
     await _order(reader, "close")
+    pings.cancel()
     unacknowledged = sum(t.events_unacknowledged for t in live)
-    await asyncio.gather(*(t.close() for t, _local in terminals))
+    await asyncio.gather(*(t.close() for t in everyone))
     _say({"events_unacknowledged": unacknowledged})
 
 
