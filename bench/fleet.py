@@ -92,6 +92,10 @@ def show(terminals: int, report: dict | None) -> None:
     print(f"           simulator {extra['simulator_cpu_pct']} % "
           f"({extra['simulator_cpu_us_per_message']} CPU-µs/message){postgres}; per process: "
           + ", ".join(f"{p['name']} {p['cpu_pct']} %" for p in extra["processes"]), flush=True)
+    if len(extra["per_replica"]) > 1:
+        print("           status p50/p95 per replica: " + ", ".join(
+            f"{name} {r['status_p50_ms']}/{r['status_p95_ms']} ms"
+            for name, r in extra["per_replica"].items()), flush=True)
 
 
 def per_thousand(report: dict, terminals: int) -> str:

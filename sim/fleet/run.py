@@ -420,6 +420,16 @@ async def _load(options: FleetOptions, servers: FleetServers, active: list[SimTe
             "postgres_rss_mb": processes.rss_mb("postgres") if servers.postgres else None,
             "processes": processes.table(),
             "per_broker": _per_broker(active, servers),
+            # each replica's own share: one slow replica shows here, a shared cause in all
+            "per_replica": {
+                replica.name: {
+                    "stored": a["messages"] - b["messages"],
+                    "status_p50_ms": measure.lag_percentile(measure.lag_delta(b, a), 0.50),
+                    "status_p95_ms": measure.lag_percentile(measure.lag_delta(b, a), 0.95),
+                    "ingest_cpu_us_per_message": round(
+                        (a["cpu_seconds"] - b["cpu_seconds"]) / (a["messages"] - b["messages"])
+                        * 1e6, 1) if a["messages"] > b["messages"] else None}
+                for replica, b, a in zip(replicas, before, after, strict=True)},
             "connect_failures": failures[:5],
             "replicas": len(replicas),
             "simulator_processes": len(workers.pids),
@@ -469,6 +479,9 @@ def human(report: dict) -> str:
         f"unpair → session cut  p50 {extra['revoke_p50_ms']} ms, p95 {report['revoke_p95_ms']} ms "
         f"({extra['revoked']} terminals, through the {extra['unpair_through']} replica)",
         f"events unacknowledged {extra['events_unacknowledged']} (not revoked terminals)",
+        *(f"  replica {name}: stored {r['stored']}, status p50 {r['status_p50_ms']} ms, p95 "
+          f"{r['status_p95_ms']} ms, ingest {r['ingest_cpu_us_per_message']} CPU-µs/message"
+          for name, r in extra["per_replica"].items() if len(extra["per_replica"]) > 1),
         "per process (% of one core over the load; 100 % = that process is the limit):",
         *(f"  {p['name']:<24} {p['cpu_pct']:>6} % {p['rss_mb']:>8} MB"
           for p in extra["processes"]),
