@@ -1,7 +1,7 @@
 """The largest fleet the servers hold: status every 10 s, nothing lost, status p95 < 1 s, TLS.
 
     .venv/bin/python bench/fleet.py [--dir D] [--start 1000] [--max 100000]
-        [--interval 10] [--duration 60] [--provision bulk|signed]
+        [--min 100] [--interval 10] [--duration 60] [--provision bulk|signed]
         [--database sqlite|postgresql] [--replicas R] [--processes K] [--server-arg ARG]...
 
 Runs `batm-sim fleet --json` (sim/fleet/) for growing N — doubling from --start while a run
@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                              "/var/tmp/batm-fleet-bench[-postgresql])")
     parser.add_argument("--start", type=int, default=1000, help="the first N (default 1000)")
     parser.add_argument("--max", type=int, default=100000, help="the largest N tried")
+    parser.add_argument("--min", type=int, default=100,
+                        help="the smallest N tried when runs fail (default 100; --start X "
+                             "--max X --min X: one run)")
     parser.add_argument("--interval", type=float, default=10.0,
                         help="seconds between a terminal's statuses (default 10)")
     parser.add_argument("--duration", type=float, default=60.0,
@@ -166,9 +169,9 @@ def search(args: argparse.Namespace) -> int:
                 break
             terminals = min(args.max, terminals * 2)
         else:
-            if failed - low <= max(100, low // 10):
+            if failed - low <= max(100, low // 10) or failed <= args.min:
                 break
-            terminals = (low + failed) // 2
+            terminals = max(args.min, (low + failed) // 2)
     if best is None:
         print(f"no N passed (the smallest tried was {args.start})")
         return 1
