@@ -362,6 +362,11 @@ async def _load(options: FleetOptions, servers: FleetServers, active: list[SimTe
             return random.randrange(len(admins))
     try:
         revoked = await _revoke(admins, choose, live)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the servers may be what failed
+            await load
+            await _forget(admins, owner, sample)
+        raise
     finally:
         await load
     await asyncio.sleep(max(0.0, until - loop.time()))
@@ -375,10 +380,7 @@ async def _load(options: FleetOptions, servers: FleetServers, active: list[SimTe
     held = done["alive"] + sum(1 for t in live if t.alive or t.serial in revoked)
     after = await _drain(admins, before, sent)
     unacknowledged = await workers.close()
-    for terminal in sample:
-        await terminal.close()
-    for terminal in sample:
-        await forget(admins[owner[terminal.serial]], terminal.terminal)
+    await _forget(admins, owner, sample)
     lags = measure.merge_buckets([measure.lag_delta(b, a)
                                   for b, a in zip(before, after, strict=True)])
     stored = _messages(after) - _messages(before)
@@ -437,6 +439,15 @@ async def _load(options: FleetOptions, servers: FleetServers, active: list[SimTe
             "interval_s": options.interval,
         },
     }
+
+
+async def _forget(admins: list, owner: dict[str, int], sample: list[FleetTerminal]) -> None:
+    """Close the sample and delete it on the servers (through the replica whose broker holds
+    each one's account), also after a failed revocation: the next run enrolls it afresh."""
+    for terminal in sample:
+        await terminal.close()
+    for terminal in sample:
+        await forget(admins[owner[terminal.serial]], terminal.terminal)
 
 
 def _processes(servers: FleetServers, workers: Workers) -> Processes:

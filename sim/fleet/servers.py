@@ -179,6 +179,10 @@ class FleetServers:
             problem = postgres.missing()
             if problem:
                 raise FleetError(f"--database postgresql needs {problem}")
+            if not self.postgres.directory.exists():
+                # The cluster lives outside D (sim/postgres.py: a short socket path); a D that
+                # was removed takes its fleet along, so its database goes too.
+                shutil.rmtree(self.postgres.home, ignore_errors=True)
             try:
                 self.postgres.start()
             except postgres.PostgresError as exc:
