@@ -6,7 +6,8 @@
     batm-sim terminal stop|start|restart|kill|wipe SERIAL --dir D [--clock-offset SECONDS]
     batm-sim status --dir D
     batm-sim demo [--dir D]
-    batm-sim fleet --dir D --terminals N --interval S --duration S [--json]
+    batm-sim fleet --dir D --terminals N --interval S --duration S [--processes K]
+        [--replicas R --database postgresql] [--json]
 
 See sim/README.md for the rig layout and the rig.json extensions.
 """
@@ -84,7 +85,25 @@ def _parser() -> argparse.ArgumentParser:
                        help="broker accounts one by one through each terminal's signed "
                             "credentials request (default), or with the enrollment in bulk "
                             "(one broker restart per 10,000; for large fleets)")
-    fleet.add_argument("--json", action="store_true", help="print the figures as one object")
+    fleet.add_argument("--processes", type=positive_int, metavar="K",
+                       help="simulator processes the terminals are split over (default: "
+                            "enough that none holds more than 15,000; each process has its "
+                            "own open-file limit)")
+    fleet.add_argument("--replicas", type=positive_int, default=1, metavar="R",
+                       help="server replicas, each with its own broker, terminals assigned "
+                            "over the brokers (default 1; more needs --database postgresql)")
+    fleet.add_argument("--database", default="sqlite",
+                       help="sqlite (the server's own file, default), postgresql (a "
+                            "PostgreSQL from Debian's package kept in D/postgres), or a "
+                            "postgresql+psycopg:// URL")
+    fleet.add_argument("--unpair-through", choices=["owner", "random"], default=None,
+                       help="which replica the revocation sample's unpairs go to: the one "
+                            "running the terminal's broker, or any at random (default: "
+                            "DEFAULT_UNPAIR_THROUGH in sim/fleet/run.py, owner until an unpair "
+                            "revokes on every replica's broker)")
+    fleet.add_argument("--json", action="store_true",
+                       help="print the figures as one object (every figure, per process "
+                            "too, is kept in D/fleet-report.json)")
     return parser
 
 
@@ -146,12 +165,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.verb == "fleet":
         from pathlib import Path
 
-        from sim.fleet.run import FleetOptions
+        from sim.fleet.run import DEFAULT_UNPAIR_THROUGH, FleetOptions
         from sim.fleet.run import main as fleet_main
 
         options = FleetOptions(Path(args.dir), args.terminals, args.interval, args.duration,
                                args.revoke_sample, tuple(args.server_arg),
-                               bulk=args.provision == "bulk")
+                               bulk=args.provision == "bulk", processes=args.processes,
+                               replicas=args.replicas, database=args.database,
+                               unpair_through=args.unpair_through or DEFAULT_UNPAIR_THROUGH)
         return fleet_main(options, args.json)
     raise AssertionError(args.verb)
 

@@ -11,6 +11,13 @@ MQTT password. Provisioning goes through the server's own doors, never its datab
    accounts into the plugin's file at once (one broker restart per request), and each
    terminal learns its broker from a signed check-in (`"master": true`).
 
+With several server replicas, each running its own broker (servers.py), a terminal's account
+belongs on the broker the fleet's assignment gives it (server/master/assignment.py, the same
+rendezvous hash every replica computes): in bulk, each replica is sent the enrollment of the
+terminals its broker holds, as a load balancer routing by serial would; signed, each terminal's
+credentials request goes to that replica (another answers 503 naming it). Check-ins go to any
+replica: each answers the same broker.
+
 D/fleet.json keeps the fleet (keys, passwords, broker addresses; 0600), so a second run with the
 same D and server reuses what is provisioned: provisioning is O(N²) in Mosquitto 2.0's plugin
 (it rewrites its whole JSON file after every change; docs/deployment.md), so a large fleet is
@@ -21,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import ssl
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -74,19 +83,29 @@ def new_terminal(index: int) -> SimTerminal:
     return SimTerminal(serial_of(index), b64url(raw), new_password())
 
 
-def load_fleet(directory: Path) -> list[SimTerminal]:
+def load_fleet(directory: Path, brokers: list[str]) -> list[SimTerminal]:
+    """The fleet kept in D, provisioned for these brokers; ProvisionError when D's fleet was
+    provisioned for others (its accounts are on those brokers)."""
     path = directory / FLEET_FILE
     if not path.exists():
         return []
     try:
-        return [SimTerminal(**item) for item in json.loads(path.read_text())["terminals"]]
+        data = json.loads(path.read_text())
+        fleet = [SimTerminal(**item) for item in data["terminals"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise ProvisionError(f"{path} is unusable ({exc}); remove it and the server dir "
                              "to provision a new fleet") from exc
+    # A fleet.json of before replicas names no brokers: its terminals' own addresses say.
+    kept = data.get("brokers") or sorted({t.broker for t in fleet if t.broker})
+    if kept and sorted(kept) != sorted(brokers):
+        raise ProvisionError(f"the fleet in {directory} was provisioned for {len(kept)} "
+                             f"broker(s) ({', '.join(kept)}), this run has {len(brokers)}: "
+                             "run it with the same --replicas, or use another --dir")
+    return fleet
 
 
-def save_fleet(directory: Path, fleet: list[SimTerminal]) -> None:
-    data = {"terminals": [asdict(t) for t in fleet]}
+def save_fleet(directory: Path, fleet: list[SimTerminal], brokers: list[str]) -> None:
+    data = {"brokers": brokers, "terminals": [asdict(t) for t in fleet]}
     atomic_write(directory / FLEET_FILE, json.dumps(data).encode(), mode=0o600)
 
 
@@ -118,6 +137,7 @@ def _entry(terminal: SimTerminal, bulk: bool) -> dict:
 
 async def enroll(admin: httpx.AsyncClient, terminals: list[SimTerminal],
                  bulk: bool = False) -> None:
+    """Through one replica's admin API (in bulk: the one whose broker holds these terminals)."""
     size = BULK_BATCH if bulk else ENROLL_BATCH
     for start in range(0, len(terminals), size):
         batch = terminals[start:start + size]
@@ -161,14 +181,19 @@ async def checkin(gate: httpx.AsyncClient, terminal: SimTerminal) -> None:
     terminal.broker = str(response.json()["broker"])
 
 
-async def provision(fleet: list[SimTerminal], admin: httpx.AsyncClient,
-                    gate: httpx.AsyncClient, bulk: bool = False,
-                    on_progress=lambda _done, _total: None) -> int:
-    """Enroll and grant whatever of `fleet` is not yet; how many were provisioned now."""
+async def provision(fleet: list[SimTerminal], admins: list[httpx.AsyncClient],
+                    gates: list[httpx.AsyncClient], owner: Callable[[str], int],
+                    bulk: bool = False, on_progress=lambda _done, _total: None) -> int:
+    """Enroll and grant whatever of `fleet` is not yet; how many were provisioned now.
+    `admins`/`gates`: each replica's; `owner(serial)`: the index of the replica whose broker
+    the terminal is assigned."""
     fresh = [t for t in fleet if not t.enrolled]
-    await enroll(admin, fresh, bulk)
+    if bulk:  # each broker's accounts through its own replica
+        for index, admin in enumerate(admins):
+            await enroll(admin, [t for t in fresh if owner(t.serial) == index], bulk)
+    else:
+        await enroll(admins[0], fresh)
     todo = [t for t in fleet if t.broker is None]
-    step = checkin if bulk else obtain_credentials
     queue: asyncio.Queue[SimTerminal] = asyncio.Queue()
     for terminal in todo:
         queue.put_nowait(terminal)
@@ -176,7 +201,11 @@ async def provision(fleet: list[SimTerminal], admin: httpx.AsyncClient,
 
     async def worker() -> None:
         while not queue.empty():
-            await step(gate, queue.get_nowait())
+            terminal = queue.get_nowait()
+            if bulk:  # any replica knows where the terminal's broker is
+                await checkin(random.choice(gates), terminal)
+            else:
+                await obtain_credentials(gates[owner(terminal.serial)], terminal)
             done[0] += 1
             if done[0] % 500 == 0:
                 on_progress(done[0], len(todo))
@@ -186,7 +215,8 @@ async def provision(fleet: list[SimTerminal], admin: httpx.AsyncClient,
 
 
 async def forget(admin: httpx.AsyncClient, terminal: SimTerminal) -> None:
-    """Delete a (revoked) terminal on the server, so that the next run enrolls it afresh."""
+    """Delete a (revoked) terminal on the server, so that the next run enrolls it afresh
+    (through the replica whose broker held its account: that one removes it)."""
     response = await admin.delete(f"/api/v1/terminals/{terminal.serial}")
     if response.status_code not in (204, 404):
         raise _refusal(f"deleting {terminal.serial}", response)
