@@ -99,8 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument("--unpair-through", choices=["owner", "random"], default=None,
                        help="which replica the revocation sample's unpairs go to: the one "
                             "running the terminal's broker, or any at random (default: "
-                            "DEFAULT_UNPAIR_THROUGH in sim/fleet/run.py, owner until an unpair "
-                            "revokes on every replica's broker)")
+                            "random)")
     fleet.add_argument("--json", action="store_true",
                        help="print the figures as one object (every figure, per process "
                             "too, is kept in D/fleet-report.json)")

@@ -27,9 +27,16 @@ from server.ca import ensure_certificates
 from server.db.engine import open_database
 from server.db.master import StatusHistory, TerminalStatus
 from server.errors import ServiceError
+from server.http.admin_api import create_admin_app
 from server.http.gate import create_gate_app
 from server.master.assignment import assign, parse_brokers
-from server.master.broker import Broker, BrokerSettings, autosave_seconds, max_connections
+from server.master.broker import (
+    Broker,
+    BrokerSettings,
+    autosave_seconds,
+    max_connections,
+    queued_messages,
+)
 from server.master.dynsec import password_hash, reconcile_dynsec, terminal_role, with_accounts
 from server.master.ingest import Incoming, Ingest
 from server.master.ingest_stats import IngestStats, lag_bucket, parse_at, percentile_from_buckets
@@ -345,6 +352,40 @@ def test_the_gate_answers_the_assigned_broker_and_grants_only_on_its_own(tx):
     assert granted == [mine]
 
 
+def test_an_enrollment_carrying_accounts_for_another_replicas_broker_is_refused_whole(tx):
+    """A replica writes accounts only into its own broker: enrolled here, the other broker's
+    terminals would hold credentials no broker knows."""
+    brokers = tuple(parse_brokers("192.0.2.1:8883,192.0.2.2:8883"))
+    added = []
+
+    class Broker:
+        def add_accounts(self, accounts):
+            added.append(sorted(accounts))
+
+    class Link:
+        broker = Broker()
+
+    master = MasterService(None, None, None, Link(), brokers=brokers)  # type: ignore[arg-type]
+    app = create_admin_app(Registry(tx), PairingRequests(tx), master=master,
+                           enrollment=Enrollment(tx))
+    client = TestClient(app, base_url="http://admin")
+    mine = next(f"F{i}" for i in range(100) if assign(f"F{i}", list(brokers)) == brokers[0])
+    theirs = next(f"F{i}" for i in range(100) if assign(f"F{i}", list(brokers)) == brokers[1])
+
+    def enroll(*serials: str, with_accounts: bool = True):
+        return client.post("/api/v1/terminals/enroll", json={"scenario": "B", "terminals": [
+            {"serial": s, "identity_key": new_key()[1],
+             **({"mqtt": password_hash("pw")} if with_accounts else {})} for s in serials]})
+
+    refused = enroll(mine, theirs)
+    assert refused.status_code == 409, refused.text
+    assert f"{theirs} → 192.0.2.2:8883" in refused.json()["message"]
+    assert Registry(tx).paired_serials() == [] and added == []  # nothing stored
+    assert enroll(mine).status_code == 201 and added == [[mine]]
+    assert enroll(theirs, with_accounts=False).status_code == 201  # credentials asked later
+    assert sorted(Registry(tx).paired_serials()) == sorted([mine, theirs])
+
+
 # ---------------------------------------------------------------- the operator's command
 
 
@@ -384,6 +425,12 @@ def test_the_operator_enrolls_a_factory_list_with_batm_server(short_dir, tmp_pat
 def test_a_fleet_broker_writes_its_persistence_file_less_often():
     assert autosave_seconds(0) == autosave_seconds(999) == 1 and autosave_seconds(1999) == 1
     assert autosave_seconds(50000) == 50 and autosave_seconds(1000000) == 60
+
+
+def test_the_servers_ingestion_may_fall_a_minute_of_statuses_behind_before_the_broker_drops():
+    """At 5,000 statuses/s a fixed 10,000 was two seconds: a database pause lost statuses."""
+    assert queued_messages(0) == queued_messages(1000) == 10_000
+    assert queued_messages(50_000) == 300_000  # 60 s at one status per 10 s each
 
 
 def test_status_history_older_than_the_retention_is_pruned(tmp_path, database_url):

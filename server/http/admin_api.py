@@ -19,6 +19,7 @@ from server.http import fields
 from server.http.body_limit import BodyLimit
 from server.http.console.api import list_query
 from server.http.error_handlers import install_error_handlers
+from server.master.assignment import assign
 from server.master.link import MasterUnavailable
 from server.master.service import MasterService
 from server.notify import Notifier, command_topic, status_topic
@@ -61,6 +62,8 @@ def create_admin_app(
         if enrollment is None:
             raise ServiceError(503, "unavailable", "this server does not enroll terminals")
         body = fields.json_object(await request.body())
+        if master is not None and master.brokers:
+            refuse_accounts_of_other_brokers(body.get("terminals"), list(master.brokers))
         answer, accounts = await asyncio.to_thread(enrollment.enroll, body.get("scenario"),
                                                    body.get("terminals"))
         if accounts:  # into the plugin's file at once, one broker restart (enrollment.py)
@@ -244,3 +247,23 @@ class _null:
 
     def __exit__(self, *exc):
         return False
+
+
+def refuse_accounts_of_other_brokers(items: object, brokers: list) -> None:
+    """With several brokers a replica writes accounts only into its own (brokers[0]): an
+    enrollment carrying the account of a terminal assigned to another broker is refused whole,
+    before anything is stored, naming the first such terminals and their brokers; enroll those
+    through the replica that runs their broker (master/assignment.py)."""
+    if not isinstance(items, list):
+        return  # the enrollment itself says what is wrong with it
+    elsewhere = [(item["serial"], assign(item["serial"], brokers)) for item in items
+                 if isinstance(item, dict) and isinstance(item.get("serial"), str)
+                 and item.get("mqtt") is not None
+                 and assign(item["serial"], brokers) != brokers[0]]
+    if elsewhere:
+        named = ", ".join(f"{serial} → {broker}" for serial, broker in elsewhere[:3])
+        raise ServiceError(
+            409, "other_broker",
+            f"{len(elsewhere)} of the terminals' accounts belong on another broker ({named}"
+            f"{', …' if len(elsewhere) > 3 else ''}); enroll them through the replica that "
+            f"runs it, or without their \"mqtt\" (they then ask for credentials themselves)")

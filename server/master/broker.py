@@ -166,6 +166,16 @@ def autosave_seconds(terminals: int) -> int:
     return max(1, min(60, terminals // 1000))
 
 
+def queued_messages(terminals: int) -> int:
+    """Mosquitto's max_queued_messages: how far a session may fall behind before the broker
+    drops what it would deliver. The one session that falls behind is the server's ingestion
+    (every terminal's status, one per 10 s each): a minute of a fleet's statuses, so that a
+    restart or a database pause loses nothing; 10,000 at least (50,000 terminals: 300,000,
+    ≈ 150 MB of broker memory only while the server is that far behind). A terminal's own
+    session holds only its commands and acknowledgements."""
+    return max(10_000, 6 * terminals)
+
+
 def _pick_free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -240,7 +250,7 @@ class Broker:
             f"max_packet_size {MAX_PACKET}",
             "max_inflight_messages 100",
             "set_tcp_nodelay true",  # small QoS 1 packets and their acks: no Nagle delays
-            "max_queued_messages 10000",
+            f"max_queued_messages {queued_messages(self._terminals)}",
             "log_dest stderr",
             "log_type error",
             "log_type warning",

@@ -69,11 +69,10 @@ SETTLE_TIMEOUT = 300.0  # for the retained statuses a restarted server ingests f
 SETTLE_QUIET = 0.5  # seconds the ingest counters stand still to count as settled
 BROKER_FD_RESERVE = 256  # what Mosquitto keeps for itself (server/master/broker.py)
 UNPAIR_THROUGH = ("owner", "random")
-# Where the sample's unpairs go. "random" (any replica, as a load balancer without routing by
-# serial would) is the goal; "owner" (the replica running the terminal's broker) is the default
-# until an unpair revokes the account on another replica's broker too (docs/deployment.md, the
-# known gap): switch it here once that lands.
-DEFAULT_UNPAIR_THROUGH = "owner"
+# Where the sample's unpairs go: any replica, as a load balancer without routing by serial would
+# (the account is revoked on its broker wherever the unpair happened, server/master/accounts.py),
+# or "owner", the replica running the terminal's broker (no cross-replica wake-up in the path).
+DEFAULT_UNPAIR_THROUGH = "random"
 JSON_FIELDS = ("terminals", "sent", "stored", "lost", "status_p50_ms", "status_p95_ms",
                "server_cpu_pct", "broker_cpu_pct", "server_rss_mb", "broker_rss_mb",
                "revoke_p95_ms")
