@@ -20,4 +20,5 @@ updater and the server can each use it without pulling in one another.
   clock            aware UTC time and its ISO 8601 form
   screen_ids       the catalogue of screen ids the agent shows and the display draws
   remote_commands  the catalogue of remote commands the master service sends to terminals
+  mqtt_packets     MQTT 3.1.1 packet types and the packets our own clients build (server, fleet)
 """

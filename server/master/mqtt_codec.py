@@ -2,16 +2,33 @@
 
 Building CONNECT, SUBSCRIBE, PUBACK, PINGREQ and DISCONNECT, and reading a byte stream into
 packets: PUBLISH as (topic, payload, packet id, qos), anything else as (first byte, body). The
-fleet simulator has its own small asyncio client (sim/fleet/mqtt.py); the server may not depend
-on sim/ (tests/test_layering.py), and this side reads in bulk, which the simulator does not.
+packets both our clients send are built in batm_common/mqtt_packets.py; this side reads in bulk,
+which the fleet simulator (sim/fleet/mqtt.py) does not.
 """
 
 from __future__ import annotations
 
 import struct
 
-CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
-SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 12, 13, 14
+from batm_common.mqtt_packets import (
+    CONNACK,
+    DISCONNECT,
+    PINGREQ,
+    PINGRESP,
+    PUBACK,
+    PUBLISH,
+    SUBACK,
+    SUBSCRIBE,
+    connect_packet,
+    packet,
+    text,
+)
+
+# The packet types and builders are offered from here too: ingest_client.py speaks one module.
+__all__ = ["CONNACK", "CONNACK_REASONS", "DISCONNECT_PACKET", "PINGREQ_PACKET", "PINGRESP",
+           "PUBACK", "PUBLISH", "SUBACK", "SUBSCRIBE", "PacketReader", "ProtocolError",
+           "connect_packet", "packet", "pubacks", "subscribe_packet", "text"]
+
 MAX_REMAINING = 268_435_455  # the largest length the 4-byte encoding can say
 CONNACK_REASONS = {1: "protocol version", 2: "client id rejected", 3: "server unavailable",
                    4: "bad user name or password", 5: "not authorised"}
@@ -25,33 +42,8 @@ class ProtocolError(Exception):
     """The broker sent something this client cannot read, or refused it; str() says what."""
 
 
-def _varint(length: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, length = length % 128, length // 128
-        out.append(byte | (0x80 if length else 0))
-        if not length:
-            return bytes(out)
-
-
-def _text(value: str) -> bytes:
-    data = value.encode()
-    return struct.pack("!H", len(data)) + data
-
-
-def packet(kind: int, flags: int, body: bytes) -> bytes:
-    return bytes([kind << 4 | flags]) + _varint(len(body)) + body
-
-
-def connect_packet(client_id: str, username: str, password: str, keepalive: int,
-                   clean: bool) -> bytes:
-    flags = 0x80 | 0x40 | (0x02 if clean else 0)  # user name, password, clean session
-    body = _text("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
-    return packet(CONNECT, 0, body + _text(client_id) + _text(username) + _text(password))
-
-
 def subscribe_packet(packet_id: int, filters: list[str]) -> bytes:
-    body = struct.pack("!H", packet_id) + b"".join(_text(f) + b"\x01" for f in filters)  # QoS 1
+    body = struct.pack("!H", packet_id) + b"".join(text(f) + b"\x01" for f in filters)  # QoS 1
     return packet(SUBSCRIBE, 0x02, body)
 
 

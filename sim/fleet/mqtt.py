@@ -25,42 +25,26 @@ import ssl
 import struct
 from collections.abc import Callable
 
-CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
-SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 12, 13, 14
+from batm_common.mqtt_packets import (
+    CONNACK,
+    DISCONNECT,
+    PINGREQ,
+    PUBACK,
+    PUBLISH,
+    SUBACK,
+    SUBSCRIBE,
+    connect_packet,
+    packet,
+    text,
+)
 
 
 class MqttError(Exception):
     """The broker refused or dropped the connection; str() says how."""
 
 
-def _varint(length: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, length = length % 128, length // 128
-        out.append(byte | (0x80 if length else 0))
-        if not length:
-            return bytes(out)
-
-
-def _text(value: str | bytes) -> bytes:
-    data = value.encode() if isinstance(value, str) else value
-    return struct.pack("!H", len(data)) + data
-
-
-def packet(kind: int, flags: int, body: bytes) -> bytes:
-    return bytes([kind << 4 | flags]) + _varint(len(body)) + body
-
-
-def connect_packet(client_id: str, username: str, password: str, keepalive: int,
-                   clean: bool) -> bytes:
-    flags = 0x80 | 0x40 | (0x02 if clean else 0)
-    body = _text("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
-    body += _text(client_id) + _text(username) + _text(password)
-    return packet(CONNECT, 0, body)
-
-
 def publish_packet(topic: str, payload: bytes, packet_id: int, retain: bool = False) -> bytes:
-    body = _text(topic) + struct.pack("!H", packet_id) + payload
+    body = text(topic) + struct.pack("!H", packet_id) + payload
     return packet(PUBLISH, 0x02 | (0x01 if retain else 0), body)  # QoS 1
 
 
@@ -135,7 +119,7 @@ class MqttConnection(asyncio.Protocol):
         assert self._transport is not None
         body = struct.pack("!H", self.next_id())
         for topic in topics:
-            body += _text(topic) + b"\x01"
+            body += text(topic) + b"\x01"
         self._suback = asyncio.get_running_loop().create_future()
         self._send(packet(SUBSCRIBE, 0x02, body))
         granted = await asyncio.wait_for(self._suback, timeout)
