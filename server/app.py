@@ -227,8 +227,7 @@ class BatmServer:
             close_database(sessions)
         finally:
             self._stop_master()
-            if self._follow_for_vpn in self.notifier.followers:
-                self.notifier.unfollow_replicas(self._follow_for_vpn)
+            self.notifier.unfollow_replicas(self._follow_for_vpn)
             if replicas is not None:
                 replicas.stop()
             if self.vpn is not None and self.vpn.endpoint is not None:

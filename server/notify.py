@@ -128,11 +128,9 @@ class Notifier:
         self._followers.append(follower)
 
     def unfollow_replicas(self, follower: Callable[[str | None], None]) -> None:
-        self._followers.remove(follower)
-
-    @property
-    def followers(self) -> tuple[Callable[[str | None], None], ...]:
-        return tuple(self._followers)
+        """Stop telling `follower` (nothing when it was not following)."""
+        with contextlib.suppress(ValueError):
+            self._followers.remove(follower)
 
     def from_replica(self, topic: str | None) -> None:
         """What Replicas hears: another replica's control event, or None (events may have been

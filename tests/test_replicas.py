@@ -243,6 +243,21 @@ def test_an_unpair_through_replica_1_cuts_the_mqtt_session_on_replica_2s_broker(
     assert refused(second, terminal.serial, password), "the revoked password still logs in"
 
 
+# The replicas' listening connections end (they reconnect, and catch up on what they missed).
+LISTENERS_DROPPED = ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()")
+
+
+def unheard(database_url: str, statement: str, serial: str | None = None) -> None:
+    """Change the shared database behind the replicas' backs: no NOTIFY goes out."""
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as db:
+            db.execute(text(statement), {"s": serial} if serial is not None else {})
+    finally:
+        engine.dispose()
+
+
 def test_an_unpair_whose_wake_up_never_came_is_revoked_when_the_replica_catches_up(
         broker_replicas, database_url, sessions_opened):
     """The unpairing replica died between its commit and its NOTIFY (here: the row changed
@@ -251,17 +266,10 @@ def test_an_unpair_whose_wake_up_never_came_is_revoked_when_the_replica_catches_
     _first, second = broker_replicas
     with gate_of(second) as gate, admin_of(second) as admin:
         terminal, password, disconnected = on_broker_of(second, gate, admin, sessions_opened)
-    engine = create_engine(database_url)
-    try:
-        with engine.begin() as db:
-            db.execute(text("UPDATE terminals SET state = 'unpaired' WHERE serial = :s"),
-                       {"s": terminal.serial})
-        assert not disconnected.wait(0.5)  # nobody was told
-        with engine.begin() as db:
-            db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"))
-    finally:
-        engine.dispose()
+    unheard(database_url, "UPDATE terminals SET state = 'unpaired' WHERE serial = :s",
+            terminal.serial)
+    assert not disconnected.wait(0.5)  # nobody was told
+    unheard(database_url, LISTENERS_DROPPED)
     assert disconnected.wait(PROMPT + 5), "a missed unpair was not caught up with"
     assert refused(second, terminal.serial, password)
 
@@ -273,15 +281,9 @@ def test_a_re_pair_before_the_replica_heard_of_the_unpair_still_ends_the_old_cre
     _first, second = broker_replicas
     with gate_of(second) as gate, admin_of(second) as admin:
         terminal, password, disconnected = on_broker_of(second, gate, admin, sessions_opened)
-    engine = create_engine(database_url)
-    try:
-        with engine.begin() as db:
-            db.execute(text("UPDATE terminals SET paired_at = paired_at + interval '1 minute' "
-                            "WHERE serial = :s"), {"s": terminal.serial})
-            db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"))
-    finally:
-        engine.dispose()
+    unheard(database_url, "UPDATE terminals SET paired_at = paired_at + interval '1 minute' "
+            "WHERE serial = :s", terminal.serial)
+    unheard(database_url, LISTENERS_DROPPED)
     assert disconnected.wait(PROMPT + 5), "the old pairing's session outlived the re-pair"
     assert refused(second, terminal.serial, password)
 
