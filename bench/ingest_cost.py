@@ -50,7 +50,8 @@ from server.master.dynsec import ADMIN_USER  # may publish on every terminal top
 from sim.fleet import measure
 from sim.fleet.mqtt import MqttConnection
 from sim.fleet.provision import admin_client, enroll, new_terminal
-from sim.fleet.run import ServerProcess, raise_fd_limit
+from sim.fleet.servers import POSTGRESQL, SQLITE, FleetServers, ServerProcess
+from sim.fleet.worker import fd_limit_for
 
 PUBLISHER_ID = "batm-bench-publisher"
 TICK = 0.01  # seconds between two bursts of the publisher
@@ -301,29 +302,26 @@ def main(argv: list[str] | None = None) -> int:
         args.profile = args.profile.resolve()
     directory = args.dir or Path(tempfile.mkdtemp(prefix="batm-ingest-cost-", dir="/var/tmp"))
     directory.mkdir(parents=True, exist_ok=True)
-    raise_fd_limit(1000)
-    database = None
-    server = None
+    fd_limit_for(1000)
+    servers = None
     try:
-        extra = list(args.server_arg)
-        if args.database == "postgresql":
+        servers = FleetServers(directory, 1, POSTGRESQL if args.database == "postgresql"
+                               else SQLITE, tuple(args.server_arg))
+        if servers.postgres is not None:
             from sim import postgres
 
             problem = postgres.missing()
             if problem:
                 say(f"--database postgresql needs {problem}")
                 return 1
-            database = postgres.PostgresInstance(directory / "postgres", durable=True).start()
-            extra.append(f"--database={database.url}")
-        server = ServerProcess(directory / "server", tuple(extra))
-        server.start()
-        report = asyncio.run(measure_server(args, server, database))
+        servers.start()
+        report = asyncio.run(measure_server(args, servers.replicas[0], servers.postgres))
     finally:
-        if server is not None:
+        if servers is not None:
             with contextlib.suppress(Exception):
-                server.stop()
-        if database is not None:
-            database.stop()
+                servers.stop()
+            if args.dir is None and servers.postgres is not None:
+                shutil.rmtree(servers.postgres.home, ignore_errors=True)  # kept for a fleet
         if args.dir is None:
             shutil.rmtree(directory, ignore_errors=True)
     if args.json:

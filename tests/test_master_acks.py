@@ -7,6 +7,7 @@ import datetime
 import json
 
 from server.db.engine import open_database
+from server.db.master import TerminalStatus
 from server.db.terminals import Terminal
 from server.master.dynsec import reconcile_dynsec, terminal_acls, terminal_role
 from server.master.ingest import Incoming, Ingest, Ingested
@@ -46,6 +47,24 @@ def test_ingest_names_stored_events_per_terminal_including_redeliveries(tmp_path
     assert again.events == {"T1": ["e1", "e3"]}
     assert again.refused == 3
     assert monitoring.events("T1")["count"] == 2 and monitoring.events("T2")["count"] == 1
+
+
+def test_within_one_batch_the_first_terminal_to_use_a_new_event_id_keeps_it(tmp_path,
+                                                                           database_url):
+    sessions = two_terminals(tmp_path, database_url)
+    store, monitoring = Ingest(sessions), Monitoring(sessions)
+    done = store.ingest([
+        Incoming("T2", "events", event("n1")),
+        Incoming("T1", "events", event("n1")),  # the same new id from another terminal
+        Incoming("T1", "events", event("n2")),
+        Incoming("T2", "events", event("n1")),  # T2's re-send, in the same batch
+    ])
+    assert done.events == {"T2": ["n1"], "T1": ["n2"]}
+    assert done.refused == 1 and done.stored == {"events": 3}
+    assert monitoring.events("T1")["count"] == 1 and monitoring.events("T2")["count"] == 1
+    with sessions() as session:
+        row = session.get(TerminalStatus, "T1")
+        assert row.rejected == 1 and "'n1' belongs to another terminal" in row.last_reject
 
 
 class FakeClient:

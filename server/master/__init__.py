@@ -8,6 +8,7 @@
   payloads    what a terminal's MQTT payloads must look like, checked field by field
   ingest      status, events and command results into the database, one transaction a batch
   status_rows a batch's status rows: read once, written in bulk (the latest status per terminal)
+  event_rows  a batch's events: written together, the ids already stored looked up once
   ingest_stats  what the ingestion stored, its CPU per message, the status lag (admin API)
   options     `run` options for fleets: --replica (shared ingestion), --history-days, --brokers
   assignment  which of the fleet's brokers a terminal uses (rendezvous hashing of its serial)

@@ -11,7 +11,8 @@ compared field changed. The history is bounded: rows older than the retention (R
 (`prune_history`).
 
 Events are stored idempotently by their terminal-made id, so a QoS 1 redelivery — or a
-terminal re-sending an event it has no acknowledgement for — never makes a duplicate. `ingest`
+terminal re-sending an event it has no acknowledgement for — never makes a duplicate; a batch's
+events are written together once all its messages are checked (master/event_rows.py). `ingest`
 says which events are stored (new or already there), so that the server can acknowledge them to
 the terminal once the transaction has committed (master/link.py).
 """
@@ -24,14 +25,14 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from batm_common.clock import utcnow
-from server.db.dialect import insert_unless_present
-from server.db.master import Command, StatusHistory, TerminalEvent
+from server.db.master import Command, StatusHistory
 from server.db.terminals import Terminal
 from server.master import payloads
+from server.master.event_rows import EventRows
 from server.master.ingest_stats import parse_at
 from server.master.options import RETENTION_DAYS
 from server.master.payloads import EVENT_ID, PayloadError
@@ -83,16 +84,21 @@ class Ingest:
         messages = list(messages)
         with self._sessions() as session, session.begin(), session.no_autoflush:
             self._prefetch(session, {m.serial for m in messages})
+            events = session.info["event_rows"] = EventRows(session)
             for message in messages:
                 try:
-                    event_id = self._ingest_one(session, message, now, wake, done)
-                    if event_id is not None:
-                        stored.append((message.serial, event_id))
+                    self._ingest_one(session, message, now, wake, done)
                 except PayloadError as exc:
-                    done.refused += 1
-                    log.warning("refused %s from %s: %s", message.kind, message.serial, exc)
-                    self._reject(session, message.serial, str(exc), now)
-                    wake.append(status_topic(message.serial))
+                    self._refuse(session, message.serial, message.kind, str(exc), now, wake,
+                                 done)
+            for outcome in events.write():
+                if outcome.stored:
+                    stored.append((outcome.serial, outcome.event_id))
+                    done.stored["events"] = done.stored.get("events", 0) + 1
+                else:
+                    self._refuse(session, outcome.serial, "events",
+                                 f"event: id {outcome.event_id!r} belongs to another terminal",
+                                 now, wake, done)
             self._rows(session).write()
         for serial, event_id in dict.fromkeys(stored):  # a batch may hold a re-send twice
             done.events.setdefault(serial, []).append(event_id)
@@ -121,28 +127,34 @@ class Ingest:
             return serial in known
         return session.get(Terminal, serial) is not None
 
+    def _refuse(self, session: Session, serial: str, kind: str, reason: str,
+                now: datetime.datetime, wake: list[str], done: Ingested) -> None:
+        done.refused += 1
+        log.warning("refused %s from %s: %s", kind, serial, reason)
+        self._reject(session, serial, reason, now)
+        wake.append(status_topic(serial))
+
     def _ingest_one(self, session: Session, message: Incoming, now: datetime.datetime,
-                    wake: list[str], done: Ingested) -> str | None:
-        """Store one message (or raise PayloadError having written nothing of it); the event
-        id when it is an event."""
+                    wake: list[str], done: Ingested) -> None:
+        """Store one message (or raise PayloadError having written nothing of it). An event is
+        only checked here: the batch's events are written, and counted, together at its end."""
         if message.kind == "status" and not message.payload:
-            return None  # the server's own clearing of a retained status (after an unpair)
+            return  # the server's own clearing of a retained status (after an unpair)
         if not self._known(session, message.serial):
             raise PayloadError(f"no terminal {message.serial!r} on this server")
-        event_id = None
         if message.kind == "status":
             at = self._store_status(session, message, now)
             if at is not None:
                 done.status_at.append(at)
             wake.append(status_topic(message.serial))
         elif message.kind == "events":
-            event_id = self._store_event(session, message, now)
+            session.info["event_rows"].add(self._event_row(message, now))
+            return
         elif message.kind == "results":
             wake.append(self._store_result(session, message, now))
         else:
             raise PayloadError(f"unknown topic kind {message.kind!r}")
         done.stored[message.kind] = done.stored.get(message.kind, 0) + 1
-        return event_id
 
     @staticmethod
     def _rows(session: Session) -> StatusRows:
@@ -183,7 +195,9 @@ class Ingest:
                                       status=json.dumps(data, sort_keys=True)))
         return parse_at(data.get("at"))
 
-    def _store_event(self, session: Session, message: Incoming, now: datetime.datetime) -> str:
+    @staticmethod
+    def _event_row(message: Incoming, now: datetime.datetime) -> dict:
+        """The event's row, checked whole (PayloadError otherwise)."""
         what = "event"
         data = payloads.parse(message.payload, what)
         event_id = payloads.field(data, "id", str, what, optional=False, max_len=64)
@@ -191,16 +205,8 @@ class Ingest:
             raise PayloadError("event: id must be 1-64 letters, digits, '-' or '_'")
         event_type = payloads.field(data, "type", str, what, optional=False, max_len=100)
         at = payloads.field(data, "at", str, what, max_len=40)
-        inserted = session.execute(insert_unless_present(
-            TerminalEvent, ["event_id"], event_id=event_id, serial=message.serial,
-            type=event_type, at=at, data=json.dumps(data.get("data")), received_at=now,
-        )).rowcount
-        if not inserted:  # a redelivery: acknowledged again, unless the id is someone else's
-            owner = session.scalar(select(TerminalEvent.serial)
-                                   .where(TerminalEvent.event_id == event_id))
-            if owner != message.serial:
-                raise PayloadError(f"event: id {event_id!r} belongs to another terminal")
-        return event_id
+        return {"event_id": event_id, "serial": message.serial, "type": event_type, "at": at,
+                "data": json.dumps(data.get("data")), "received_at": now}
 
     def _store_result(self, session: Session, message: Incoming, now: datetime.datetime) -> str:
         what = "result"
