@@ -386,6 +386,14 @@ async def _load(options: FleetOptions, servers: FleetServers, active: list[SimTe
     ingest_cpu = sum(a["cpu_seconds"] - b["cpu_seconds"] for b, a in zip(before, after,
                                                                          strict=True))
     simulator_cpu = processes.cpu_seconds("simulator")
+    late = measure.merge_buckets([done.get("late", {}), counts.late])
+    published = done["published"] + counts.published
+    events_sent = done["events_sent"] + counts.events_sent
+    # Each terminal's beats start at a random point of the first interval: duration / interval
+    # statuses each while the simulator keeps its schedule. Counted over the workers' terminals
+    # (the sample's unpaired ones stop halfway).
+    due = connected["connected"] * options.duration / options.interval
+    offered = done["published"] - done["events_sent"]
     return {
         "terminals": held,
         "sent": sent,
@@ -401,8 +409,15 @@ async def _load(options: FleetOptions, servers: FleetServers, active: list[SimTe
                           if revocations else None),
         # beyond the JSON's fields: for the human report and bench/fleet.py
         "extra": {
-            "published": done["published"] + counts.published,
-            "events_sent": done["events_sent"] + counts.events_sent,
+            "published": published,
+            "events_sent": events_sent,
+            # Whether the simulator offered the load it claims: statuses sent of those due, and
+            # how late its beats ran (a late beat's status is stamped when sent, so the status
+            # lag does not show it).
+            "statuses_offered_pct": round(offered / due * 100, 1)
+            if due else None,
+            "beat_late_p95_ms": measure.lag_percentile(late, 0.95),
+            "beat_late_max_ms": measure.lag_percentile(late, 1.0),
             "events_unacknowledged": unacknowledged,
             "revoked": len(revocations),
             "connected": total_connected,
@@ -485,7 +500,9 @@ def human(report: dict) -> str:
                      f"{extra['postgres_rss_mb']} MB RSS (with its backends)")
     lines += [
         f"simulator             {extra['simulator_cpu_pct']} % CPU, "
-        f"{extra['simulator_cpu_us_per_message']} CPU-µs/message",
+        f"{extra['simulator_cpu_us_per_message']} CPU-µs/message; offered "
+        f"{extra['statuses_offered_pct']} % of the statuses due, beats late p95 "
+        f"{extra['beat_late_p95_ms']} ms, max {extra['beat_late_max_ms']} ms",
         f"unpair → session cut  p50 {extra['revoke_p50_ms']} ms, p95 {report['revoke_p95_ms']} ms "
         f"({extra['revoked']} terminals, through the {extra['unpair_through']} replica)",
         f"events unacknowledged {extra['events_unacknowledged']} (not revoked terminals)",

@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from batm_common.clock import iso_ms, utcnow
+from server.master.ingest_stats import lag_bucket
 from sim.fleet.mqtt import MqttConnection
 from sim.fleet.provision import SimTerminal
 
@@ -44,6 +45,14 @@ class Counts:
     events_acked: int = 0
     connected: int = 0
     failed: list[str] = field(default_factory=list)
+    # How late each beat ran against its schedule (master/ingest_stats.py's 10 % buckets): a
+    # load generator that falls behind offers less than it claims, and the status lag (stamped
+    # when sent) would not show it.
+    late: dict[int, int] = field(default_factory=dict)
+
+    def beat_late(self, seconds: float) -> None:
+        index = lag_bucket(max(0.0, seconds) * 1000)
+        self.late[index] = self.late.get(index, 0) + 1
 
 
 class FleetTerminal:
@@ -58,7 +67,11 @@ class FleetTerminal:
         self.connection: MqttConnection | None = None
         self._pending_events: set[str] = set()
         self._started = time.monotonic()
-        self._beats = 0
+        # Where in its cycle of events the terminal starts: a fleet's events come at random
+        # moments, not all on the same beat. (Counted from 0, every terminal's event fell in the
+        # same interval — the sixth, 50 to 60 s into the load — doubling the load for 10 s:
+        # the fleet-wide burst after an outage, not the steady state.)
+        self._beats = random.randrange(events_every) if events_every else 0
         fixed = {"online": True, "serial": self.serial, "version": VERSION, "slot": "a",
                  "state": "in_service", "screen": "in_service", "last_update": None,
                  "last_sync": None, "last_sync_error": None}
@@ -108,14 +121,17 @@ class FleetTerminal:
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[None] = loop.create_future()
         next_beat = loop.time() + random.uniform(0, self.interval)  # spread the fleet's beats
+        due = math.ceil(next_beat / TICK) * TICK
 
         def beat() -> None:
-            nonlocal next_beat
+            nonlocal next_beat, due
             if finished.done():
                 return
-            if loop.time() >= until or connection.closed.done():
+            now = loop.time()
+            if now >= until or connection.closed.done():
                 finished.set_result(None)
                 return
+            self.counts.beat_late(now - due)
             try:
                 connection.publish(self.prefix + "status", self._status(), retain=True)
                 self.counts.published += 1
@@ -131,14 +147,15 @@ class FleetTerminal:
                 finished.set_result(None)
                 return
             next_beat += self.interval
-            loop.call_at(math.ceil(next_beat / TICK) * TICK, beat)
+            due = math.ceil(next_beat / TICK) * TICK
+            loop.call_at(due, beat)
 
         def cut(_closed: asyncio.Future) -> None:
             if not finished.done():
                 finished.set_result(None)
 
         connection.closed.add_done_callback(cut)
-        loop.call_at(math.ceil(next_beat / TICK) * TICK, beat)
+        loop.call_at(due, beat)
         await finished
 
     @property

@@ -121,6 +121,7 @@ async def work() -> None:
     await _acknowledged(counts, live)
     _say({"published": counts.published, "sent": counts.sent,
           "events_sent": counts.events_sent, "alive": sum(t.alive for t in live),
+          "late": sorted(counts.late.items()),
           "failed": len(counts.failed), "failures": counts.failed[:5]})
     await _order(reader, "close")
     pings.cancel()

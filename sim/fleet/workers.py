@@ -114,6 +114,10 @@ def _summed(answers: list[dict]) -> dict:
         for key, value in answer.items():
             if key == "failures":
                 total["failures"] += value
+            elif key == "late":  # a histogram: [bucket, count] pairs
+                late = total.setdefault("late", {})
+                for index, count in value:
+                    late[index] = late.get(index, 0) + count
             else:
                 total[key] = total.get(key, 0) + value
     total["failures"] = total["failures"][:5]
