@@ -35,17 +35,13 @@ from batm_common.mqtt_packets import (
     SUBSCRIBE,
     connect_packet,
     packet,
+    publish_packet,
     text,
 )
 
 
 class MqttError(Exception):
     """The broker refused or dropped the connection; str() says how."""
-
-
-def publish_packet(topic: str, payload: bytes, packet_id: int, retain: bool = False) -> bytes:
-    body = text(topic) + struct.pack("!H", packet_id) + payload
-    return packet(PUBLISH, 0x02 | (0x01 if retain else 0), body)  # QoS 1
 
 
 def client_tls(ca_file: str) -> ssl.SSLContext:

@@ -347,10 +347,11 @@ async def _load(options: FleetOptions, servers: FleetServers, active: list[SimTe
     before = await _settled(admins)
     processes.start()
     loop = asyncio.get_running_loop()
-    until = loop.time() + options.duration  # loop.time() is time.monotonic(), as in worker.py
-    await workers.go(until)
+    start = loop.time()  # loop.time() is time.monotonic(), as in worker.py
+    until = start + options.duration
+    await workers.go(start, until)
     pings.cancel()
-    load = asyncio.gather(*(t.run(until) for t in live))
+    load = asyncio.gather(*(t.run(start, until) for t in live))
     await asyncio.sleep(options.duration / 2)
     owner = {t.serial: replicas.index(servers.owner(t.broker)) for t in active[:sample_size]}
     if options.unpair_through == "owner":

@@ -113,14 +113,17 @@ class FleetTerminal:
         return event_id, json.dumps({"id": event_id, "type": "fleet_sim", "at": iso_ms(utcnow()),
                                      "data": {"beat": self._beats}}).encode()
 
-    async def run(self, until: float) -> None:
-        """Publish until the loop's clock reaches `until` or the broker cuts the session. Each
-        beat is a timer callback, not a coroutine's wake-up (a third of the cost)."""
+    async def run(self, start: float, until: float) -> None:
+        """Publish from a random moment of the first interval after `start` until the loop's
+        clock reaches `until`, or the broker cuts the session. Each beat is a timer callback,
+        not a coroutine's wake-up (a third of the cost). The schedule counts from the
+        coordinator's `start`, not from when this process got to it: a process that starts
+        its terminals late sends their first beats late (and says so), not fewer beats."""
         connection = self.connection
         assert connection is not None
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[None] = loop.create_future()
-        next_beat = loop.time() + random.uniform(0, self.interval)  # spread the fleet's beats
+        next_beat = start + random.uniform(0, self.interval)  # spread the fleet's beats
         due = math.ceil(next_beat / TICK) * TICK
 
         def beat() -> None:

@@ -8,8 +8,9 @@ the coordinator — stdin in, stdout out:
   ← {"ca": PATH, "interval": S, "events_every": E,
      "terminals": [[serial, password, broker, source address], …]}
   → {"connected": n, "failed": count, "failures": [the first few, as sentences]}
-  ← {"go": UNTIL}       the load's end on time.monotonic() (CLOCK_MONOTONIC: one clock for
-                        every process of the machine, so no offsets to agree on)
+  ← {"go": UNTIL, "start": START}
+                        the load's start and end on time.monotonic() (CLOCK_MONOTONIC: one
+                        clock for every process of the machine, so no offsets to agree on)
   → {"published": p, "sent": s, "events_sent": e, "alive": a, "failed": count,
      "failures": […]}   when every terminal stopped and the broker acknowledged what it took
                         (or acknowledged nothing more for ACK_SETTLE seconds); alive: the
@@ -114,9 +115,10 @@ async def work() -> None:
     _say({"connected": counts.connected, "failed": len(counts.failed),
           "failures": counts.failed[:5]})
     live = [t for t in everyone if t.connection is not None]
-    until = (await _order(reader, "go"))["go"]
+    go = await _order(reader, "go")
+    start, until = go["start"], go["go"]
     pings.cancel()
-    await asyncio.gather(*(t.run(until) for t in live))
+    await asyncio.gather(*(t.run(start, until) for t in live))
     pings = asyncio.create_task(keep_alive(live))
     await _acknowledged(counts, live)
     _say({"published": counts.published, "sent": counts.sent,

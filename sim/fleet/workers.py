@@ -82,9 +82,9 @@ class Workers:
         """Once every worker connected its share: the sums, and a few failures."""
         return _summed(await self._all("connected"))
 
-    async def go(self, until: float) -> None:
+    async def go(self, start: float, until: float) -> None:
         for proc in self.procs:
-            await self._send(proc, {"go": until})
+            await self._send(proc, {"go": until, "start": start})
 
     async def done(self) -> dict:
         """Once every worker's load ended and was acknowledged: the sums."""
