@@ -1,7 +1,8 @@
 """MQTT 3.1.1 packets as bytes: the packet types and the building of the ones both of our own
-clients send — the server's ingest connection (server/master/mqtt_codec.py) and the fleet
-simulator's terminals (sim/fleet/mqtt.py). Each reads the stream its own way (the server in
-bulk, the simulator per callback), so reading stays with them."""
+clients send (CONNECT, PUBLISH at QoS 1) — the server's ingest connection
+(server/master/mqtt_codec.py) and the fleet simulator's terminals (sim/fleet/mqtt.py). Each
+reads the stream its own way (the server in bulk, the simulator per callback), so reading stays
+with them."""
 
 from __future__ import annotations
 
@@ -36,3 +37,9 @@ def connect_packet(client_id: str, username: str, password: str, keepalive: int,
     flags = 0x80 | 0x40 | (0x02 if clean else 0)  # user name, password, clean session
     body = text("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
     return packet(CONNECT, 0, body + text(client_id) + text(username) + text(password))
+
+
+def publish_packet(topic: str, payload: bytes, packet_id: int, retain: bool = False) -> bytes:
+    """A QoS 1 PUBLISH."""
+    body = text(topic) + struct.pack("!H", packet_id) + payload
+    return packet(PUBLISH, 0x02 | (0x01 if retain else 0), body)

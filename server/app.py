@@ -274,7 +274,8 @@ class BatmServer:
         notify = self.notifier.notify
         options = self.settings.master
         link = MasterLink(broker, Ingest(sessions, notify), replica=options.replica,
-                          history_days=options.history_days)
+                          history_days=options.history_days,
+                          ingest_window_ms=options.ingest_window_ms)
         accounts = BrokerAccounts(sessions, link)
         self.master = MasterService(Monitoring(sessions), Commands(sessions, notify),
                                     Archives(sessions, self.data_dir, notify), link,

@@ -4,6 +4,7 @@ status rows, the ingest figures, and replicas sharing the ingestion on one real 
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import secrets
@@ -41,6 +42,7 @@ from server.master.dynsec import password_hash, reconcile_dynsec, terminal_role,
 from server.master.ingest import Incoming, Ingest
 from server.master.ingest_stats import IngestStats, lag_bucket, parse_at, percentile_from_buckets
 from server.master.link import MasterLink, ingest_filters, server_client_id
+from server.master.options import INGEST_WINDOW_MS, add_master_run_options, master_options
 from server.master.service import MasterService
 from server.notify import Notifier
 from server.pairing.authentication import Authenticator, SignedRequest
@@ -458,3 +460,16 @@ def test_the_connection_limit_opens_no_listener_of_its_own(broker):
     limits = [i for i, line in enumerate(lines) if line.startswith("max_connections ")]
     assert limits and all(i > first_listener for i in limits)
     assert sum(line.startswith("listener ") for line in lines) == 2  # the server's, terminals'
+
+
+@pytest.mark.parametrize(("value", "window"), [("0", 0.0), ("100", 100.0), ("2.5", 2.5)])
+def test_the_ingest_window_is_an_option_of_run(value, window):
+    parser = argparse.ArgumentParser()
+    add_master_run_options(parser)
+    assert master_options(parser.parse_args(["--ingest-window", value])).ingest_window_ms == window
+    assert master_options(parser.parse_args([])).ingest_window_ms == INGEST_WINDOW_MS
+
+
+def test_a_bad_ingest_window_is_refused_naming_the_value(short_dir):
+    result = cli(short_dir, "run", "--ingest-window", "soon")
+    assert_refused(result, 2, "'soon' is not a number of milliseconds")

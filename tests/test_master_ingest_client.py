@@ -125,3 +125,40 @@ def test_a_message_whose_batch_had_not_committed_comes_again_after_a_reconnect(t
         publisher.loop_stop()
         link.stop()
         broker.stop()
+
+
+def test_the_acknowledgements_to_terminals_go_out_on_the_ingest_connection_at_qos_1(tmp_path):
+    require_mosquitto()
+    certs = ensure_certificates(tmp_path, ["127.0.0.1"])
+    broker = Broker(BrokerSettings(tmp_path, ServerAddress("127.0.0.1", 0), certs.leaf_cert_path,
+                                   certs.leaf_key_path), paired=lambda: [])
+    broker.prepare()
+    broker.start()
+    link = MasterLink(broker, HeldIngest())  # type: ignore[arg-type]
+    terminal = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="T1-listener")
+    received: list[tuple[str, dict, int]] = []
+    subscribed = threading.Event()
+    terminal.on_message = lambda _c, _u, m: received.append(
+        (m.topic, json.loads(m.payload), m.qos))
+    terminal.on_subscribe = lambda *_args: subscribed.set()
+    try:
+        link.start()
+        assert link.wait_connected(10)
+        terminal.username_pw_set(ADMIN_USER, broker.admin_password)
+        terminal.connect("127.0.0.1", broker.admin_port)
+        terminal.loop_start()
+        terminal.subscribe("terminals/+/acks", qos=1)
+        assert subscribed.wait(10)
+        link._acknowledge(Ingested(events={"T1": ["e1", "e2"], "T2": ["e3"]}))
+        wait_for(lambda: len(received) >= 2, 10, "the acknowledgements never arrived")
+        assert sorted(received) == [("terminals/T1/acks", {"ids": ["e1", "e2"]}, 1),
+                                    ("terminals/T2/acks", {"ids": ["e3"]}, 1)]
+        # The broker's PUBACKs for them are read and left alone: the connection stays up.
+        sessions = link.ingest_connection.sessions
+        link._acknowledge(Ingested(events={"T1": ["e4"]}))
+        wait_for(lambda: len(received) >= 3, 10, "the next acknowledgement never arrived")
+        assert link.ingest_connection.sessions == sessions
+    finally:
+        terminal.loop_stop()
+        link.stop()
+        broker.stop()

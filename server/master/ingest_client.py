@@ -10,10 +10,13 @@ master/mqtt_codec.py:
   (`deliver(generation, messages)`: one queue operation per chunk, not per message);
 - `ack(generation, packet_ids)` sends a whole batch's PUBACKs in one write, after the batch
   committed; acknowledgements for an older connection (`generation`) are dropped, since the
-  broker redelivers what that connection left unacknowledged.
+  broker redelivers what that connection left unacknowledged;
+- `publish(messages)` sends a batch's messages to terminals (the server's acknowledgement of
+  their events, master/link.py) at QoS 1 in one write, and does not wait for the broker's
+  PUBACKs: a message lost with the connection is made good by the terminal, which sends again
+  an event it has no acknowledgement for.
 It reconnects on its own (0.1 s, doubling to 1 s), subscribing again each time, as paho did.
-paho stays the server's client for everything else (dynsec, commands, acknowledgements to the
-terminals: master/link.py).
+paho stays the server's client for everything else (dynsec, commands: master/link.py).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class IngestConnection:
         self._generation = 0
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
+        self._packet_id = 0  # of our publishes (under _send_lock)
         self._last_send = 0.0
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="master-ingest-mqtt",
@@ -76,6 +80,19 @@ class IngestConnection:
             return
         with contextlib.suppress(OSError):
             self._send(codec.pubacks(packet_ids), generation)
+
+    def publish(self, messages: list[tuple[str, bytes]]) -> None:
+        """Publish (topic, payload) pairs at QoS 1, all in one write; dropped while the
+        connection is down."""
+        if not messages:
+            return
+        with self._send_lock:
+            packets = []
+            for topic, payload in messages:
+                self._packet_id = self._packet_id % 0xFFFF + 1
+                packets.append(codec.publish_packet(topic, payload, self._packet_id))
+        with contextlib.suppress(OSError):
+            self._send(b"".join(packets))
 
     # ------------------------------------------------------------------ the reader thread
 
@@ -169,4 +186,4 @@ class IngestConnection:
                 raise codec.ProtocolError("subscriptions refused")
             self.subscribed.set()
             log.info("master: ingesting from the broker as %s", self.client_id)
-        # PINGRESP needs nothing; nothing else is expected
+        # PINGRESP and the PUBACKs of our publishes need nothing; nothing else is expected

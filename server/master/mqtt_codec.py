@@ -21,13 +21,14 @@ from batm_common.mqtt_packets import (
     SUBSCRIBE,
     connect_packet,
     packet,
+    publish_packet,
     text,
 )
 
 # The packet types and builders are offered from here too: ingest_client.py speaks one module.
 __all__ = ["CONNACK", "CONNACK_REASONS", "DISCONNECT_PACKET", "PINGREQ_PACKET", "PINGRESP",
            "PUBACK", "PUBLISH", "SUBACK", "SUBSCRIBE", "PacketReader", "ProtocolError",
-           "connect_packet", "packet", "pubacks", "subscribe_packet", "text"]
+           "connect_packet", "packet", "pubacks", "publish_packet", "subscribe_packet", "text"]
 
 MAX_REMAINING = 268_435_455  # the largest length the 4-byte encoding can say
 CONNACK_REASONS = {1: "protocol version", 2: "client id rejected", 3: "server unavailable",

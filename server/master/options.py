@@ -1,9 +1,11 @@
-"""`batm-server run` options of the master service for fleets: replica name, history retention.
+"""`batm-server run` options of the master service for fleets: replica, retention, brokers, batches.
 
   --replica NAME      this process is one of several server replicas sharing the ingestion
                       (shared subscriptions; its client id is batm:master:NAME, master/link.py)
   --history-days D    how long status history is kept (default 90; master/ingest.py)
   --brokers A,B,…     the fleet's brokers, this replica's own first (master/assignment.py)
+  --ingest-window MS  how long a batch of terminals' messages waits for more before it is
+                      stored (master/link.py)
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from server.master.assignment import parse_brokers
 
 # Light on purpose: server/settings.py imports this for `--help` (no SQLAlchemy, no paho here).
 RETENTION_DAYS = 90  # status history kept (the latest status itself is kept forever)
+# After the first message of a batch, the ingestion waits this long for more (master/link.py):
+# a batch's fixed cost (session, its reads, commit) is paid once for all its messages.
+INGEST_WINDOW_MS = 25.0
 REPLICA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
@@ -33,6 +38,7 @@ class MasterOptions:
     replica: str | None = None
     history_days: float = RETENTION_DAYS
     brokers: tuple[ServerAddress, ...] = ()  # empty: one broker, this server's own
+    ingest_window_ms: float = INGEST_WINDOW_MS
 
 
 def _replica(text: str) -> str:
@@ -52,6 +58,17 @@ def _days(text: str) -> float:
     return value
 
 
+def _window(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds between 0 "
+                                         "and 1000")
+    return value
+
+
 def _brokers(text: str) -> tuple[ServerAddress, ...]:
     try:
         return tuple(parse_brokers(text))
@@ -68,9 +85,14 @@ def add_master_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--brokers", type=_brokers, default=(), metavar="HOST:PORT,...",
                      help="the fleet's brokers as terminals reach them, this replica's own "
                           "(--mqtt-listen) first: each terminal is assigned one by its serial")
+    run.add_argument("--ingest-window", type=_window, default=INGEST_WINDOW_MS, metavar="MS",
+                     help="wait up to MS milliseconds for more messages before storing a batch "
+                          f"(default {INGEST_WINDOW_MS:g}; larger batches cost less CPU per "
+                          "message and add up to MS to the status lag)")
 
 
 def master_options(args: argparse.Namespace) -> MasterOptions:
     return MasterOptions(replica=getattr(args, "replica", None),
                          history_days=getattr(args, "history_days", RETENTION_DAYS),
-                         brokers=getattr(args, "brokers", ()))
+                         brokers=getattr(args, "brokers", ()),
+                         ingest_window_ms=getattr(args, "ingest_window", INGEST_WINDOW_MS))
