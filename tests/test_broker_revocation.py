@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import secrets
+import time
 
 import pytest
 from test_mqtt_master import require_mosquitto, tls_connect
@@ -24,6 +25,7 @@ from server.master.broker import DYNSEC_FILE, Broker, BrokerSettings
 from server.master.dynsec import terminal_role
 from server.master.ingest import Ingest
 from server.master.link import MasterLink
+from server.notify import session_topic
 
 A, B = "T-ALICE", "T-BOB"
 REFUSED = (134, 135)  # CONNACK: bad user name or password / not authorized
@@ -169,3 +171,21 @@ def test_a_file_the_broker_left_truncated_is_restored_from_the_last_whole_copy(r
     rc, _ = rig.connect(A, password)
     assert rc is not None and not rc.is_failure, "the terminal lost its credentials"
     assert list(rig.broker.dir.glob(f"{DYNSEC_FILE}.corrupt-*")), "the cut file was not kept"
+
+
+def test_wake_ups_more_often_than_the_sweep_period_do_not_put_the_sweep_off(rig, tmp_path):
+    """The sweep is the safety net for wake-ups that never came: a steady stream of other
+    terminals' wake-ups (a busy fleet unpairing now and then) must not postpone it for ever."""
+    sessions = open_database(tmp_path)
+    accounts = BrokerAccounts(sessions, rig.link, sweep_every=0.4)
+    accounts.start()
+    try:
+        wait_for(lambda: accounts.sweeps >= 1, what="the first sweep")
+        swept = accounts.sweeps
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:  # a wake-up every 50 ms, far more than the period
+            accounts.follow(session_topic("NOT-HERE"))
+            time.sleep(0.05)
+        assert accounts.sweeps >= swept + 2, "the wake-ups kept the sweep from running"
+    finally:
+        accounts.stop()
