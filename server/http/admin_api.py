@@ -160,18 +160,20 @@ def create_admin_app(
 
     @app.get("/api/v1/terminals/{serial}/status/wait")
     async def wait_status(serial: str, request: Request) -> JSONResponse:
-        """Long-poll: the status once it was received after `after` (received_at), or after S s."""
+        """Long-poll: the status once one was received after `after` (received_at) or the row
+        changed otherwise (a refused message counted on it wakes the same topic), or after S s.
+        Only received_at used to end the wait, so a refusal waited for the next status."""
         monitoring = need_master().monitoring
         wait = fields.wait_seconds(request.query_params.get("wait"), maximum=300)
         after = request.query_params.get("after") or ""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        while True:
-            with notifier.listen(status_topic(serial)) if notifier else _null() as listener:
-                view = monitoring.status(serial)
-                if (view["received_at"] or "") > after or loop.time() >= deadline or not listener:
-                    return JSONResponse(view)
-                await listener.wait(max(0.0, deadline - loop.time()))
+        with notifier.listen(status_topic(serial)) if notifier else _null() as listener:
+            view = monitoring.status(serial)
+            if (view["received_at"] or "") > after or not listener:
+                return JSONResponse(view)
+            await listener.wait(max(0.0, deadline - loop.time()))
+        return JSONResponse(monitoring.status(serial))
 
     @app.get("/api/v1/terminals/{serial}/archives")
     async def list_archives(serial: str) -> JSONResponse:
