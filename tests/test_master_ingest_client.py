@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Iterator
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -76,13 +77,21 @@ class HeldIngest:
         return 0
 
 
-def test_a_message_whose_batch_had_not_committed_comes_again_after_a_reconnect(tmp_path):
+@pytest.fixture
+def broker(tmp_path) -> Iterator[Broker]:
+    """A real Mosquitto as the server runs it, stopped after the test."""
     require_mosquitto()
     certs = ensure_certificates(tmp_path, ["127.0.0.1"])
-    broker = Broker(BrokerSettings(tmp_path, ServerAddress("127.0.0.1", 0), certs.leaf_cert_path,
-                                   certs.leaf_key_path), paired=lambda: [])
-    broker.prepare()
-    broker.start()
+    started = Broker(BrokerSettings(tmp_path, ServerAddress("127.0.0.1", 0),
+                                    certs.leaf_cert_path, certs.leaf_key_path),
+                     paired=lambda: [])
+    started.prepare()
+    started.start()
+    yield started
+    started.stop()
+
+
+def test_a_message_whose_batch_had_not_committed_comes_again_after_a_reconnect(broker):
     held = HeldIngest()
     link = MasterLink(broker, held)  # type: ignore[arg-type]
     publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-publisher")
@@ -124,16 +133,9 @@ def test_a_message_whose_batch_had_not_committed_comes_again_after_a_reconnect(t
         held.commit.set()
         publisher.loop_stop()
         link.stop()
-        broker.stop()
 
 
-def test_the_acknowledgements_to_terminals_go_out_on_the_ingest_connection_at_qos_1(tmp_path):
-    require_mosquitto()
-    certs = ensure_certificates(tmp_path, ["127.0.0.1"])
-    broker = Broker(BrokerSettings(tmp_path, ServerAddress("127.0.0.1", 0), certs.leaf_cert_path,
-                                   certs.leaf_key_path), paired=lambda: [])
-    broker.prepare()
-    broker.start()
+def test_the_acknowledgements_to_terminals_go_out_on_the_ingest_connection_at_qos_1(broker):
     link = MasterLink(broker, HeldIngest())  # type: ignore[arg-type]
     terminal = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="T1-listener")
     received: list[tuple[str, dict, int]] = []
@@ -161,4 +163,3 @@ def test_the_acknowledgements_to_terminals_go_out_on_the_ingest_connection_at_qo
     finally:
         terminal.loop_stop()
         link.stop()
-        broker.stop()
