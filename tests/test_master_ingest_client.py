@@ -163,3 +163,24 @@ def test_the_acknowledgements_to_terminals_go_out_on_the_ingest_connection_at_qo
     finally:
         terminal.loop_stop()
         link.stop()
+
+
+def test_a_lone_message_is_stored_without_waiting_out_the_ingest_window(broker):
+    """The window is how long a batch may wait for more while messages keep coming; a message
+    with nothing after it (an operator's command result) is stored once the stream pauses."""
+    held = HeldIngest()
+    held.commit.set()
+    link = MasterLink(broker, held, ingest_window_ms=60_000)  # type: ignore[arg-type]
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-publisher")
+    try:
+        link.start()
+        assert link.wait_connected(10)
+        publisher.username_pw_set(ADMIN_USER, broker.admin_password)
+        publisher.connect("127.0.0.1", broker.admin_port)
+        publisher.loop_start()
+        publisher.publish("terminals/T1/events", "{}", qos=1).wait_for_publish(5)
+        # A bound for a broken build, far under the minute the window would allow.
+        assert held.arrived.wait(10), "the lone message waited for the window"
+    finally:
+        publisher.loop_stop()
+        link.stop()

@@ -73,7 +73,10 @@ BATCH = 500
 # batch's fixed cost (session, two reads, commit) is ≈ 2–4 ms of CPU, so at a few hundred
 # messages a second batches of one cost ten times more per message than batches of ten
 # (measured with batm-sim fleet), and at 1,900 a second batches of 100 ms cost 25-35 % less
-# than batches of 25 ms (bench/ingest_cost.py).
+# than batches of 25 ms (bench/ingest_cost.py). A batch also closes once nothing more came for
+# INGEST_GAP: a few messages (an operator's command result, a quiet fleet) are stored as soon
+# as before; only a steady stream fills the window.
+INGEST_GAP = 0.025
 ACK_IDS = 500  # event ids per acknowledgement message (≤ 33 KB with 64-character ids)
 DYNSEC_TIMEOUT = 5.0
 ROLE_EXISTS = "Role already exists"  # the plugin's answer to createRole (roles.c)
@@ -228,12 +231,15 @@ class MasterLink:
                 return
             chunks = [first]
             count = len(first[2])
-            closes = time.monotonic() + self._window
+            now = time.monotonic()
+            closes, quiet_by = now + self._window, now + INGEST_GAP
             while count < BATCH:
                 try:
-                    item = self._queue.get(timeout=max(0.0, closes - time.monotonic()))
+                    item = self._queue.get(
+                        timeout=max(0.0, min(closes, quiet_by) - time.monotonic()))
                 except queue.Empty:
                     break
+                quiet_by = time.monotonic() + INGEST_GAP
                 if item is None:
                     self._queue.put(None)
                     break

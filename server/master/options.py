@@ -19,11 +19,11 @@ from server.master.assignment import parse_brokers
 
 # Light on purpose: server/settings.py imports this for `--help` (no SQLAlchemy, no paho here).
 RETENTION_DAYS = 90  # status history kept (the latest status itself is kept forever)
-# After the first message of a batch, the ingestion waits this long for more (master/link.py):
-# a batch's fixed cost (session, its reads, commit) is paid once for all its messages. At a
-# replica's share of 50,000 terminals (1,900 messages a second) 100 ms cost 25-35 % less server
-# CPU per message than 25 ms (bench/ingest_cost.py, docs/deployment.md), and adds ≈ 100 ms to
-# a status's lag, of the 1 s a fleet is held to.
+# After the first message of a batch, the ingestion waits up to this long for more, while they
+# keep coming (master/link.py): a batch's fixed cost (session, its reads, commit) is paid once
+# for all its messages. At a replica's share of 50,000 terminals (1,900 messages a second)
+# 100 ms cost 25-35 % less server CPU per message than 25 ms (bench/ingest_cost.py,
+# docs/deployment.md), and adds ≈ 100 ms to a status's lag, of the 1 s a fleet is held to.
 INGEST_WINDOW_MS = 100.0
 REPLICA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
@@ -89,9 +89,10 @@ def add_master_run_options(run: argparse.ArgumentParser) -> None:
                      help="the fleet's brokers as terminals reach them, this replica's own "
                           "(--mqtt-listen) first: each terminal is assigned one by its serial")
     run.add_argument("--ingest-window", type=_window, default=INGEST_WINDOW_MS, metavar="MS",
-                     help="wait up to MS milliseconds for more messages before storing a batch "
-                          f"(default {INGEST_WINDOW_MS:g}; larger batches cost less CPU per "
-                          "message and add up to MS to the status lag)")
+                     help="wait up to MS milliseconds for more messages, while they keep "
+                          f"coming, before storing a batch (default {INGEST_WINDOW_MS:g}; larger "
+                          "batches cost less CPU per message and add up to MS to the status "
+                          "lag)")
 
 
 def master_options(args: argparse.Namespace) -> MasterOptions:
