@@ -190,9 +190,9 @@ class Ingest:
                 "reported_at": payloads.field(data, "at", str, what, max_len=40),
             }
         values["received_at"] = now
-        if self._rows(session).apply(message.serial, values):
-            session.add(StatusHistory(serial=message.serial, received_at=now,
-                                      status=json.dumps(data, sort_keys=True)))
+        rows = self._rows(session)
+        if rows.apply(message.serial, values):
+            rows.add_history(message.serial, now, json.dumps(data, sort_keys=True))
         return parse_at(data.get("at"))
 
     @staticmethod

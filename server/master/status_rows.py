@@ -9,7 +9,9 @@ primary key per shape of values (server/db/dialect.py's update_by_key: one state
 arrays on PostgreSQL, executemany on SQLite). The ORM's bulk UPDATE spent more CPU sorting the
 rows out than the database spent storing them (bench/ingest_cost.py, docs/deployment.md).
 The latest status wins; the row is the terminal's one current status (the upsert), and the
-history gets a row only when a compared field changed.
+history gets a row only when a compared field changed — written with the batch too, one
+executemany, not an ORM object each (a fleet's first statuses, or a fleet-wide upgrade, make a
+history row for every terminal).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from server.db.dialect import key_in, update_by_key
-from server.db.master import TerminalStatus
+from server.db.master import StatusHistory, TerminalStatus
 from server.db.terminals import Terminal
 
 HISTORY_FIELDS = ("online", "version", "slot", "state", "screen", "last_update",
                   "last_sync_error")
 STATUS = TerminalStatus.__table__
+HISTORY = StatusHistory.__table__
 
 
 class StatusRows:
@@ -46,6 +49,7 @@ class StatusRows:
                     self._current[serial] = dict(zip(HISTORY_FIELDS, values, strict=True))
         self._inserts: dict[str, dict] = {}
         self._updates: dict[str, dict] = {}
+        self._history: list[dict] = []
 
     def apply(self, serial: str, values: dict) -> bool:
         """Take a status's values (column → value); whether a compared field changed."""
@@ -65,6 +69,10 @@ class StatusRows:
         else:
             self._updates.setdefault(serial, {"serial": serial}).update(values)
         return changed
+
+    def add_history(self, serial: str, received_at, status: str) -> None:
+        """A history row (the status as JSON), written with the batch."""
+        self._history.append({"serial": serial, "received_at": received_at, "status": status})
 
     def reject(self, serial: str, reason: str) -> None:
         """Count a refused message on the terminal's row (rare: written at once)."""
@@ -92,5 +100,8 @@ class StatusRows:
                 {name: values[name] for name in sorted(values)})
         for rows in updates.values():
             update_by_key(connection, STATUS, "serial", rows)
+        if self._history:
+            connection.execute(insert(HISTORY), self._history)
         self._inserts.clear()
         self._updates.clear()
+        self._history.clear()
