@@ -77,6 +77,13 @@ class HeldIngest:
         return 0
 
 
+def connect_as_server(client: mqtt.Client, broker: Broker) -> None:
+    """Connect a paho client with the server's own broker account (may use every topic)."""
+    client.username_pw_set(ADMIN_USER, broker.admin_password)
+    client.connect("127.0.0.1", broker.admin_port)
+    client.loop_start()
+
+
 @pytest.fixture
 def broker(tmp_path) -> Iterator[Broker]:
     """A real Mosquitto as the server runs it, stopped after the test."""
@@ -107,9 +114,7 @@ def test_a_message_whose_batch_had_not_committed_comes_again_after_a_reconnect(b
         connection.ack = noting  # type: ignore[method-assign]
         link.start()
         assert link.wait_connected(10)
-        publisher.username_pw_set(ADMIN_USER, broker.admin_password)
-        publisher.connect("127.0.0.1", broker.admin_port)
-        publisher.loop_start()
+        connect_as_server(publisher, broker)
         payload = json.dumps({"id": "e1", "type": "t"})
         publisher.publish("terminals/T1/events", payload, qos=1).wait_for_publish(5)
         assert held.arrived.wait(10), "the message never reached the ingest"
@@ -146,9 +151,7 @@ def test_the_acknowledgements_to_terminals_go_out_on_the_ingest_connection_at_qo
     try:
         link.start()
         assert link.wait_connected(10)
-        terminal.username_pw_set(ADMIN_USER, broker.admin_password)
-        terminal.connect("127.0.0.1", broker.admin_port)
-        terminal.loop_start()
+        connect_as_server(terminal, broker)
         terminal.subscribe("terminals/+/acks", qos=1)
         assert subscribed.wait(10)
         link._acknowledge(Ingested(events={"T1": ["e1", "e2"], "T2": ["e3"]}))
@@ -175,9 +178,7 @@ def test_a_lone_message_is_stored_without_waiting_out_the_ingest_window(broker):
     try:
         link.start()
         assert link.wait_connected(10)
-        publisher.username_pw_set(ADMIN_USER, broker.admin_password)
-        publisher.connect("127.0.0.1", broker.admin_port)
-        publisher.loop_start()
+        connect_as_server(publisher, broker)
         publisher.publish("terminals/T1/events", "{}", qos=1).wait_for_publish(5)
         # A bound for a broken build, far under the minute the window would allow.
         assert held.arrived.wait(10), "the lone message waited for the window"
