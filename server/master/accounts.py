@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 SWEEP_EVERY = 60.0  # seconds: the longest a revocation whose wake-up was lost can wait
 # Each wait for the next sweep is SWEEP_EVERY times a random factor in this range. Replicas
 # start together, so fixed periods kept their sweeps together: at 50,000 terminals (three
-# replicas of ≈ 16,700 accounts, ≈ 0.9 CPU-s a sweep each) the three took both cores for 1.5 s
+# replicas of ≈ 16,700 accounts, ≈ 0.9 CPU-s a sweep each, estimated from per-process CPU
+# sampled every 0.5 s) the three took both cores for 1.5 s
 # every minute, and every status and revocation of that moment waited.
 SWEEP_JITTER = (0.75, 1.25)
 _SWEEP = None  # on the work queue: sweep everything (a serial: check that one)
