@@ -122,10 +122,9 @@ class BrokerAccounts:
                 item = _SWEEP
             if self._stop.is_set():
                 return
-            if item is _SWEEP:
-                next_sweep = self._next_sweep()
             try:
                 if item is _SWEEP:
+                    next_sweep = self._next_sweep()  # before the sweep: a failed one counts too
                     self._sweep()
                     self.sweeps += 1
                 else:
