@@ -188,7 +188,7 @@ def test_a_refused_status_of_a_terminal_without_a_row_counts_on_a_new_row(tmp_pa
 def test_a_batch_updates_rows_of_every_shape_and_counts_refusals_on_existing_rows(
         tmp_path, database_url):
     """Existing rows are updated by key in one statement per shape of values (dialect.py's
-    update_by_key: arrays on PostgreSQL): full statuses, an offline one, a refusal."""
+    update_by_key: the rows as JSON on PostgreSQL): full statuses, an offline one, a refusal."""
     sessions = open_database(tmp_path, database_url)
     serials = ("T1", "T2", "T3")
     Enrollment(Transactions(sessions)).enroll(
@@ -209,6 +209,29 @@ def test_a_batch_updates_rows_of_every_shape_and_counts_refusals_on_existing_row
         assert session.get(TerminalStatus, "T9") is None  # not a terminal of this server
         changed = [h.serial for h in session.query(StatusHistory).order_by(StatusHistory.id)]
         assert changed == ["T1", "T2", "T3", "T2", "T1", "T3"]  # first rows, then changes
+
+
+@pytest.mark.parametrize(("fields", "says"), [
+    ({"state": "\ud800"}, "state contains an unpaired surrogate"),
+    ({"last_sync_error": "disk \udfff full"}, "last_sync_error contains an unpaired surrogate"),
+    ({"uptime": float("nan")}, "uptime must be a finite number, got nan"),
+    ({"vpn_handshake_age": float("-inf")}, "vpn_handshake_age must be a finite number"),
+], ids=["surrogate", "surrogate-inside", "nan", "infinity"])
+def test_a_status_no_database_can_store_is_refused_and_the_rest_of_the_batch_stored(
+        tmp_path, database_url, fields, says):
+    """The attack: a terminal (or a thief with its credentials) sends JSON that Python reads but
+    no database driver writes — the \\ud800 escape, NaN. The batch used to fail as a whole and
+    the ingest retries a failed batch until it is stored, so one message stopped every
+    terminal's monitoring on that replica. It is refused like any bad field, and counted."""
+    sessions = open_database(tmp_path, database_url)
+    Enrollment(Transactions(sessions)).enroll(
+        "B", [{"serial": s, "identity_key": new_key()[1]} for s in ("T1", "T2")])
+    done = Ingest(sessions).ingest([status("T1", **fields), status("T2", uptime=7.0)])
+    assert done.stored == {"status": 1} and done.refused == 1
+    with sessions() as session:
+        t1, t2 = session.get(TerminalStatus, "T1"), session.get(TerminalStatus, "T2")
+        assert t1.rejected == 1 and says in t1.last_reject
+        assert (t2.uptime, t2.rejected) == (7.0, 0)
 
 
 def test_ingest_lag_percentiles_come_from_ten_percent_buckets():

@@ -6,6 +6,7 @@ on the terminal's status row and stores nothing of it.
 
 from __future__ import annotations
 
+import math
 import re
 
 from batm_common.jsondoc import NotAJsonObject, parse_object
@@ -46,11 +47,29 @@ def field(obj: dict, name: str, types: type | tuple, what: str, *, optional: boo
         raise PayloadError(f"{what}: {name} is longer than {max_len} characters")
     if isinstance(value, str) and not storable_text(value):
         raise PayloadError(f"{what}: {name} contains a NUL character")
+    if isinstance(value, str) and not _encodable(value):
+        # JSON's "\ud800" escape decodes to a lone surrogate, which no database driver can
+        # encode: the batch failed, and the ingest retried it for ever (a terminal could stop
+        # every terminal's monitoring on its replica).
+        raise PayloadError(f"{what}: {name} contains an unpaired surrogate (\\ud800-\\udfff)")
+    if isinstance(value, float) and not math.isfinite(value):
+        # Python's json reads NaN and Infinity; neither is a reading, nor storable as JSON.
+        raise PayloadError(f"{what}: {name} must be a finite number, got {value}")
     if isinstance(value, int) and not isinstance(value, bool) and not MIN_INT <= value <= MAX_INT:
         # Found by tests/test_fuzz.py: SQLite's INTEGER is 64-bit, and the overflow failed the
         # whole ingest batch instead of refusing one message.
         raise PayloadError(f"{what}: {name} is out of range ({MIN_INT}..{MAX_INT})")
     return value
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _names(types: type | tuple) -> str:
