@@ -39,7 +39,7 @@ from server.master.broker import (
     queued_messages,
 )
 from server.master.dynsec import password_hash, reconcile_dynsec, terminal_role, with_accounts
-from server.master.ingest import Incoming, Ingest
+from server.master.ingest import SPLIT_AFTER, Incoming, Ingest
 from server.master.ingest_stats import IngestStats, lag_bucket, parse_at, percentile_from_buckets
 from server.master.link import MasterLink, ingest_filters, server_client_id
 from server.master.options import INGEST_WINDOW_MS, add_master_run_options, master_options
@@ -188,7 +188,7 @@ def test_a_refused_status_of_a_terminal_without_a_row_counts_on_a_new_row(tmp_pa
 def test_a_batch_updates_rows_of_every_shape_and_counts_refusals_on_existing_rows(
         tmp_path, database_url):
     """Existing rows are updated by key in one statement per shape of values (dialect.py's
-    update_by_key: the rows as JSON on PostgreSQL): full statuses, an offline one, a refusal."""
+    update_by_key: arrays on PostgreSQL): full statuses, an offline one, a refusal."""
     sessions = open_database(tmp_path, database_url)
     serials = ("T1", "T2", "T3")
     Enrollment(Transactions(sessions)).enroll(
@@ -232,6 +232,69 @@ def test_a_status_no_database_can_store_is_refused_and_the_rest_of_the_batch_sto
         t1, t2 = session.get(TerminalStatus, "T1"), session.get(TerminalStatus, "T2")
         assert t1.rejected == 1 and says in t1.last_reject
         assert (t2.uptime, t2.rejected) == (7.0, 0)
+
+
+def refuse_status_rows(sessions, state: str, errcode: str = "P0001") -> None:
+    """A trigger refusing every status row with this state: a message the database refuses
+    that the payload checks let through (PostgreSQL: with this SQLSTATE)."""
+    with sessions() as session, session.begin():
+        connection = session.connection()
+        if connection.dialect.name == "sqlite":
+            for verb in ("INSERT", "UPDATE"):
+                connection.exec_driver_sql(
+                    f"CREATE TRIGGER refuse_{verb.lower()} BEFORE {verb} ON terminal_status "
+                    f"WHEN NEW.state = '{state}' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+            return
+        connection.exec_driver_sql(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.state = '{state}' THEN RAISE EXCEPTION 'refused' USING ERRCODE = "
+            f"'{errcode}'; END IF; RETURN NEW; END $$")
+        connection.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON "
+                                   "terminal_status FOR EACH ROW EXECUTE FUNCTION refuse()")
+
+
+def test_a_message_the_database_always_refuses_is_dropped_and_the_rest_of_its_batch_stored(
+        tmp_path, database_url):
+    """The ingest retries a batch until it is stored; a message no write ever accepts would
+    have stopped the replica's ingestion. After SPLIT_AFTER failures the batch is stored a
+    message at a time, and the one that keeps failing is dropped and counted."""
+    sessions = open_database(tmp_path, database_url)
+    Enrollment(Transactions(sessions)).enroll(
+        "B", [{"serial": s, "identity_key": new_key()[1]} for s in ("T1", "T2", "T3")])
+    refuse_status_rows(sessions, "poison")
+    waits: list[float] = []
+    done = Ingest(sessions).ingest_until_stored(
+        [status("T1"), status("T2", state="poison"), status("T3", uptime=3.0)], waits.append)
+    assert done.stored == {"status": 2} and done.refused == 1
+    assert sum(waits) < 0.5  # a few short retries, not a back-off to the 2 s ceiling
+    with sessions() as session:
+        assert session.get(TerminalStatus, "T1").uptime == 1.0
+        assert session.get(TerminalStatus, "T3").uptime == 3.0
+        assert session.get(TerminalStatus, "T2") is None
+
+
+@pytest.mark.processes
+def test_a_batch_failing_because_the_database_is_away_is_retried_not_dropped(
+        tmp_path, postgres_cluster):
+    """The counterpart: an error meaning "the database cannot now" (here PostgreSQL's
+    admin_shutdown, 57P01: what a restarting server answers) is retried however often it
+    comes, and the batch is stored whole once it goes."""
+    # PostgreSQL only: SQLite's own transient error, "locked", waits 5 s at each try.
+    sessions = open_database(tmp_path, postgres_cluster.fresh())
+    Enrollment(Transactions(sessions)).enroll(
+        "B", [{"serial": s, "identity_key": new_key()[1]} for s in ("T1", "T2")])
+    refuse_status_rows(sessions, "in_service", errcode="57P01")
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2 * SPLIT_AFTER:  # the database is back
+            with sessions() as session, session.begin():
+                session.connection().exec_driver_sql("DROP TRIGGER refuse ON terminal_status")
+
+    done = Ingest(sessions).ingest_until_stored([status("T1"), status("T2")], wait)
+    assert done.stored == {"status": 2} and done.refused == 0
+    assert len(waits) == 2 * SPLIT_AFTER
 
 
 def test_ingest_lag_percentiles_come_from_ten_percent_buckets():

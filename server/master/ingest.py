@@ -22,10 +22,12 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from batm_common.clock import utcnow
@@ -45,6 +47,11 @@ log = logging.getLogger("batm-server.master")
 # Changes in HISTORY_FIELDS make a history row; uptime, handshake age and the like only
 # refresh the row (master/status_rows.py).
 KINDS = ("status", "events", "results")
+# The database away, locked or restarting: the same batch will be stored once it is back.
+TRANSIENT = (OperationalError, InterfaceError)
+# Failures of a batch with any other error (the same one again, in practice: a message the
+# database refuses whatever we do) before its messages are stored one at a time.
+SPLIT_AFTER = 3
 
 
 @dataclass
@@ -56,6 +63,14 @@ class Ingested:
     events: dict[str, list[str]] = field(default_factory=dict)
     stored: dict[str, int] = field(default_factory=dict)  # messages stored, per kind
     status_at: list[float] = field(default_factory=list)  # the `at` of each stored status
+
+    def add(self, other: Ingested) -> None:
+        self.refused += other.refused
+        for serial, ids in other.events.items():
+            self.events.setdefault(serial, []).extend(ids)
+        for kind, count in other.stored.items():
+            self.stored[kind] = self.stored.get(kind, 0) + count
+        self.status_at.extend(other.status_at)
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,46 @@ class Ingest:
             done.events.setdefault(serial, []).append(event_id)
         for topic in dict.fromkeys(wake):
             self._notify(topic)
+        return done
+
+    def ingest_until_stored(self, messages: list[Incoming],
+                            sleep: Callable[[float], None] = time.sleep) -> Ingested:
+        """`ingest`, retried until the database takes the batch: an unacknowledged message
+        would only come back after a reconnect, so giving up on a batch is never the answer.
+        (SQLite answers "database is locked" at once when a read transaction must become a
+        write one while the gate writes; a moment later it works.)
+
+        Except for a message the database refuses every time, which the payload checks did not
+        foresee: retried for ever, one such message stopped the replica's whole ingestion. A
+        batch that fails SPLIT_AFTER times with anything but the database being away is
+        stored one message at a time, and a single message that keeps failing is dropped
+        (logged with its terminal and counted as refused), so the rest is stored."""
+        delay, failures = 0.02, 0
+        while True:
+            try:
+                return self.ingest(messages)
+            except Exception as exc:
+                if not isinstance(exc, TRANSIENT):
+                    failures += 1
+                    if failures >= SPLIT_AFTER:
+                        return self._apart(messages, exc, sleep)
+                if delay >= 1.0:
+                    log.warning("master: storing %d message(s) failed (%s); retrying",
+                                len(messages), exc.__class__.__name__)
+                sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _apart(self, messages: list[Incoming], exc: Exception,
+               sleep: Callable[[float], None]) -> Ingested:
+        if len(messages) == 1:
+            message = messages[0]
+            log.error("master: dropped a %s message of %s that the database refuses every "
+                      "time (%s: %s)", message.kind, message.serial, exc.__class__.__name__,
+                      str(exc).splitlines()[0][:300] if str(exc) else "")
+            return Ingested(refused=1)
+        done = Ingested()
+        for message in messages:
+            done.add(self.ingest_until_stored([message], sleep))
         return done
 
     def prune_history(self, days: float = RETENTION_DAYS) -> int:

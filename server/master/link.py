@@ -254,7 +254,7 @@ class MasterLink:
                             payload = payload[: MAX_PAYLOAD + 1]  # refused as oversized
                         incoming.append(Incoming(parts[1], parts[2], payload))
             cpu = time.thread_time()
-            stored = self._store(incoming)
+            stored = self._ingest.ingest_until_stored(incoming)
             self.stats.record(stored.stored, stored.refused, time.thread_time() - cpu,
                               stored.status_at, time.time())
             self._acknowledge(stored)
@@ -275,22 +275,6 @@ class MasterLink:
         if removed:
             log.info("master: %d status history row(s) older than %g days deleted", removed,
                      self._history_days)
-
-    def _store(self, incoming: list[Incoming]) -> Ingested:
-        """Store the batch, retrying until the database takes it: an unacknowledged message
-        would only come back after a reconnect, so giving up is never the answer. (SQLite
-        answers "database is locked" at once when a read transaction must become a write one
-        while the gate writes; a moment later it works.)"""
-        delay = 0.02
-        while True:
-            try:
-                return self._ingest.ingest(incoming)
-            except Exception as exc:
-                if delay >= 1.0:
-                    log.warning("master: storing %d message(s) failed (%s); retrying",
-                                len(incoming), exc.__class__.__name__)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
 
     def _acknowledge(self, stored: Ingested) -> None:
         """Tell each terminal which of its events are committed: the batch's acknowledgements
