@@ -5,6 +5,7 @@ status rows, the ingest figures, and replicas sharing the ingestion on one real 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import secrets
@@ -234,23 +235,33 @@ def test_a_status_no_database_can_store_is_refused_and_the_rest_of_the_batch_sto
         assert (t2.uptime, t2.rejected) == (7.0, 0)
 
 
-def refuse_status_rows(sessions, state: str, errcode: str = "P0001") -> None:
-    """A trigger refusing every status row with this state: a message the database refuses
-    that the payload checks let through (PostgreSQL: with this SQLSTATE)."""
-    with sessions() as session, session.begin():
-        connection = session.connection()
-        if connection.dialect.name == "sqlite":
-            for verb in ("INSERT", "UPDATE"):
-                connection.exec_driver_sql(
-                    f"CREATE TRIGGER refuse_{verb.lower()} BEFORE {verb} ON terminal_status "
-                    f"WHEN NEW.state = '{state}' BEGIN SELECT RAISE(ABORT, 'refused'); END")
-            return
-        connection.exec_driver_sql(
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"IF NEW.state = '{state}' THEN RAISE EXCEPTION 'refused' USING ERRCODE = "
-            f"'{errcode}'; END IF; RETURN NEW; END $$")
-        connection.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON "
-                                   "terminal_status FOR EACH ROW EXECUTE FUNCTION refuse()")
+@contextlib.contextmanager
+def refusing_status_rows(sessions, state: str, errcode: str = "P0001"):
+    """A trigger refusing every status row with this state, while in the block: a message the
+    database refuses that the payload checks let through (PostgreSQL: with this SQLSTATE).
+    Dropped after: a test's PostgreSQL database is emptied, not made anew, for the next."""
+    def run(*statements: str) -> None:
+        with sessions() as session, session.begin():
+            for statement in statements:
+                session.connection().exec_driver_sql(statement)
+
+    with sessions() as session:
+        sqlite = session.connection().dialect.name == "sqlite"
+    if sqlite:
+        run(*(f"CREATE TRIGGER refuse_{verb.lower()} BEFORE {verb} ON terminal_status "
+              f"WHEN NEW.state = '{state}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+              for verb in ("INSERT", "UPDATE")))
+        yield
+        return
+    run("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NEW.state = '{state}' THEN RAISE EXCEPTION 'refused' USING ERRCODE = "
+        f"'{errcode}'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON terminal_status "
+        "FOR EACH ROW EXECUTE FUNCTION refuse()")
+    try:
+        yield
+    finally:
+        run("DROP TRIGGER IF EXISTS refuse ON terminal_status", "DROP FUNCTION refuse()")
 
 
 def test_a_message_the_database_always_refuses_is_dropped_and_the_rest_of_its_batch_stored(
@@ -261,10 +272,11 @@ def test_a_message_the_database_always_refuses_is_dropped_and_the_rest_of_its_ba
     sessions = open_database(tmp_path, database_url)
     Enrollment(Transactions(sessions)).enroll(
         "B", [{"serial": s, "identity_key": new_key()[1]} for s in ("T1", "T2", "T3")])
-    refuse_status_rows(sessions, "poison")
     waits: list[float] = []
-    done = Ingest(sessions).ingest_until_stored(
-        [status("T1"), status("T2", state="poison"), status("T3", uptime=3.0)], waits.append)
+    with refusing_status_rows(sessions, "poison"):
+        done = Ingest(sessions).ingest_until_stored(
+            [status("T1"), status("T2", state="poison"), status("T3", uptime=3.0)],
+            waits.append)
     assert done.stored == {"status": 2} and done.refused == 1
     assert sum(waits) < 0.5  # a few short retries, not a back-off to the 2 s ceiling
     with sessions() as session:
@@ -283,7 +295,6 @@ def test_a_batch_failing_because_the_database_is_away_is_retried_not_dropped(
     sessions = open_database(tmp_path, postgres_cluster.fresh())
     Enrollment(Transactions(sessions)).enroll(
         "B", [{"serial": s, "identity_key": new_key()[1]} for s in ("T1", "T2")])
-    refuse_status_rows(sessions, "in_service", errcode="57P01")
     waits: list[float] = []
 
     def wait(seconds: float) -> None:
@@ -292,7 +303,8 @@ def test_a_batch_failing_because_the_database_is_away_is_retried_not_dropped(
             with sessions() as session, session.begin():
                 session.connection().exec_driver_sql("DROP TRIGGER refuse ON terminal_status")
 
-    done = Ingest(sessions).ingest_until_stored([status("T1"), status("T2")], wait)
+    with refusing_status_rows(sessions, "in_service", errcode="57P01"):
+        done = Ingest(sessions).ingest_until_stored([status("T1"), status("T2")], wait)
     assert done.stored == {"status": 2} and done.refused == 0
     assert len(waits) == 2 * SPLIT_AFTER
 

@@ -73,6 +73,9 @@ class HeldIngest:
         self.commit.wait(10)
         return Ingested(stored={"events": len(messages)})
 
+    def ingest_until_stored(self, messages) -> Ingested:
+        return self.ingest(messages)
+
     def prune_history(self, _days: float) -> int:
         return 0
 
