@@ -212,6 +212,30 @@ def test_a_batch_updates_rows_of_every_shape_and_counts_refusals_on_existing_row
         assert changed == ["T1", "T2", "T3", "T2", "T1", "T3"]  # first rows, then changes
 
 
+TRICKY_TEXT = ['say "hi"', "back\\slash\\", "{braces},comma", "NULL", "", " padded ",
+               "ünïcødé ✓ 𝄞", "quote\" and \\\" together"]
+
+
+def test_text_of_any_shape_is_stored_as_sent_by_the_batch_update(tmp_path, database_url):
+    """PostgreSQL's batch statements take their arrays as text literals built by the server
+    (dialect.array_literal): quotes, backslashes, braces, commas, the word NULL, empty and
+    padded strings, any Unicode must come back exactly as sent."""
+    sessions = open_database(tmp_path, database_url)
+    serials = [f"T{i}" for i in range(len(TRICKY_TEXT))]
+    Enrollment(Transactions(sessions)).enroll(
+        "B", [{"serial": s, "identity_key": new_key()[1]} for s in serials])
+    ingest = Ingest(sessions)
+    ingest.ingest([status(s) for s in serials])  # rows exist: the next batch updates them
+    done = ingest.ingest([status(s, last_sync_error=text, state=text, uptime=0.1 * i)
+                          for i, (s, text) in enumerate(zip(serials, TRICKY_TEXT, strict=True))])
+    assert done.stored == {"status": len(serials)} and done.refused == 0
+    with sessions() as session:
+        rows = [session.get(TerminalStatus, s) for s in serials]
+        assert [r.last_sync_error for r in rows] == TRICKY_TEXT
+        assert [r.state for r in rows] == TRICKY_TEXT
+        assert [r.uptime for r in rows] == [0.1 * i for i in range(len(serials))]
+
+
 @pytest.mark.parametrize(("fields", "says"), [
     ({"state": "\ud800"}, "state contains an unpaired surrogate"),
     ({"last_sync_error": "disk \udfff full"}, "last_sync_error contains an unpaired surrogate"),
