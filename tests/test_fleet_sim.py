@@ -50,6 +50,8 @@ def test_a_fleet_over_two_processes_and_two_replicas_loses_nothing(tmp_path, mos
     assert report["revoke_p95_ms"] is not None and report["revoke_p95_ms"] > 0  # 2 unpaired
     full = json.loads((directory / REPORT_FILE).read_text())["extra"]
     assert full["events_sent"] >= 18 and full["events_unacknowledged"] == 0
+    # The cut and the unpair's answer are timed apart: both seen for each unpaired terminal.
+    assert full["revoked"] == 2 and full["unpair_answer_p95_ms"] > 0
     assert full["simulator_processes"] == 2 and full["replicas"] == 2
     # Both brokers hold terminals, and their CPU and memory are in the sums.
     assert all(count > 0 for count in full["per_broker"].values())
