@@ -53,7 +53,8 @@ def field(obj: dict, name: str, types: type | tuple, what: str, *, optional: boo
         # every terminal's monitoring on its replica).
         raise PayloadError(f"{what}: {name} contains an unpaired surrogate (\\ud800-\\udfff)")
     if isinstance(value, float) and not math.isfinite(value):
-        # Python's json reads NaN and Infinity; neither is a reading, nor storable as JSON.
+        # Python's json reads NaN and Infinity; neither is a reading, and SQLite would store
+        # NULL for NaN where PostgreSQL keeps it: refused, the same on both.
         raise PayloadError(f"{what}: {name} must be a finite number, got {value}")
     if isinstance(value, int) and not isinstance(value, bool) and not MIN_INT <= value <= MAX_INT:
         # Found by tests/test_fuzz.py: SQLite's INTEGER is 64-bit, and the overflow failed the
