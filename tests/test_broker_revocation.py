@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import secrets
 import time
 
@@ -110,6 +111,18 @@ def test_a_revoked_user_is_cut_refused_regranted_and_removed_at_the_next_start(r
     assert B in {c["username"] for c in data["clients"]}
     rc, _ = rig.connect(A, new)
     assert rc is not None and rc.value in REFUSED, f"a removed user connected: {rc}"
+
+
+def test_an_unpair_for_another_brokers_terminal_does_not_log_a_revocation(rig, caplog):
+    """With several brokers, the replica handling an unpair asks its own broker too, which
+    holds no account for a terminal of another broker: nothing was revoked here, and the log
+    must not say it was (the owner's replica logs the revocation)."""
+    rig.link.grant(A, secrets.token_urlsafe(32))
+    with caplog.at_level(logging.INFO, logger="batm-server.master"):
+        assert rig.link.revoke("T-ELSEWHERE")
+        assert rig.link.revoke(A)
+    revoked = [r.getMessage() for r in caplog.records if "revoked" in r.getMessage()]
+    assert revoked == [f"master: MQTT access of {A} revoked (session closed)"]
 
 
 def test_a_restarted_server_knows_which_pairing_an_account_was_granted_for(rig, tmp_path):

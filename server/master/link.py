@@ -80,6 +80,9 @@ INGEST_GAP = 0.025
 ACK_IDS = 500  # event ids per acknowledgement message (≤ 33 KB with 64-character ids)
 DYNSEC_TIMEOUT = 5.0
 ROLE_EXISTS = "Role already exists"  # the plugin's answer to createRole (roles.c)
+# …and to a command naming a user it does not hold (clients.c): with several brokers, an unpair
+# handled by a replica whose broker does not hold the terminal's account.
+CLIENT_NOT_FOUND = "Client not found"
 PRUNE_EVERY = 3600.0  # seconds between two prunings of the status history
 INGEST_CLIENT_ID = "batm:ingest"
 
@@ -401,6 +404,10 @@ class MasterLink:
                         "next start", serial, exc)
             return False
         self.clear_status(serial)
-        log.info("master: MQTT access of %s revoked (%s)", serial,
-                 responses[0].get("error") or "session closed")
+        error = responses[0].get("error")
+        if error == CLIENT_NOT_FOUND:
+            # Nothing to end here; the owner's replica revokes it (master/accounts.py).
+            log.debug("master: %s has no MQTT account on this broker", serial)
+        else:
+            log.info("master: MQTT access of %s revoked (%s)", serial, error or "session closed")
         return True
