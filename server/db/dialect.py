@@ -206,10 +206,13 @@ def array_literal(values: Sequence) -> str:
         elif isinstance(value, int | float):
             parts.append(repr(value))
         elif isinstance(value, datetime.datetime):
-            parts.append('"' + UTCDateTime().process_bind_param(value, None).isoformat() + '"')
+            parts.append('"' + _UTC.process_bind_param(value, None).isoformat() + '"')
         else:
             raise TypeError(f"no array literal for a {type(value).__name__}")
     return "{" + ",".join(parts) + "}"
+
+
+_UTC = UTCDateTime()  # converts a datetime as the timestamp columns store it
 
 
 def _array(parameter, column):

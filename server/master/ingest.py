@@ -154,7 +154,7 @@ class Ingest:
             message = messages[0]
             log.error("master: dropped a %s message of %s that the database refuses every "
                       "time (%s: %s)", message.kind, message.serial, exc.__class__.__name__,
-                      str(exc).splitlines()[0][:300] if str(exc) else "")
+                      (str(exc).splitlines() or [""])[0][:300])
             return Ingested(refused=1)
         done = Ingested()
         for message in messages:
