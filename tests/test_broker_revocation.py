@@ -23,7 +23,6 @@ from server.db.engine import open_database
 from server.db.terminals import Terminal
 from server.master.accounts import BrokerAccounts
 from server.master.broker import DYNSEC_FILE, Broker, BrokerSettings
-from server.master.dynsec import terminal_role
 from server.master.ingest import Ingest
 from server.master.link import MasterLink
 from server.notify import session_topic
@@ -100,14 +99,13 @@ def test_a_revoked_user_is_cut_refused_regranted_and_removed_at_the_next_start(r
     assert rc is not None and not rc.is_failure, f"the new password was refused: {rc}"
     assert not b_lost.is_set(), "another terminal's session was cut"
 
-    # Unpaired for good: the next start removes the disabled user and its role.
+    # Unpaired for good: the next start removes the disabled user.
     assert rig.link.revoke(A)
     assert a_lost.wait(5)
     rig.paired.discard(A)
     rig.broker.restart()
     data = rig.dynsec_file()
     assert A not in {c["username"] for c in data["clients"]}
-    assert terminal_role(A) not in {r["rolename"] for r in data["roles"]}
     assert B in {c["username"] for c in data["clients"]}
     rc, _ = rig.connect(A, new)
     assert rc is not None and rc.value in REFUSED, f"a removed user connected: {rc}"

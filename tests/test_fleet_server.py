@@ -39,7 +39,7 @@ from server.master.broker import (
     max_connections,
     queued_messages,
 )
-from server.master.dynsec import password_hash, reconcile_dynsec, terminal_role, with_accounts
+from server.master.dynsec import TERMINAL_ROLE, password_hash, reconcile_dynsec, with_accounts
 from server.master.ingest import SPLIT_AFTER, Incoming, Ingest
 from server.master.ingest_stats import IngestStats, lag_bucket, parse_at, percentile_from_buckets
 from server.master.link import MasterLink, ingest_filters, server_client_id
@@ -130,12 +130,12 @@ def test_an_enrollment_with_password_hashes_returns_the_accounts(tx):
     assert accounts == {"F1": hashed}
 
 
-def test_bulk_accounts_become_bound_clients_with_their_roles_and_revocation_still_wins():
+def test_bulk_accounts_become_bound_clients_in_the_terminals_role_and_revocation_still_wins():
     accounts = {"F1": password_hash("a"), "F2": password_hash("b")}
     data = with_accounts({"clients": [], "roles": []}, accounts)
     client = next(c for c in data["clients"] if c["username"] == "F1")
-    assert client["clientid"] == "F1" and client["roles"] == [{"rolename": terminal_role("F1")}]
-    assert {r["rolename"] for r in data["roles"]} == {terminal_role("F1"), terminal_role("F2")}
+    assert client["clientid"] == "F1" and client["roles"] == [{"rolename": TERMINAL_ROLE}]
+    assert data["roles"] == []  # no role per terminal: its topics are the ACL file's patterns
     reconciled, removed = reconcile_dynsec(data, "admin-pw", paired={"F1"})
     assert removed == ["F2"]
     assert {c["username"] for c in reconciled["clients"]} == {"batm:server", "F1"}

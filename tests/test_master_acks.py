@@ -9,7 +9,13 @@ import json
 from server.db.engine import open_database
 from server.db.master import TerminalStatus
 from server.db.terminals import Terminal
-from server.master.dynsec import reconcile_dynsec, terminal_acls, terminal_role
+from server.master.dynsec import (
+    ADMIN_ROLE,
+    TERMINAL_ROLE,
+    acl_file,
+    reconcile_dynsec,
+    terminal_role,
+)
 from server.master.ingest import Incoming, Ingest, Ingested
 from server.master.link import ACK_IDS, MasterLink
 from server.master.monitoring import Monitoring
@@ -89,22 +95,23 @@ def test_acknowledgements_go_to_each_terminal_in_bounded_messages_in_one_write()
     assert all(len(json.dumps(body)) <= 64 * 1024 for _, body in sent)
 
 
-def test_terminal_roles_may_subscribe_to_their_acks_and_old_roles_gain_it():
-    acl = {"acltype": "subscribePattern", "topic": "terminals/T1/acks", "allow": True}
-    assert acl in terminal_acls("T1")
-    old_role = {"rolename": terminal_role("T1"), "textname": "kept", "acls": [
+def test_terminals_receive_their_acks_and_an_older_servers_own_roles_become_the_shared_one():
+    assert "pattern read terminals/%u/acks" in acl_file().splitlines()
+    old_role = {"rolename": "terminal-T1", "acls": [
         {"acltype": "subscribePattern", "topic": "terminals/T1/commands", "priority": 0,
          "allow": True}]}
-    data = {"clients": [{"username": "T1", "roles": [{"rolename": terminal_role("T1")}]},
-                        {"username": "T2"}],
-            "roles": [old_role, {"rolename": terminal_role("T2"), "acls": []}]}
+    data = {"clients": [{"username": "T1", "roles": [{"rolename": "terminal-T1"}]},
+                        {"username": "T2", "roles": [{"rolename": "terminal-T2"}]}],
+            "roles": [old_role, {"rolename": "terminal-T2", "acls": []}]}
     result, removed = reconcile_dynsec(data, "secret", {"T1"})
     assert removed == ["T2"]
-    role = next(r for r in result["roles"] if r["rolename"] == terminal_role("T1"))
-    assert role["textname"] == "kept"
-    assert {**acl, "priority": 0} in role["acls"]
-    assert len(role["acls"]) == len(terminal_acls("T1"))
-    assert not any(r["rolename"] == terminal_role("T2") for r in result["roles"])
+    t1 = next(c for c in result["clients"] if c["username"] == "T1")
+    assert t1["roles"] == [{"rolename": TERMINAL_ROLE}] and t1["clientid"] == "T1"
+    assert {r["rolename"] for r in result["roles"]} == {ADMIN_ROLE, TERMINAL_ROLE}
+    shared = next(r for r in result["roles"] if r["rolename"] == TERMINAL_ROLE)
+    assert shared == terminal_role()
+    # Delivery is left to the ACL file: the plugin must not allow it by default.
+    assert result["defaultACLAccess"]["publishClientReceive"] is False
 
 
 def test_an_out_of_range_number_is_refused_not_a_failed_batch(tmp_path, database_url):

@@ -1,8 +1,10 @@
 """The master service's broker: a real Mosquitto, configured and supervised by `batm-server run`.
 
-Everything lives in data_dir/mosquitto/: the generated mosquitto.conf, the dynamic-security
-plugin's dynamic-security.json (per-terminal users, roles and ACLs), the admin user's password
-(admin.secret, 0600) and the broker's persistence file (retained status, queued QoS 1 messages).
+Everything lives in data_dir/mosquitto/: the generated mosquitto.conf and terminal-topics.acl
+(each terminal's own topics), the dynamic-security plugin's dynamic-security.json (the
+terminals' users, their shared role; master/dynsec.py says how the two divide the checks),
+the admin user's password (admin.secret, 0600) and the broker's persistence file (retained
+status, queued QoS 1 messages).
 
 Credentials are username/password clients of the dynamic-security plugin, not client
 certificates: Mosquitto issue #2999 — dynsec's disable/delete does not bind certificate-
@@ -13,9 +15,9 @@ unpair only disables (master/link.py, `revoke`, says why).
 The server's database is the source of truth. Before every broker start the dynsec file is
 reconciled with it (clients of terminals that are no longer paired are removed, the ones an
 unpair disabled among them; the admin user's password is re-derived from admin.secret; every
-terminal role gets exactly today's ACLs, so a role made by an older server gains the acks
-subscription and loses the receive rule), so an unpair made while the broker was down takes
-effect before the broker accepts its first connection. While it runs, changes go
+terminal gets today's shared role, in place of the role of its own an older server made), so
+an unpair made while the broker was down takes effect before the broker accepts its first
+connection. While it runs, changes go
 through $CONTROL/dynamic-security/v1 (master/link.py), which the plugin persists itself.
 
 Client ids (issue 13, item 1: no terminal credential may affect another client). Mosquitto
@@ -64,13 +66,14 @@ from pathlib import Path
 
 from batm_common.atomic import atomic_write, ensure_private_dir
 from batm_common.hostaddr import ServerAddress
-from server.master.dynsec import reconcile_dynsec, with_accounts
+from server.master.dynsec import acl_file, reconcile_dynsec, with_accounts
 
 log = logging.getLogger("batm-server.broker")
 
 BROKER_DIR = "mosquitto"
 CONF_FILE = "mosquitto.conf"
 DYNSEC_FILE = "dynamic-security.json"
+ACL_FILE = "terminal-topics.acl"  # each terminal's own topics (master/dynsec.py, acl_file)
 # A copy of the plugin's file as last seen whole. Debian's Mosquitto 2.0.11 rewrites the file in
 # place (its temporary name is cut to the file's own length; fixed upstream in 2.0.16), so a
 # broker killed mid-save leaves it truncated, and without the copy every terminal of the broker
@@ -259,6 +262,8 @@ class Broker:
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
             f"plugin {self.plugin}",
             f"plugin_opt_config_file {self.dir / DYNSEC_FILE}",
+            # asked after the plugin, for what the plugin leaves to it (master/dynsec.py)
+            f"acl_file {self.dir / ACL_FILE}",
             "",
             "# the server's own client",
             f"listener {self.admin_port} 127.0.0.1",
@@ -279,6 +284,7 @@ class Broker:
             lines += tunnel_listener_lines(self.settings.tunnel_host, self.mqtt_port,
                                            self.settings.cert, self.settings.key)
             lines += limit
+        atomic_write(self.dir / ACL_FILE, acl_file().encode(), mode=0o600)
         atomic_write(self.dir / CONF_FILE, "\n".join(lines).encode(), mode=0o600)
 
     def _write_dynsec(self) -> None:

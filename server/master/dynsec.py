@@ -1,11 +1,31 @@
-"""The dynamic-security plugin's file: the server's admin user, each terminal's client and role.
+"""The broker's access rules: the dynamic-security plugin's file (the server's admin user, each
+terminal's client, the one role every terminal has) and the ACL file of per-terminal topics.
 
 Who may do what on the broker (master/broker.py runs it): the server's admin user `batm:server`
 (every dynsec command, every terminal topic, the replicas' shared subscriptions), and per
-terminal a password client bound to its own client id with a role that allows only its own
-topics. `reconcile_dynsec` makes the file agree with the database before every broker start;
-`with_accounts` adds a fleet's accounts from their password hashes at once (bulk enrollment:
-pairing/enrollment.py says why not one command each).
+terminal a password client bound to its own client id, in the role TERMINAL_ROLE.
+
+A terminal's own topics are not in its role. Mosquitto 2.0's plugin cannot name "the client's
+own serial" in a rule (no %u/%c there; tested on 2.0.11), so each terminal used to have a role
+of its own, five rules long: ≈ 70 % of the plugin's file, which it rewrites whole after every
+change (an unpair's kick waits behind the previous change's rewrite; master/link.py, `revoke`).
+The broker's ACL file can (`pattern … %u`), and Mosquitto asks it after the plugin: the plugin
+decides every check its rules or defaults decide, and defers the rest to the file. So:
+- publish (to the broker): the plugin denies nothing by rule and defers (default deny); the ACL
+  file allows terminals/<username>/status|events|results and refuses anything else;
+- receive (each message delivered, retained ones included): the plugin defers for terminals
+  (default deny); the ACL file allows terminals/<username>/commands|acks only;
+- subscribe: decided by the shared role, as the ACL file allows every subscription (Mosquitto
+  2.0 does not check subscriptions there). A terminal may subscribe to a single terminal's
+  commands or acks topic (any serial: the plugin cannot tell its own) and nothing else;
+  another terminal's messages are still never delivered to it (receive, above).
+The username is the serial (a grant's), authenticated by the plugin; Mosquitto refuses pattern
+access to a username with '+' or '#', which no serial contains anyway.
+
+`reconcile_dynsec` makes the file agree with the database before every broker start (and turns
+an older server's per-terminal roles into the shared one); `with_accounts` adds a fleet's
+accounts from their password hashes at once (bulk enrollment: pairing/enrollment.py says why
+not one command each).
 """
 
 from __future__ import annotations
@@ -19,35 +39,41 @@ ADMIN_USER = "batm:server"
 SERVER_CLIENT_ID = "batm:master"  # the server's own client (master/link.py)
 SHARE_GROUP = "batm"  # replicas' shared subscriptions: $share/batm/terminals/+/<kind>
 ADMIN_ROLE = "batm-server-admin"
-TERMINAL_ROLE_PREFIX = "terminal-"
+TERMINAL_ROLE = "batm-terminal"  # an older server's per-terminal roles were "terminal-<serial>"
 PBKDF2_ITERATIONS = 101  # what `mosquitto_ctrl dynsec init` writes; the secret is 32 random bytes
+
+# What a terminal sends and what it receives, below terminals/<serial>/.
+TERMINAL_SENDS = ("status", "events", "results")
+TERMINAL_RECEIVES = ("commands", "acks")
 
 
 def topic_prefix(serial: str) -> str:
     return f"terminals/{serial}/"
 
 
-def terminal_role(serial: str) -> str:
-    return TERMINAL_ROLE_PREFIX + serial
+def terminal_role() -> dict:
+    """The role of every terminal: which subscriptions it may make (see the module doc).
+
+    The plugin checks a role's rules by priority, highest first, and a subscription's filter
+    as written: the wildcard filters terminals/+/commands|acks are refused by name before the
+    rule that lets a terminal subscribe to one terminal's topic, and `#` refuses everything
+    else, $CONTROL, $SYS and $share filters included."""
+    acls = [{"acltype": "subscribeLiteral", "topic": f"terminals/+/{kind}", "allow": False,
+             "priority": 2} for kind in TERMINAL_RECEIVES]
+    acls += [{"acltype": "subscribePattern", "topic": f"terminals/+/{kind}", "allow": True,
+              "priority": 1} for kind in TERMINAL_RECEIVES]
+    acls.append({"acltype": "subscribePattern", "topic": "#", "allow": False, "priority": 0})
+    return {"rolename": TERMINAL_ROLE, "acls": acls}
 
 
-def terminal_acls(serial: str) -> list[dict]:
-    """A terminal may publish its status, events and command results, and subscribe to its
-    commands and the server's event acknowledgements: nothing outside terminals/<serial>/,
-    nothing of another terminal.
-
-    What it receives is confined by what it may subscribe to: delivery itself is allowed by
-    the default (`publishClientReceive`, reconcile_dynsec), so a receive rule here would allow
-    nothing more. There is none: each rule is a ninth of a terminal's share of the plugin's
-    file, which the plugin rewrites whole after every change (master/link.py, `revoke`)."""
-    prefix = topic_prefix(serial)
-    return [
-        {"acltype": "publishClientSend", "topic": prefix + "status", "allow": True},
-        {"acltype": "publishClientSend", "topic": prefix + "events", "allow": True},
-        {"acltype": "publishClientSend", "topic": prefix + "results", "allow": True},
-        {"acltype": "subscribePattern", "topic": prefix + "commands", "allow": True},
-        {"acltype": "subscribePattern", "topic": prefix + "acks", "allow": True},
-    ]
+def acl_file() -> str:
+    """The broker's ACL file: each terminal's own topics, by its username (the module doc)."""
+    lines = ["# Generated by batm-server at every broker start; edits are overwritten.",
+             "# Each terminal's own topics (its username is its serial); the server's user is",
+             "# allowed by the dynamic-security plugin first, which Mosquitto asks before this.",
+             *(f"pattern write terminals/%u/{kind}" for kind in TERMINAL_SENDS),
+             *(f"pattern read terminals/%u/{kind}" for kind in TERMINAL_RECEIVES)]
+    return "\n".join(lines) + "\n"
 
 
 def password_hash(password: str, salt: bytes | None = None,
@@ -84,44 +110,37 @@ def terminal_client(serial: str, hashed: dict) -> dict:
     """A terminal's dynsec client from its password hash (bound to its serial, as `grant`)."""
     return {"username": serial, "clientid": serial, "password": hashed["password"],
             "salt": hashed["salt"], "iterations": hashed["iterations"],
-            "roles": [{"rolename": terminal_role(serial)}]}
+            "roles": [{"rolename": TERMINAL_ROLE}]}
 
 
 def with_accounts(data: dict, accounts: dict[str, dict]) -> dict:
-    """The dynsec config with these terminals' clients (and roles) made or replaced."""
+    """The dynsec config with these terminals' clients made or replaced."""
     clients = [c for c in data.get("clients", []) if c.get("username") not in accounts]
-    names = {terminal_role(serial) for serial in accounts}
-    roles = [r for r in data.get("roles", []) if r.get("rolename") not in names]
-    roles += [{"rolename": terminal_role(serial),
-               "acls": [{**acl, "priority": 0} for acl in terminal_acls(serial)]}
-              for serial in accounts]
     clients += [terminal_client(serial, hashed) for serial, hashed in accounts.items()]
-    return {**data, "clients": clients, "roles": roles}
+    return {**data, "clients": clients}
 
 
 def reconcile_dynsec(data: dict, admin_password: str, paired: set[str]) -> tuple[dict, list[str]]:
-    """The dynsec config with the admin user reset and terminals not in `paired` removed."""
+    """The dynsec config with the admin user reset, terminals not in `paired` removed, and
+    every kept terminal in today's shared role (an older server's own role per terminal, with
+    older rules, goes: what a role of its own allowed, the ACL file allows now)."""
     clients = [c for c in data.get("clients", []) if isinstance(c, dict)]
-    roles = [r for r in data.get("roles", []) if isinstance(r, dict)]
     removed = [c.get("username") for c in clients
                if c.get("username") != ADMIN_USER and c.get("username") not in paired]
     kept = [
         # Bound to its serial when an older server left it unbound; "<serial>@vpn" stays.
-        c if c.get("clientid") else {**c, "clientid": c.get("username")}
+        {**c, "clientid": c.get("clientid") or c.get("username"),
+         "roles": [{"rolename": TERMINAL_ROLE}]}
         for c in clients if c.get("username") in paired
-    ]
-    role_serials = {terminal_role(s): s for s in paired}
-    kept_roles = [
-        # Today's ACLs, whatever an older server (or a hand edit) left in the role.
-        {**r, "acls": [{**acl, "priority": 0} for acl in terminal_acls(role_serials[name])]}
-        for r in roles if (name := r.get("rolename")) in role_serials
     ]
     result = dict(data)
     result["clients"] = [_admin_client(admin_password), *kept]
-    result["roles"] = [_admin_role(), *kept_roles]
+    result["roles"] = [_admin_role(), terminal_role()]
     result["groups"] = [g for g in data.get("groups", []) if isinstance(g, dict)]
+    # Receiving is denied unless a rule allows it: the plugin then defers a terminal's
+    # deliveries to the ACL file, which allows only its own (module doc).
     result["defaultACLAccess"] = {
-        "publishClientSend": False, "publishClientReceive": True,
+        "publishClientSend": False, "publishClientReceive": False,
         "subscribe": False, "unsubscribe": True,
     }
     return result, [str(name) for name in removed]

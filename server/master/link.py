@@ -55,8 +55,7 @@ from server.master.dynsec import (
     ADMIN_USER,
     SERVER_CLIENT_ID,
     SHARE_GROUP,
-    terminal_acls,
-    terminal_role,
+    TERMINAL_ROLE,
 )
 from server.master.ingest import KINDS, Incoming, Ingest, Ingested
 from server.master.ingest_client import IngestConnection, Message
@@ -79,9 +78,8 @@ BATCH = 500
 INGEST_GAP = 0.025
 ACK_IDS = 500  # event ids per acknowledgement message (≤ 33 KB with 64-character ids)
 DYNSEC_TIMEOUT = 5.0
-ROLE_EXISTS = "Role already exists"  # the plugin's answer to createRole (roles.c)
-# …and to a command naming a user it does not hold (clients.c): with several brokers, an unpair
-# handled by a replica whose broker does not hold the terminal's account.
+# The plugin's answer to a command naming a user it does not hold (clients.c): with several
+# brokers, an unpair handled by a replica whose broker does not hold the terminal's account.
 CLIENT_NOT_FOUND = "Client not found"
 PRUNE_EVERY = 3600.0  # seconds between two prunings of the status history
 INGEST_CLIENT_ID = "batm:ingest"
@@ -348,31 +346,23 @@ class MasterLink:
         return results
 
     def grant(self, serial: str, password: str, note: str | None = None) -> None:
-        """(Re)create the terminal's MQTT user with this password, bound to its serial, in its
-        role (its topic ACLs).
+        """(Re)create the terminal's MQTT user with this password, bound to its serial, in the
+        terminals' role (its own topics follow from its username: master/dynsec.py).
 
-        Two of the plugin's whole-file saves, not four: the role's ACLs follow from the serial
-        alone and every broker start rewrites each role to today's ACLs (master/dynsec.py), so
-        a role that exists is kept ("Role already exists" saves nothing); only the user is
-        replaced. Deleting it first ends a session opened with older credentials and clears a
-        user a revocation left disabled (`revoke`); it saves nothing when there is none.
-        `note` is kept as the user's text name (master/accounts.py: the pairing it is for)."""
-        role = terminal_role(serial)
+        One of the plugin's whole-file saves, two when a user is replaced: deleting it first
+        ends a session opened with older credentials and clears a user a revocation left
+        disabled (`revoke`); it saves nothing when there is none. `note` is kept as the user's
+        text name (master/accounts.py: the pairing it is for)."""
         responses = self.dynsec([
             {"command": "deleteClient", "username": serial},
-            {"command": "createRole", "rolename": role,
-             "acls": [{**acl, "priority": 0} for acl in terminal_acls(serial)]},
             # Bound to its own id: its credentials cannot take over another client's session.
             {"command": "createClient", "username": serial, "password": password,
-             "clientid": serial, "roles": [{"rolename": role}],
+             "clientid": serial, "roles": [{"rolename": TERMINAL_ROLE}],
              **({"textname": note} if note else {})},
         ])
-        for response in responses[1:]:
-            error = response.get("error")
-            if error and not (response.get("command") == "createRole"
-                              and error == ROLE_EXISTS):
-                raise MasterUnavailable(
-                    f"the broker refused {response.get('command')}: {error}")
+        error = responses[1].get("error")
+        if error:
+            raise MasterUnavailable(f"the broker refused createClient: {error}")
         log.info("master: MQTT credentials issued for %s", serial)
 
     def bind_client_id(self, serial: str, client_id: str) -> None:
@@ -389,9 +379,9 @@ class MasterLink:
 
         One command, waited for. The plugin kicks the session before it saves, but it rewrites
         its whole file after every command that changes something (Mosquitto 2.0, even several
-        commands in one message: ≈ 10 ms of broker CPU per MB, ≈ 1 KB per terminal), and the
-        broker does nothing else meanwhile. Deleting the user and its role here too made three
-        saves per unpair, and the next unpair's kick waited behind the previous one's deletes
+        commands in one message: ≈ 10 ms of broker CPU per MB, ≈ 0.3 KB per terminal), and the
+        broker does nothing else meanwhile. Deleting the user here too made two saves per
+        unpair, and the next unpair's kick waited behind the previous one's delete
         (bench/revoke_latency.py). A disabled user is refused at every connect (the plugin
         checks `disabled` before the password) and stays so in the file; the next broker start
         removes it with the other users of terminals no longer paired (master/broker.py), and a
