@@ -46,6 +46,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def count(text: str) -> int:
+    """A whole number ≥ 0 (how many of something, none allowed)."""
+    value = decimal(text)
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ≥ 0")
+    return value
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     data_dir: Path

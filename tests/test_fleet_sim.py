@@ -81,3 +81,7 @@ def test_bad_arguments_are_refused_with_a_sentence(tmp_path):
     assert run.returncode == 1
     assert "--replicas 2 needs --database postgresql" in run.stderr
     assert "Traceback" not in run.stderr
+    run = fleet(tmp_path, "--terminals", "10", "--revoke-sample", "-1")
+    assert run.returncode == 2
+    assert "'-1' is not a whole number ≥ 0" in run.stderr
+    assert "Traceback" not in run.stderr
