@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
+import ssl
 import threading
 
 import paho.mqtt.client as mqtt
@@ -140,3 +142,36 @@ def test_a_terminal_publishes_only_its_own_status_events_and_results(rig):
     assert late.payloads() == [b"marker"]
     # And B's account is still there: the forged dynsec command did nothing.
     assert B in {c["username"] for c in rig.dynsec_file()["clients"]}
+
+
+def test_a_terminals_will_goes_only_to_its_own_topics(rig):
+    """The last will is published for the client when its connection drops: the same rule as
+    its own publishing, checked when the broker sends it."""
+    password = secrets.token_urlsafe(32)
+    rig.link.grant(A, password)
+    rig.link.grant(B, secrets.token_urlsafe(32))
+    server = server_client(rig)
+    server.subscribe("terminals/#")
+    for will_topic in (f"terminals/{B}/status", f"terminals/{A}/status"):
+        client = connect_with_will(rig, password, will_topic)
+        # The connection ends without a DISCONNECT: the broker sends the will (if allowed).
+        client.socket().shutdown(socket.SHUT_RDWR)
+        client.loop_stop()
+    wait_for(lambda: server.messages, 5, "A's own will")
+    assert [topic for topic, _payload, _retain in server.messages] == [f"terminals/{A}/status"]
+
+
+def connect_with_will(rig: Rig, password: str, will_topic: str) -> mqtt.Client:
+    context = ssl.create_default_context(cafile=str(rig.certs.ca_cert_path))
+    context.check_hostname = False
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=A, reconnect_on_failure=False)
+    client.username_pw_set(A, password)
+    client.tls_set_context(context)
+    client.will_set(will_topic, b"offline", qos=1)
+    answers: list = []
+    client.on_connect = lambda _c, _u, _f, reason_code, _p: answers.append(reason_code)
+    client.connect("127.0.0.1", rig.broker.mqtt_port, keepalive=10)
+    client.loop_start()
+    [answer] = wait_for(lambda: answers, 5, "CONNACK")
+    assert not answer.is_failure, f"A's own credentials were refused: {answer}"
+    return client
