@@ -64,8 +64,9 @@ class Rig:
         self.broker.stop()
 
 
-@pytest.fixture
-def rig(tmp_path):
+@pytest.fixture(name="rig")
+def broker_rig(tmp_path):
+    """A real broker with the server's link to it (tests/test_broker_topic_access.py too)."""
     require_mosquitto()
     rig = Rig(tmp_path)
     try:

@@ -16,10 +16,8 @@ import ssl
 import threading
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from test_broker_revocation import A, B, Rig
-from test_mqtt_master import require_mosquitto
+from test_broker_revocation import A, B, Rig, broker_rig  # noqa: F401 (the `rig` fixture)
 from waiting import wait_for
 
 from server.master.dynsec import ADMIN_USER
@@ -50,16 +48,6 @@ class Seen:
     def payloads(self) -> list[bytes]:
         with self._lock:
             return [payload for _topic, payload, _retain in self.messages]
-
-
-@pytest.fixture
-def rig(tmp_path):
-    require_mosquitto()
-    rig = Rig(tmp_path)
-    try:
-        yield rig
-    finally:
-        rig.stop()
 
 
 def thief(rig: Rig) -> Seen:
