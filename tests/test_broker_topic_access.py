@@ -20,7 +20,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from test_broker_revocation import A, B, Rig, broker_rig  # noqa: F401 (the `rig` fixture)
 from waiting import wait_for
 
-from server.master.dynsec import ADMIN_USER
+from server.master.broker import DYNSEC_FILE
+from server.master.dynsec import ADMIN_USER, TERMINAL_ROLE, password_hash
 
 
 class Seen:
@@ -163,3 +164,44 @@ def connect_with_will(rig: Rig, password: str, will_topic: str) -> mqtt.Client:
     [answer] = wait_for(lambda: answers, 5, "CONNACK")
     assert not answer.is_failure, f"A's own credentials were refused: {answer}"
     return client
+
+
+def test_a_terminal_granted_by_an_older_server_keeps_its_topics_after_the_upgrade(rig):
+    """An older server gave each terminal a role of its own; the first start of this one moves
+    the terminal to the shared role without new credentials, and its rules still hold."""
+    password = secrets.token_urlsafe(32)
+    rig.broker.stop()
+    path = rig.broker.dir / DYNSEC_FILE
+    data = json.loads(path.read_text())
+    prefix = f"terminals/{A}/"
+    data["roles"].append({"rolename": f"terminal-{A}", "acls": [
+        {"acltype": acltype, "topic": prefix + kind, "priority": 0, "allow": True}
+        for acltype, kind in (("publishClientSend", "status"), ("publishClientSend", "events"),
+                              ("publishClientSend", "results"),
+                              ("subscribePattern", "commands"), ("subscribePattern", "acks"))]})
+    data["clients"].append({"username": A, "clientid": A, **password_hash(password),
+                            "roles": [{"rolename": f"terminal-{A}"}]})
+    data["defaultACLAccess"]["publishClientReceive"] = True
+    path.write_text(json.dumps(data))
+    rig.broker.start()
+
+    converted = rig.dynsec_file()
+    assert [c["roles"] for c in converted["clients"] if c["username"] == A] == [
+        [{"rolename": TERMINAL_ROLE}]]
+    assert f"terminal-{A}" not in {r["rolename"] for r in converted["roles"]}
+    rc, _lost = rig.connect(A, password)
+    assert rc is not None and not rc.is_failure, f"the older server's account was refused: {rc}"
+    alice = Seen(rig.clients[-1])
+    assert alice.subscribe(f"terminals/{B}/status").is_failure
+    alice.subscribe(f"terminals/{B}/commands")
+    alice.subscribe(f"terminals/{A}/commands")
+    server = server_client(rig)
+    server.subscribe("terminals/#")
+    server.client.publish(f"terminals/{B}/commands", b"for B", qos=1).wait_for_publish(5)
+    server.client.publish(f"terminals/{A}/commands", b"for A", qos=1).wait_for_publish(5)
+    alice.client.publish(f"terminals/{B}/status", b"forged", qos=1).wait_for_publish(5)
+    alice.client.publish(f"terminals/{A}/status", b"own", qos=1).wait_for_publish(5)
+    wait_for(lambda: b"for A" in alice.payloads(), 5, "A's own command")
+    wait_for(lambda: b"own" in server.payloads(), 5, "A's own status")
+    assert alice.payloads() == [b"for A"]
+    assert b"forged" not in server.payloads()
