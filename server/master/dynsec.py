@@ -11,10 +11,11 @@ of its own, five rules long: ≈ 70 % of the plugin's file, which it rewrites wh
 change (an unpair's kick waits behind the previous change's rewrite; master/link.py, `revoke`).
 The broker's ACL file can (`pattern … %u`), and Mosquitto asks it after the plugin: the plugin
 decides every check its rules or defaults decide, and defers the rest to the file. So:
-- publish (to the broker): the plugin denies nothing by rule and defers (default deny); the ACL
-  file allows terminals/<username>/status|events|results and refuses anything else;
-- receive (each message delivered, retained ones included): the plugin defers for terminals
-  (default deny); the ACL file allows terminals/<username>/commands|acks only;
+- publish (to the broker), the last will included: the role has no publish rule, so the
+  plugin defers (its default, deny, defers too); the ACL file allows
+  terminals/<username>/status|events|results and refuses anything else;
+- receive (each message delivered, retained ones included): the same, and the ACL file allows
+  terminals/<username>/commands|acks only;
 - subscribe: decided by the shared role, as the ACL file allows every subscription (Mosquitto
   2.0 does not check subscriptions there). A terminal may subscribe to a single terminal's
   commands or acks topic (any serial: the plugin cannot tell its own) and nothing else;

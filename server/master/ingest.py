@@ -34,6 +34,7 @@ from batm_common.clock import utcnow
 from server.db.master import Command, StatusHistory
 from server.db.terminals import Terminal
 from server.master import payloads
+from server.master.dynsec import TERMINAL_SENDS
 from server.master.event_rows import EventRows
 from server.master.ingest_stats import parse_at
 from server.master.options import RETENTION_DAYS
@@ -44,9 +45,7 @@ from server.pairing.views import iso
 
 log = logging.getLogger("batm-server.master")
 
-# Changes in HISTORY_FIELDS make a history row; uptime, handshake age and the like only
-# refresh the row (master/status_rows.py).
-KINDS = ("status", "events", "results")
+KINDS = TERMINAL_SENDS  # what terminals publish (the broker lets them publish only these)
 # The database away, locked or restarting: the same batch will be stored once it is back.
 TRANSIENT = (OperationalError, InterfaceError)
 # Failures of a batch with any other error (the same one again, in practice: a message the
