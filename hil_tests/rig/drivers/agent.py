@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 from hil_tests.rig.drivers.errors import CommandFailed, ScreenTimeout
 from hil_tests.rig.resources import TerminalResource
@@ -35,6 +36,19 @@ class AgentDriver:
     @step
     def status(self) -> dict:
         return self._json("status", "--json")
+
+    @step
+    def wait_outbox_empty(self, timeout: float = 30.0) -> dict:
+        """The terminal's master status once every event it recorded is acknowledged by the
+        server, or the last one seen at `timeout`. Its own view: the server's is the
+        terminal's last status report, which can predate acknowledgements a killed broker lost
+        (the terminal then sends those events again, and waits for their acknowledgements)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            master = self._json("status", "--json")["master"]
+            if master["outbox_pending"] == 0 or time.monotonic() > deadline:
+                return master
+            time.sleep(0.1)
 
     @step
     def set_server(self, address: str) -> str:
