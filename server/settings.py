@@ -46,7 +46,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def count(text: str) -> int:
+def non_negative_int(text: str) -> int:
     """A whole number ≥ 0 (how many of something, none allowed)."""
     value = decimal(text)
     if value is None or value < 0:

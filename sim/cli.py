@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 
-from server.settings import count, positive_int  # the same rules as the server's options
+from server.settings import non_negative_int, positive_int  # the same rules as the server's options
 from sim import lifecycle
 from sim.layout import parse_terminal_specs
 from sim.prereqs import PrerequisiteError
@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="seconds between two statuses of a terminal (default 10)")
     fleet.add_argument("--duration", type=_positive_float, default=60.0,
                        help="seconds of load (default 60)")
-    fleet.add_argument("--revoke-sample", type=count, metavar="M",
+    fleet.add_argument("--revoke-sample", type=non_negative_int, metavar="M",
                        help="terminals unpaired during the load (default min(10, N/10); "
                             "0: none)")
     fleet.add_argument("--server-arg", action="append", default=[], metavar="ARG",
